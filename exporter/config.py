@@ -1,0 +1,543 @@
+"""Configuration: ``config.toml`` -> frozen, validated :class:`Settings`.
+
+The whole file is validated at start and every problem is reported at once, each naming its key
+(``sites[1].url: not a URL``).  Secrets never live in the file: a site names an environment
+variable (``password_env``, ``access_token_env``) or a separate secrets file; the values are held
+in :class:`Secret`, whose ``repr`` and ``str`` are masked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .datasets import DATASETS
+from .errors import ConfigError
+from .timezones import DEFAULT_REQUEST_TIME_ZONE_ID, TIME_ZONES
+
+__all__ = [
+    "Secret",
+    "SiteSettings",
+    "ThrottleSettings",
+    "ExportSettings",
+    "WarehouseSettings",
+    "ScheduleSettings",
+    "ObservabilitySettings",
+    "Settings",
+    "load_settings",
+    "parse_settings",
+    "DEFAULT_CONFIG_PATH",
+]
+
+DEFAULT_CONFIG_PATH = Path("config.toml")
+DEFAULT_REQUESTS_PER_MINUTE = 240
+DEFAULT_MAX_CONCURRENCY = 8
+DEFAULT_PAGE_SIZE = 500
+DEFAULT_BODIES_PER_REQUEST = 4
+DEFAULT_COOLDOWN_SECONDS = 60.0
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_BACKOFF_BASE_SECONDS = 0.5
+DEFAULT_BACKOFF_MAX_SECONDS = 60.0
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 120.0
+DEFAULT_GSB_PAUSE_SECONDS = 300.0
+DEFAULT_WINDOW_HOURS = 24
+DEFAULT_LOOKBACK_DAYS = 3
+DEFAULT_RETENTION_DAYS = 90
+DEFAULT_SETTLE_HOURS = 0
+DEFAULT_MAX_WINDOW_RECORDS = 50_000
+DEFAULT_GAP_WARNING_DAYS = 75
+ALL_DATASETS = tuple(d.name for d in DATASETS)
+
+AuthMethod = Literal["password", "ticket", "token"]
+
+
+class Secret:
+    """A secret value that never shows itself in logs, errors or reprs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The actual value; call only where it goes on the wire."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleSettings:
+    """How hard we may push one site (per API group) and how we back off."""
+
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    page_size: int = DEFAULT_PAGE_SIZE
+    bodies_per_request: int = DEFAULT_BODIES_PER_REQUEST
+    cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_base_seconds: float = DEFAULT_BACKOFF_BASE_SECONDS
+    backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    gsb_pause_seconds: float = DEFAULT_GSB_PAUSE_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """One Webex site: where it is, who we are there, and what to export from it."""
+
+    name: str
+    url: str
+    site_name: str
+    auth: AuthMethod
+    webex_id: str
+    password: Secret | None
+    access_token: Secret | None
+    datasets: tuple[str, ...]
+    preliminary: bool
+    time_zone_id: int
+    unlabeled_time_zone_id: int
+    throttle: ThrottleSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """Windows, lookback and retention rules shared by all sites."""
+
+    window_hours: int = DEFAULT_WINDOW_HOURS
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    settle_hours: int = DEFAULT_SETTLE_HOURS
+    max_window_records: int = DEFAULT_MAX_WINDOW_RECORDS
+    gap_warning_days: int = DEFAULT_GAP_WARNING_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class WarehouseSettings:
+    """Where the Parquet lake and the DuckDB catalog live."""
+
+    root: str = "warehouse"
+    catalog: str = "warehouse/webex.duckdb"
+    row_group_size: int = 128 * 1024
+    compact_min_files: int = 8
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    """When ``serve`` runs each (site, dataset) job: an interval or a cron expression."""
+
+    interval_seconds: int | None = 86_400
+    cron: str | None = None
+    jitter_seconds: int = 0
+    misfire_grace_seconds: int = 3_600
+    per_dataset: tuple[tuple[str, int | None, str | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    """Logs and metrics."""
+
+    log_format: Literal["auto", "text", "json"] = "auto"
+    log_level: str = "info"
+    metrics_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The whole validated configuration."""
+
+    sites: tuple[SiteSettings, ...]
+    export: ExportSettings = field(default_factory=ExportSettings)
+    warehouse: WarehouseSettings = field(default_factory=WarehouseSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    timezone_overrides: tuple[tuple[int, str], ...] = ()
+    simulator: dict[str, Any] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def site(self, name: str) -> SiteSettings:
+        """The site called ``name``; ``ConfigError`` names the known ones."""
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise ConfigError(f"--site {name}: no such site; configured: {', '.join(s.name for s in self.sites)}")
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+class _Checker:
+    """Collects problems instead of stopping at the first one."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    def table(self, data: Any, key: str) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.fail(key, f"must be a table, got {type(data).__name__}")
+            return {}
+        return data
+
+    def unknown(self, data: dict[str, Any], key: str, allowed: set[str]) -> None:
+        for name in sorted(set(data) - allowed):
+            hint = _closest(name, allowed)
+            self.fail(f"{key}.{name}" if key else name, "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+
+    def integer(self, data: dict[str, Any], name: str, key: str, default: int, *, low: int, high: int) -> int:
+        value = data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(f"{key}.{name}", f"must be an integer, got {value!r}")
+            return default
+        if not low <= value <= high:
+            self.fail(f"{key}.{name}", f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def number(self, data: dict[str, Any], name: str, key: str, default: float, *, low: float, high: float) -> float:
+        value = data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(f"{key}.{name}", f"must be a number, got {value!r}")
+            return default
+        if not low <= value <= high:
+            self.fail(f"{key}.{name}", f"must be between {low} and {high}, got {value}")
+            return default
+        return float(value)
+
+    def string(self, data: dict[str, Any], name: str, key: str, default: str | None) -> str | None:
+        value = data.get(name, default)
+        if value is not None and not isinstance(value, str):
+            self.fail(f"{key}.{name}", f"must be a string, got {value!r}")
+            return default
+        return value
+
+    def boolean(self, data: dict[str, Any], name: str, key: str, default: bool) -> bool:
+        value = data.get(name, default)
+        if not isinstance(value, bool):
+            self.fail(f"{key}.{name}", f"must be true or false, got {value!r}")
+            return default
+        return value
+
+
+def _closest(name: str, allowed: set[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_THROTTLE_KEYS = {
+    "requests_per_minute", "max_concurrency", "page_size", "bodies_per_request", "cooldown_seconds",
+    "max_attempts", "backoff_base_seconds", "backoff_max_seconds", "request_timeout_seconds",
+    "gsb_pause_seconds",
+}  # fmt: skip
+
+
+def _throttle(c: _Checker, data: dict[str, Any], key: str, base: ThrottleSettings) -> ThrottleSettings:
+    c.unknown(data, key, _THROTTLE_KEYS)
+    return ThrottleSettings(
+        requests_per_minute=c.integer(data, "requests_per_minute", key, base.requests_per_minute, low=1, high=100_000),
+        max_concurrency=c.integer(data, "max_concurrency", key, base.max_concurrency, low=1, high=256),
+        page_size=c.integer(data, "page_size", key, base.page_size, low=1, high=500),
+        bodies_per_request=c.integer(data, "bodies_per_request", key, base.bodies_per_request, low=1, high=100),
+        cooldown_seconds=c.number(data, "cooldown_seconds", key, base.cooldown_seconds, low=0, high=3600),
+        max_attempts=c.integer(data, "max_attempts", key, base.max_attempts, low=1, high=100),
+        backoff_base_seconds=c.number(data, "backoff_base_seconds", key, base.backoff_base_seconds, low=0, high=600),
+        backoff_max_seconds=c.number(data, "backoff_max_seconds", key, base.backoff_max_seconds, low=0, high=3600),
+        request_timeout_seconds=c.number(
+            data, "request_timeout_seconds", key, base.request_timeout_seconds, low=0.1, high=3600
+        ),
+        gsb_pause_seconds=c.number(data, "gsb_pause_seconds", key, base.gsb_pause_seconds, low=0, high=86_400),
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(c: _Checker, url: str | None, key: str) -> None:
+    if not url:
+        c.fail(key, "missing (the site's XML API URL, e.g. https://acme.webex.com/WBXService/XMLService)")
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        c.fail(key, f"not a URL: {url!r}")
+    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+        c.fail(key, "plain http is allowed only for loopback (the simulator); use https")
+
+
+def _secret(
+    c: _Checker, data: dict[str, Any], name: str, key: str, env: dict[str, str], secrets: dict[str, Any], site: str
+) -> Secret | None:
+    """A secret from the variable named by ``<name>_env`` or from the secrets file's [sites.<site>]."""
+    env_name = c.string(data, f"{name}_env", key, None)
+    if env_name:
+        value = env.get(env_name)
+        if value:
+            return Secret(value)
+    from_file = secrets.get("sites", {}).get(site, {}).get(name)
+    if isinstance(from_file, str) and from_file:
+        return Secret(from_file)
+    if name in data:
+        c.fail(f"{key}.{name}", f"secrets may not be written in the config file; use {name}_env or secrets_file")
+    return None
+
+
+def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str], secrets: dict[str, Any]) -> list[SiteSettings]:
+    if raw is None:
+        c.fail("sites", "missing: configure at least one [[sites]] entry")
+        return []
+    if not isinstance(raw, list):
+        c.fail("sites", "must be an array of tables ([[sites]])")
+        return []
+    sites: list[SiteSettings] = []
+    seen: set[str] = set()
+    allowed = {
+        "name", "url", "site_name", "auth", "webex_id", "password", "password_env", "access_token",
+        "access_token_env", "datasets", "preliminary", "time_zone_id", "unlabeled_time_zone_id", "throttle",
+    }  # fmt: skip
+    for index, entry in enumerate(raw):
+        key = f"sites[{index}]"
+        data = c.table(entry, key)
+        c.unknown(data, key, allowed)
+        name = c.string(data, "name", key, None) or ""
+        if not _SITE_NAME.match(name):
+            c.fail(f"{key}.name", f"must be 1-63 letters, digits, '.', '_' or '-', got {name!r}")
+        elif name in seen:
+            c.fail(f"{key}.name", f"duplicate site name {name!r}")
+        seen.add(name)
+        url = c.string(data, "url", key, None)
+        _check_url(c, url, f"{key}.url")
+        auth = c.string(data, "auth", key, "password")
+        if auth not in ("password", "ticket", "token"):
+            c.fail(f"{key}.auth", f"must be 'password', 'ticket' or 'token', got {auth!r}")
+        webex_id = c.string(data, "webex_id", key, None) or ""
+        if not webex_id:
+            c.fail(f"{key}.webex_id", "missing (the Webex user the exporter signs in as)")
+        password = _secret(c, data, "password", key, env, secrets, name)
+        token = _secret(c, data, "access_token", key, env, secrets, name)
+        if auth in ("password", "ticket") and password is None:
+            c.fail(f"{key}.password_env", f"auth '{auth}' needs a password: set the environment variable "
+                   f"{data.get('password_env') or '(password_env not set)'} or put it in the secrets file")
+        if auth == "token" and token is None:
+            c.fail(f"{key}.access_token_env", "auth 'token' needs an access token: set the environment variable "
+                   f"{data.get('access_token_env') or '(access_token_env not set)'} or put it in the secrets file")
+        datasets = data.get("datasets", list(ALL_DATASETS))
+        if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
+            c.fail(f"{key}.datasets", "must be a list of dataset names")
+            datasets = []
+        for d in datasets:
+            if d not in ALL_DATASETS:
+                hint = _closest(d, set(ALL_DATASETS))
+                c.fail(f"{key}.datasets", f"unknown dataset {d!r}" + (f" (did you mean {hint!r}?)" if hint else ""))
+        zone = c.integer(data, "time_zone_id", key, DEFAULT_REQUEST_TIME_ZONE_ID, low=0, high=len(TIME_ZONES) - 1)
+        unlabeled = c.integer(data, "unlabeled_time_zone_id", key, DEFAULT_REQUEST_TIME_ZONE_ID, low=0, high=len(TIME_ZONES) - 1)
+        site_throttle = _throttle(c, c.table(data.get("throttle"), f"{key}.throttle"), f"{key}.throttle", throttle)
+        sites.append(
+            SiteSettings(
+                name=name,
+                url=url or "",
+                site_name=c.string(data, "site_name", key, name) or name,
+                auth=auth if auth in ("password", "ticket", "token") else "password",  # type: ignore[arg-type]
+                webex_id=webex_id,
+                password=password,
+                access_token=token,
+                datasets=tuple(d for d in datasets if d in ALL_DATASETS),
+                preliminary=c.boolean(data, "preliminary", key, False),
+                time_zone_id=zone,
+                unlabeled_time_zone_id=unlabeled,
+                throttle=site_throttle,
+            )
+        )
+    return sites
+
+
+def _schedule(c: _Checker, data: dict[str, Any]) -> ScheduleSettings:
+    key = "schedule"
+    c.unknown(data, key, {"interval_seconds", "cron", "jitter_seconds", "misfire_grace_seconds", "datasets"})
+    cron = c.string(data, "cron", key, None)
+    interval = None if cron else c.integer(data, "interval_seconds", key, 86_400, low=1, high=31 * 86_400)
+    if cron:
+        _check_cron(c, cron, f"{key}.cron")
+    per: list[tuple[str, int | None, str | None]] = []
+    for name, sub in c.table(data.get("datasets"), f"{key}.datasets").items():
+        sub_key = f"{key}.datasets.{name}"
+        if name not in ALL_DATASETS:
+            c.fail(sub_key, "unknown dataset")
+            continue
+        sub = c.table(sub, sub_key)
+        c.unknown(sub, sub_key, {"interval_seconds", "cron"})
+        sub_cron = c.string(sub, "cron", sub_key, None)
+        if sub_cron:
+            _check_cron(c, sub_cron, f"{sub_key}.cron")
+        sub_interval = None if sub_cron else c.integer(sub, "interval_seconds", sub_key, interval or 86_400, low=1, high=31 * 86_400)
+        per.append((name, sub_interval, sub_cron))
+    return ScheduleSettings(
+        interval_seconds=interval,
+        cron=cron,
+        jitter_seconds=c.integer(data, "jitter_seconds", key, 0, low=0, high=86_400),
+        misfire_grace_seconds=c.integer(data, "misfire_grace_seconds", key, 3_600, low=1, high=7 * 86_400),
+        per_dataset=tuple(per),
+    )
+
+
+def _check_cron(c: _Checker, expression: str, key: str) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as exc:
+        c.fail(key, f"not a valid crontab expression ({exc})")
+
+
+def parse_settings(
+    data: dict[str, Any],
+    *,
+    env: dict[str, str] | None = None,
+    source: str = "<memory>",
+    base_dir: Path | None = None,
+) -> Settings:
+    """Validate a parsed TOML document; raise one :class:`ConfigError` listing every problem."""
+    env = dict(os.environ) if env is None else env
+    c = _Checker()
+    c.unknown(data, "", {"sites", "export", "warehouse", "throttle", "schedule", "observability", "timezones",
+                         "simulator", "secrets_file"})  # fmt: skip
+    secrets: dict[str, Any] = {}
+    secrets_file = c.string(data, "secrets_file", "secrets_file", None)
+    if secrets_file:
+        path = Path(os.path.expanduser(secrets_file))
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            secrets = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            c.fail("secrets_file", f"{path} does not exist")
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            c.fail("secrets_file", f"cannot read {path}: {exc}")
+    throttle = _throttle(c, c.table(data.get("throttle"), "throttle"), "throttle", ThrottleSettings())
+    sites = _sites(c, data.get("sites"), throttle, env, secrets)
+
+    export_raw = c.table(data.get("export"), "export")
+    c.unknown(export_raw, "export", {"window_hours", "lookback_days", "retention_days", "settle_hours",
+                                     "max_window_records", "gap_warning_days"})  # fmt: skip
+    export = ExportSettings(
+        window_hours=c.integer(export_raw, "window_hours", "export", DEFAULT_WINDOW_HOURS, low=1, high=24 * 31),
+        lookback_days=c.integer(export_raw, "lookback_days", "export", DEFAULT_LOOKBACK_DAYS, low=0, high=90),
+        retention_days=c.integer(export_raw, "retention_days", "export", DEFAULT_RETENTION_DAYS, low=1, high=3650),
+        settle_hours=c.integer(export_raw, "settle_hours", "export", DEFAULT_SETTLE_HOURS, low=0, high=24 * 14),
+        max_window_records=c.integer(export_raw, "max_window_records", "export", DEFAULT_MAX_WINDOW_RECORDS, low=1, high=10_000_000),
+        gap_warning_days=c.integer(export_raw, "gap_warning_days", "export", DEFAULT_GAP_WARNING_DAYS, low=1, high=3650),
+    )
+    if export.gap_warning_days >= export.retention_days:
+        c.fail("export.gap_warning_days", f"must be below export.retention_days ({export.retention_days})")
+
+    wh = c.table(data.get("warehouse"), "warehouse")
+    c.unknown(wh, "warehouse", {"root", "catalog", "row_group_size", "compact_min_files", "s3_endpoint_url", "s3_region"})
+    root = c.string(wh, "root", "warehouse", "warehouse") or "warehouse"
+    catalog = c.string(wh, "catalog", "warehouse", None) or (str(Path(root) / "webex.duckdb") if "://" not in root else "warehouse/webex.duckdb")
+    if "://" in root and not root.startswith("s3://"):
+        c.fail("warehouse.root", f"must be a local path or an s3:// URI, got {root!r}")
+    if base_dir is not None:
+        if "://" not in root and not Path(root).is_absolute():
+            root = str(base_dir / root)
+        if not Path(catalog).is_absolute():
+            catalog = str(base_dir / catalog)
+    warehouse = WarehouseSettings(
+        root=root,
+        catalog=catalog,
+        row_group_size=c.integer(wh, "row_group_size", "warehouse", 128 * 1024, low=1_000, high=10_000_000),
+        compact_min_files=c.integer(wh, "compact_min_files", "warehouse", 8, low=2, high=10_000),
+        s3_endpoint_url=c.string(wh, "s3_endpoint_url", "warehouse", None),
+        s3_region=c.string(wh, "s3_region", "warehouse", None),
+    )
+
+    obs_raw = c.table(data.get("observability"), "observability")
+    c.unknown(obs_raw, "observability", {"log_format", "log_level", "metrics_port"})
+    log_format = c.string(obs_raw, "log_format", "observability", "auto")
+    if log_format not in ("auto", "text", "json"):
+        c.fail("observability.log_format", f"must be 'auto', 'text' or 'json', got {log_format!r}")
+        log_format = "auto"
+    level = (c.string(obs_raw, "log_level", "observability", "info") or "info").lower()
+    if level not in ("debug", "info", "warning", "error"):
+        c.fail("observability.log_level", f"must be debug, info, warning or error, got {level!r}")
+        level = "info"
+    port = obs_raw.get("metrics_port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        c.fail("observability.metrics_port", f"must be a port number 0-65535, got {port!r}")
+        port = None
+    observability = ObservabilitySettings(log_format=log_format, log_level=level, metrics_port=port)  # type: ignore[arg-type]
+
+    tz_raw = c.table(data.get("timezones"), "timezones")
+    c.unknown(tz_raw, "timezones", {"overrides"})
+    overrides: list[tuple[int, str]] = []
+    for zone_id, iana in c.table(tz_raw.get("overrides"), "timezones.overrides").items():
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        key = f"timezones.overrides.{zone_id}"
+        if not str(zone_id).isdigit() or not 0 <= int(zone_id) < len(TIME_ZONES):
+            c.fail(key, "not a Webex timeZoneID (0-61)")
+            continue
+        try:
+            ZoneInfo(str(iana))
+        except (ZoneInfoNotFoundError, ValueError):
+            c.fail(key, f"unknown IANA time zone {iana!r}")
+            continue
+        overrides.append((int(zone_id), str(iana)))
+
+    simulator = c.table(data.get("simulator"), "simulator")
+    schedule = _schedule(c, c.table(data.get("schedule"), "schedule"))
+    if c.problems:
+        raise ConfigError(c.problems)
+    return Settings(
+        sites=tuple(sites),
+        export=export,
+        warehouse=warehouse,
+        schedule=schedule,
+        observability=observability,
+        timezone_overrides=tuple(overrides),
+        simulator=simulator,
+        source=source,
+    )
+
+
+def load_settings(path: str | os.PathLike[str] = DEFAULT_CONFIG_PATH, *, env: dict[str, str] | None = None) -> Settings:
+    """Read and validate a config file; relative paths in it are relative to the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse_settings(data, env=env, source=str(path), base_dir=path.resolve().parent)

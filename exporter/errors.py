@@ -1,0 +1,123 @@
+"""One exception tree for the whole exporter, grouped by what the caller does.
+
+    ExporterError                      root: anything the exporter raises on purpose
+    ├── ConfigError                    bad configuration; fix the file, nothing to retry
+    ├── RetryableError                 try the same request again after a pause
+    │   ├── TransportError             connection reset, timeout, truncated body, HTTP 5xx
+    │   └── ThrottledError             000045, HTTP 403/429: cool down (>= 60 s or Retry-After)
+    ├── SitePausedError                GSB status BACKUP: pause the whole site for a while
+    ├── FatalSiteError                 stop this site now, never retry (retries lock accounts)
+    │   └── AuthError                  bad credentials, expired/invalid ticket or token
+    ├── WindowFailedError              give up on this time window; record it and retry next run
+    │   ├── ApiError                   any other FAILURE exceptionID (carries code and reason)
+    │   ├── BodyContentLimitError      000053: too many bodyContent elements (carries the limit)
+    │   └── IncompleteListingError     distinct records != total, or the listing moved too often
+    ├── ParseError                     the response is not the XML we can read (malformed, bomb)
+    └── WarehouseError                 landing or catalog failure; committed data stays intact
+
+Foreign exceptions (aiohttp, asyncio, lxml, duckdb, pyarrow) are translated into these at one
+boundary per layer: ``client.py`` for the network, ``xmlsafe.py`` for XML, ``lake.py`` and
+``catalog.py`` for storage.  Nothing here imports from the rest of the package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "BodyContentLimitError",
+    "ConfigError",
+    "ExporterError",
+    "FatalSiteError",
+    "IncompleteListingError",
+    "ParseError",
+    "RetryableError",
+    "SitePausedError",
+    "ThrottledError",
+    "TransportError",
+    "WarehouseError",
+    "WindowFailedError",
+]
+
+
+class ExporterError(Exception):
+    """Root of every error the exporter raises on purpose."""
+
+
+class ConfigError(ExporterError):
+    """The configuration is invalid; ``problems`` lists every problem found, each naming its key."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("invalid configuration:\n  " + "\n  ".join(self.problems))
+
+
+class RetryableError(ExporterError):
+    """The same request may succeed if sent again after ``delay`` seconds (None: use backoff)."""
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class TransportError(RetryableError):
+    """Connection reset, timeout, truncated or unreadable body, HTTP 5xx."""
+
+
+class ThrottledError(RetryableError):
+    """The server throttled us (000045, HTTP 403 or 429); ``delay`` is the cool-down."""
+
+    def __init__(self, message: str, *, delay: float, cause: str) -> None:
+        super().__init__(message, delay=delay)
+        self.cause = cause  # "000045", "http403", "http429": metrics label
+
+
+class SitePausedError(ExporterError):
+    """The site answers from its backup (GSB BACKUP): pause it for ``delay`` seconds."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class FatalSiteError(ExporterError):
+    """Stop all work on this site now and report it; never retried automatically."""
+
+
+class AuthError(FatalSiteError):
+    """Credentials were refused; retrying could lock the account."""
+
+
+class WindowFailedError(ExporterError):
+    """This time window cannot be completed now; it is recorded as failed and retried next run."""
+
+
+class ApiError(WindowFailedError):
+    """A FAILURE response with an exceptionID we do not handle specially."""
+
+    def __init__(self, exception_id: str, reason: str, *, operation: str = "") -> None:
+        where = f" in {operation}" if operation else ""
+        super().__init__(f"Webex error {exception_id or '(no id)'}{where}: {reason}")
+        self.exception_id = exception_id
+        self.reason = reason
+        self.operation = operation
+
+
+class BodyContentLimitError(WindowFailedError):
+    """000053: the request carried too many bodyContent elements; ``limit`` is what the server allows."""
+
+    def __init__(self, message: str, *, limit: int | None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class IncompleteListingError(WindowFailedError):
+    """Paging ended with a record count that does not match the server's ``total``."""
+
+
+class ParseError(ExporterError):
+    """The bytes are not an XML document we can read safely (malformed, truncated, hostile)."""
+
+
+class WarehouseError(ExporterError):
+    """Landing or cataloguing failed; whatever was committed before is untouched."""
