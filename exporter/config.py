@@ -157,6 +157,7 @@ class ObservabilitySettings:
     log_format: Literal["auto", "text", "json"] = "auto"
     log_level: str = "info"
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +298,8 @@ def _secret(
     c: _Checker, data: dict[str, Any], name: str, key: str, env: dict[str, str], secrets: dict[str, Any], site: str
 ) -> Secret | None:
     """A secret from the variable named by ``<name>_env`` or from the secrets file's [sites.<site>]."""
+    if name in data:
+        c.fail(f"{key}.{name}", f"secrets may not be written in the config file; use {name}_env or secrets_file")
     env_name = c.string(data, f"{name}_env", key, None)
     if env_name:
         value = env.get(env_name)
@@ -305,8 +308,6 @@ def _secret(
     from_file = secrets.get("sites", {}).get(site, {}).get(name)
     if isinstance(from_file, str) and from_file:
         return Secret(from_file)
-    if name in data:
-        c.fail(f"{key}.{name}", f"secrets may not be written in the config file; use {name}_env or secrets_file")
     return None
 
 
@@ -479,7 +480,7 @@ def parse_settings(
     )
 
     obs_raw = c.table(data.get("observability"), "observability")
-    c.unknown(obs_raw, "observability", {"log_format", "log_level", "metrics_port"})
+    c.unknown(obs_raw, "observability", {"log_format", "log_level", "metrics_port", "metrics_host"})
     log_format = c.string(obs_raw, "log_format", "observability", "auto")
     if log_format not in ("auto", "text", "json"):
         c.fail("observability.log_format", f"must be 'auto', 'text' or 'json', got {log_format!r}")
@@ -492,7 +493,8 @@ def parse_settings(
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
         c.fail("observability.metrics_port", f"must be a port number 0-65535, got {port!r}")
         port = None
-    observability = ObservabilitySettings(log_format=log_format, log_level=level, metrics_port=port)  # type: ignore[arg-type]
+    host = c.string(obs_raw, "metrics_host", "observability", "127.0.0.1") or "127.0.0.1"
+    observability = ObservabilitySettings(log_format=log_format, log_level=level, metrics_port=port, metrics_host=host)  # type: ignore[arg-type]
 
     tz_raw = c.table(data.get("timezones"), "timezones")
     c.unknown(tz_raw, "timezones", {"overrides"})

@@ -1,0 +1,329 @@
+"""The ``webex-exporter`` command line: a thin shell over the library.
+
+Every command takes ``--config`` and ``--debug``; :func:`_boundary` is the single place where an
+:class:`~exporter.errors.ExporterError` becomes one clear line on stderr and an exit code (full
+traceback only with ``--debug``).
+
+Exit codes: 0 success; 1 finished but some windows or sites failed (details in ``status``);
+2 bad usage or configuration; 3 a site refused our credentials; 4 warehouse problem (e.g. locked
+by another exporter); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .errors import AuthError, ConfigError, ExporterError, FatalSiteError, WarehouseError
+
+__all__ = ["main", "cli", "EXIT_OK", "EXIT_PARTIAL", "EXIT_CONFIG", "EXIT_AUTH", "EXIT_WAREHOUSE"]
+
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_AUTH, EXIT_WAREHOUSE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _exit_code(exc: ExporterError) -> int:
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, (AuthError, FatalSiteError)):
+        return EXIT_AUTH
+    if isinstance(exc, WarehouseError):
+        return EXIT_WAREHOUSE
+    return EXIT_PARTIAL
+
+
+def _boundary(func: F) -> F:
+    """Turn our errors into one line + exit code; tracebacks only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except ExporterError as exc:
+            from .logs import redact
+
+            if debug:
+                raise
+            message = redact(str(exc))
+            click.echo(f"error: {message}", err=True)
+            sys.exit(_exit_code(exc))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def common_options(func: F) -> F:
+    """``--config`` and ``--debug``, shared by every command."""
+    func = click.option("--debug", is_flag=True, help="Show full tracebacks and debug logs.")(func)
+    func = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("config.toml"),
+        show_default=True,
+        envvar="WEBEX_EXPORTER_CONFIG",
+        help="Configuration file (env WEBEX_EXPORTER_CONFIG).",
+    )(func)
+    return func
+
+
+def selection_options(func: F) -> F:
+    """``--site`` and ``--dataset`` (repeatable), shared by run, backfill and status."""
+    func = click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")(func)
+    func = click.option("--site", "sites", multiple=True, help="Only this site (repeatable).")(func)
+    return func
+
+
+def _load(config_path: Path, debug: bool) -> Any:
+    from .config import load_settings
+    from .logs import configure_logging, register_secret
+
+    settings = load_settings(config_path)
+    for site in settings.sites:
+        for secret in (site.password, site.access_token):
+            if secret is not None:
+                register_secret(secret.reveal())
+    configure_logging(settings.observability.log_format, "debug" if debug else settings.observability.log_level)
+    return settings
+
+
+def _parse_when(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name}: not a date or time: {value!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="webex-history-exporter")
+def cli() -> None:
+    """Keep your Webex Meetings history forever: exactly-once Parquet + a DuckDB catalog.
+
+    \b
+    Quick start (built-in simulator, no Webex site needed):
+      webex-exporter demo
+    """
+
+
+@cli.command()
+@common_options
+@click.option("--keep/--fresh", default=False, help="Keep what an earlier demo landed (default: start fresh).")
+@_boundary
+def demo(config_path: Path, debug: bool, keep: bool) -> None:
+    """Run the whole exporter against the built-in simulator and show what landed.
+
+    Starts the simulator on a free loopback port, exports every dataset into the configured
+    warehouse (default ./warehouse), prints row counts per table and an example query.
+
+    \b
+    Example:
+      webex-exporter demo
+    """
+    from .demo import run_demo
+
+    sys.exit(run_demo(config_path, fresh=not keep, debug=debug))
+
+
+@cli.command()
+@common_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address (keep it on loopback).")
+@click.option("--port", type=int, default=None, help="Port (default: [simulator].port from the config, else 8765).")
+@click.option("--profile", default=None, help="Built-in profile name or path to a TOML profile.")
+@click.option("--seed", type=int, default=None, help="Random seed for the generated history.")
+@click.option("--days", type=int, default=None, help="Days of history to generate.")
+@click.option("--meetings-per-day", type=int, default=None, help="Meetings per day per site.")
+@click.option("--attendees-per-meeting", type=int, default=None, help="Average attendees per meeting.")
+@click.option("--latency-ms", type=float, default=None, help="Added latency per request.")
+@click.option("--rate-limit", "rate_limit_per_minute", type=int, default=None, help="Requests per minute per API group, then 000045.")
+@click.option("--fault", "faults", multiple=True, metavar="KIND=RATE", help="Random fault rate, e.g. http500=0.05 (repeatable).")
+@click.option("--encoding", type=click.Choice(["UTF-8", "ISO-8859-1"]), default=None, help="Response encoding.")
+@_boundary
+def simulate(config_path: Path, debug: bool, **options: Any) -> None:
+    """Run the Webex XML API simulator (a real HTTP server on loopback) until Ctrl-C.
+
+    Point the exporter at it with the default config.toml; it prints its URL and demo credentials.
+
+    \b
+    Example:
+      webex-exporter simulate --port 8765 --latency-ms 300 --rate-limit 600 --fault http500=0.02
+    """
+    from .simulator import cli_main
+
+    simulator_table: dict[str, Any] = {}
+    if config_path.exists():
+        import tomllib
+
+        try:
+            simulator_table = tomllib.loads(config_path.read_text(encoding="utf-8")).get("simulator", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: not valid TOML ({exc})") from None
+    if options.get("port") is None:
+        options["port"] = int(simulator_table.get("port", 8765))
+    if options.get("profile") is None:
+        options["profile"] = simulator_table.get("profile", "default")
+    cli_main(**options)
+
+
+@cli.command()
+@common_options
+@selection_options
+@click.option("--since", help="Start of the range (UTC, YYYY-MM-DD[THH:MM]); default: cursor minus lookback.")
+@click.option("--until", help="End of the range (UTC); default: now.")
+@_boundary
+def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[str, ...], since: str | None, until: str | None) -> None:
+    """Export once now: every due window of the chosen sites and datasets.
+
+    Windows from (cursor - lookback) up to now, plus windows that failed before. Commits window by
+    window, so an interrupted run loses nothing and resumes where it stopped.
+
+    \b
+    Example:
+      webex-exporter run --site demo --dataset meeting_usage --since 2026-11-01 --until 2026-11-08
+    """
+    from .pipeline import RunOptions, run_once
+
+    settings = _load(config_path, debug)
+    options = RunOptions(
+        sites=sites or None,
+        datasets=datasets or None,
+        since=_parse_when(since, "--since"),
+        until=_parse_when(until, "--until"),
+    )
+    report = run_once(settings, options)
+    click.echo(report.summary())
+    sys.exit(report.exit_code)
+
+
+@cli.command()
+@common_options
+@selection_options
+@_boundary
+def backfill(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[str, ...]) -> None:
+    """Export everything the server still holds (the 90-day retention) for the chosen sites/datasets.
+
+    Windows already committed are fetched again and merged by natural key (no duplicates).
+
+    \b
+    Example:
+      webex-exporter backfill --site demo
+    """
+    from .pipeline import RunOptions, run_once
+
+    settings = _load(config_path, debug)
+    report = run_once(settings, RunOptions(sites=sites or None, datasets=datasets or None, backfill=True))
+    click.echo(report.summary())
+    sys.exit(report.exit_code)
+
+
+@cli.command()
+@common_options
+@_boundary
+def serve(config_path: Path, debug: bool) -> None:
+    """Run as a background service: one scheduled job per site and dataset.
+
+    No overlapping runs of a job, a lock so two exporters never write one warehouse, and a clean
+    stop on SIGTERM/SIGINT (the window in flight is dropped, committed work stays).
+
+    \b
+    Example:
+      webex-exporter serve --config /etc/webex-exporter/config.toml
+    """
+    from .scheduler import serve as serve_forever
+
+    settings = _load(config_path, debug)
+    sys.exit(asyncio.run(serve_forever(settings)))
+
+
+@cli.command()
+@common_options
+@selection_options
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@_boundary
+def status(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[str, ...], output: str) -> None:
+    """Show per site and dataset: cursor, lag, last run and outcome, failed windows, gaps, rows.
+
+    \b
+    Example:
+      webex-exporter status --format json
+    """
+    from .reporting import print_rows, status_rows
+
+    settings = _load(config_path, debug)
+    columns, rows = status_rows(settings, sites=sites or None, datasets=datasets or None)
+    print_rows(columns, rows, output)
+
+
+@cli.command()
+@common_options
+@click.argument("sql_or_name")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Parameter of a named query (repeatable).")
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--list", "list_queries", is_flag=True, help="List the named queries in queries/ and their parameters.")
+@_boundary
+def query(config_path: Path, debug: bool, sql_or_name: str, params: tuple[str, ...], output: str, list_queries: bool) -> None:
+    """Run SQL text, or a named query from queries/, on the DuckDB catalog (read-only).
+
+    \b
+    Examples:
+      webex-exporter query "select count(*) from meeting_usage"
+      webex-exporter query top_hosts --param limit=5 --format csv
+      webex-exporter query --list x
+    """
+    from .queries import run_query, describe_queries
+    from .reporting import print_rows
+
+    settings = _load(config_path, debug)
+    if list_queries:
+        print_rows(*describe_queries(), output)
+        return
+    columns, rows = run_query(settings, sql_or_name, params)
+    print_rows(columns, rows, output)
+
+
+@cli.command()
+@common_options
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("warehouse/report.html"), show_default=True)
+@click.option("--site", default=None, help="Only this site.")
+@click.option("--since", help="Start of the period (UTC date).")
+@click.option("--until", help="End of the period (UTC date).")
+@_boundary
+def report(config_path: Path, debug: bool, output_path: Path, site: str | None, since: str | None, until: str | None) -> None:
+    """Write a self-contained HTML dashboard (no network needed to view it).
+
+    \b
+    Example:
+      webex-exporter report --site demo --since 2026-10-01 --output usage.html
+    """
+    from .dashboard import write_report
+
+    settings = _load(config_path, debug)
+    path = write_report(settings, output_path, site=site, since=_parse_when(since, "--since"), until=_parse_when(until, "--until"))
+    click.echo(f"wrote {path}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="webex-exporter")
+
+
+if __name__ == "__main__":
+    main()

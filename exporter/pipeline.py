@@ -1,0 +1,499 @@
+"""One export run: sites -> datasets -> windows -> fetch -> land -> commit.
+
+Sites run concurrently, each with its own HTTP session, credentials and request budget.  Within a
+site the datasets run concurrently and share that budget; within a dataset several windows are
+fetched at once but each lands in its own warehouse commit (data + manifest + cursor together).
+The cursor only moves over a *contiguous* prefix of finished windows, so a crash never skips one;
+a window that fails is recorded and retried on the next run instead of blocking the others.
+
+Error policy (by exception group, see ``errors.py``): ``WindowFailedError``/``ParseError``/an
+exhausted ``RetryableError`` fail that window; ``FatalSiteError`` (auth) stops that site at once;
+``SitePausedError`` stops that site for this run; nothing one site does stops another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+import pyarrow as pa
+
+from .config import Settings, SiteSettings
+from .datasets import Dataset, by_name
+from .errors import (
+    ExporterError,
+    FatalSiteError,
+    ParseError,
+    RetryableError,
+    SitePausedError,
+    WindowFailedError,
+)
+from .logs import event, logger
+from .progress import Progress
+from .timezones import zoneinfo_for
+from .windows import Window, clamp_to_retention, plan_windows
+
+__all__ = ["RunOptions", "RunReport", "DatasetOutcome", "export", "run_once"]
+
+#: How often the reader-facing catalog is rebuilt while windows are committing.
+PUBLISH_INTERVAL_SECONDS = 5.0
+#: Windows of one dataset fetched at the same time (requests are still bounded by the throttle).
+WINDOWS_IN_FLIGHT = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What one run covers; ``None`` means "everything configured" / "from state"."""
+
+    sites: tuple[str, ...] | None = None
+    datasets: tuple[str, ...] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    backfill: bool = False
+    now: datetime | None = None  # tests align this with the simulator's clock
+
+
+@dataclass(slots=True)
+class DatasetOutcome:
+    """Counters for one (site, dataset) in one run; also written to the ``runs`` table."""
+
+    site: str
+    dataset: str
+    windows_planned: int = 0
+    windows_committed: int = 0
+    windows_failed: int = 0
+    records: int = 0
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttles: int = 0
+    throttle_wait_seconds: float = 0.0
+    rescans: int = 0
+    unknown_elements: Counter[str] = field(default_factory=Counter)
+    bad_values: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    cursor: datetime | None = None
+
+    @property
+    def outcome(self) -> str:
+        """``ok``, ``partial`` (some windows failed) or ``failed`` (nothing landed, errors)."""
+        if self.windows_failed == 0 and not self.errors:
+            return "ok"
+        return "partial" if self.windows_committed else "failed"
+
+
+@dataclass(slots=True)
+class RunReport:
+    """The result of one run, for the CLI, the scheduler and tests."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcomes: list[DatasetOutcome] = field(default_factory=list)
+    site_errors: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 all good; 3 a site refused our credentials; 1 anything else failed; 130 interrupted."""
+        from .errors import AuthError
+
+        if self.interrupted:
+            return 130
+        if any(msg.startswith(AuthError.__name__) for msg in self.site_errors.values()):
+            return 3
+        if self.site_errors or any(o.outcome != "ok" for o in self.outcomes):
+            return 1
+        return 0
+
+    def summary(self) -> str:
+        """A short human-readable table of what the run did."""
+        lines = [f"run {self.run_id}: " + ("interrupted" if self.interrupted else "finished")]
+        lines.append(f"{'site':<12} {'dataset':<20} {'windows':>8} {'failed':>6} {'records':>9} {'requests':>8} {'throttles':>9}  outcome")
+        for o in self.outcomes:
+            lines.append(
+                f"{o.site:<12} {o.dataset:<20} {o.windows_committed:>8} {o.windows_failed:>6} {o.records:>9} "
+                f"{o.requests:>8} {o.throttles:>9}  {o.outcome}"
+            )
+            for error in o.errors[:3]:
+                lines.append(f"    ! {error}")
+        for site, message in self.site_errors.items():
+            lines.append(f"site {site} stopped: {message}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------- planning
+
+
+def plan_dataset_windows(
+    settings: Settings, options: RunOptions, cursor: datetime | None, failed: Iterable[Window], now: datetime
+) -> tuple[list[Window], bool]:
+    """The windows to fetch for one dataset, and whether they may advance the cursor.
+
+    Default range: from (cursor - lookback), or the retention limit when nothing landed yet, to
+    now.  ``--since``/``--until`` narrow it; an explicit range that starts after the cursor does
+    not move the cursor (it would jump over history we never fetched).  Failed windows from earlier
+    runs are added when the retention still holds them.
+    """
+    export = settings.export
+    oldest = now - timedelta(days=export.retention_days)
+    if options.backfill or cursor is None:
+        start = oldest
+    else:
+        start = cursor - timedelta(days=export.lookback_days)
+    advances = True
+    if options.since is not None:
+        start = options.since
+        advances = cursor is None or options.since <= cursor or options.backfill
+    end = options.until or now
+    start = clamp_to_retention(start, now, export.retention_days)
+    windows = plan_windows(start, end, export.window_hours) if start < end else []
+    planned = set(windows)
+    retry = [w for w in failed if w not in planned and w.end > oldest]
+    return sorted(retry, key=lambda w: w.start) + windows, advances
+
+
+# --------------------------------------------------------------------------------- running
+
+
+class ClientPool:
+    """One HTTP session and one :class:`~exporter.client.WebexClient` per site, created on first
+    use.  A run owns a pool for its duration; ``serve`` keeps one for its lifetime so that every
+    scheduled job of a site shares that site's request budget and session ticket."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, object] = {}
+        self._sessions: list[aiohttp.ClientSession] = []
+        self._lock = asyncio.Lock()
+
+    async def client(self, site: SiteSettings) -> object:
+        """The client for ``site`` (created once)."""
+        from .client import WebexClient
+        from .throttle import SiteThrottle
+
+        async with self._lock:
+            if site.name not in self._clients:
+                timeout = aiohttp.ClientTimeout(total=site.throttle.request_timeout_seconds)
+                connector = aiohttp.TCPConnector(limit=max(site.throttle.max_concurrency, 1))
+                session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+                self._sessions.append(session)
+                self._clients[site.name] = WebexClient(site, session, throttle=SiteThrottle(site.name, site.throttle))
+            return self._clients[site.name]
+
+    def throttle_wait(self, site: str) -> float:
+        """Seconds the site's requests spent waiting on throttles so far (for progress)."""
+        client = self._clients.get(site)
+        stats = getattr(client, "stats", None)
+        return float(getattr(stats, "throttle_wait_seconds", 0.0))
+
+    async def close(self) -> None:
+        """Close every session."""
+        for session in self._sessions:
+            await session.close()
+        self._sessions.clear()
+        self._clients.clear()
+
+
+@dataclass(slots=True)
+class _Context:
+    settings: Settings
+    options: RunOptions
+    warehouse: "object"
+    report: RunReport
+    now: datetime
+    stop: asyncio.Event
+    progress: Progress
+    clients: ClientPool
+    commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dirty: bool = False
+
+
+async def export(
+    settings: Settings,
+    options: RunOptions,
+    *,
+    warehouse: object,
+    stop: asyncio.Event | None = None,
+    progress: Progress | None = None,
+    clients: ClientPool | None = None,
+    commit_lock: asyncio.Lock | None = None,
+) -> RunReport:
+    """Run one export over the chosen sites and datasets; never raises for a site's failure.
+
+    ``clients`` and ``commit_lock`` are shared by concurrent runs on one warehouse (``serve``);
+    a run given no pool makes its own and closes it at the end.
+    """
+    now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    report = RunReport(run_id=uuid.uuid4().hex[:12], started_at=datetime.now(timezone.utc))
+    own_pool = clients is None
+    pool = clients or ClientPool()
+    progress = progress or Progress.disabled()
+    progress.throttle_wait = pool.throttle_wait
+    ctx = _Context(settings, options, warehouse, report, now, stop or asyncio.Event(), progress, pool)
+    if commit_lock is not None:
+        ctx.commit_lock = commit_lock
+    sites = [settings.site(name) for name in options.sites] if options.sites else list(settings.sites)
+    for name in options.datasets or ():
+        by_name(name)  # unknown names fail before any request is sent
+    warehouse.start_run(report.run_id, report.started_at)  # type: ignore[attr-defined]
+    publisher = asyncio.create_task(_publish_periodically(ctx))
+    try:
+        await asyncio.gather(*(_export_site(ctx, site) for site in sites))
+    finally:
+        publisher.cancel()
+        await asyncio.gather(publisher, return_exceptions=True)
+        report.interrupted = ctx.stop.is_set()
+        report.finished_at = datetime.now(timezone.utc)
+        await asyncio.to_thread(warehouse.finish_run, report)  # type: ignore[attr-defined]
+        async with ctx.commit_lock:
+            await asyncio.to_thread(warehouse.publish)  # type: ignore[attr-defined]
+        ctx.progress.close()
+        if own_pool:
+            await pool.close()
+    _warn_about_gaps(ctx)
+    return report
+
+
+async def _publish_periodically(ctx: _Context) -> None:
+    while True:
+        await asyncio.sleep(PUBLISH_INTERVAL_SECONDS)
+        if ctx.dirty:
+            ctx.dirty = False
+            async with ctx.commit_lock:
+                await asyncio.to_thread(ctx.warehouse.publish)  # type: ignore[attr-defined]
+
+
+def _datasets_for(site: SiteSettings, options: RunOptions) -> list[Dataset]:
+    names = [n for n in site.datasets if not options.datasets or n in options.datasets]
+    return [by_name(n) for n in names]
+
+
+async def _export_site(ctx: _Context, site: SiteSettings) -> None:
+    datasets = _datasets_for(site, ctx.options)
+    outcomes = {d.name: DatasetOutcome(site.name, d.name) for d in datasets}
+    ctx.report.outcomes.extend(outcomes.values())
+    try:
+        client = await ctx.clients.client(site)
+        async with asyncio.TaskGroup() as group:
+            for dataset in datasets:
+                group.create_task(_export_dataset(ctx, client, site, dataset, outcomes[dataset.name]))
+    except* (FatalSiteError, SitePausedError) as caught:
+        exc = caught.exceptions[0]
+        message = f"{type(exc).__name__}: {exc}"
+        ctx.report.site_errors[site.name] = message
+        event("site stopped", level=40, site=site.name, error=message)
+    except* ExporterError as caught:  # anything else unexpected from our code, reported per site
+        message = f"{type(caught.exceptions[0]).__name__}: {caught.exceptions[0]}"
+        ctx.report.site_errors[site.name] = message
+        event("site failed", level=40, site=site.name, error=message)
+
+
+def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN202 - ZoneInfo
+    zone_id = site.time_zone_id if dataset.sends_time_zone_id else site.unlabeled_time_zone_id
+    return zoneinfo_for(zone_id, ctx.settings.timezone_overrides)
+
+
+async def _export_dataset(ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome) -> None:
+    state = await asyncio.to_thread(ctx.warehouse.state, site.name, dataset.name)  # type: ignore[attr-defined]
+    windows, advances = plan_dataset_windows(ctx.settings, ctx.options, state.cursor, state.failed_windows, ctx.now)
+    outcome.windows_planned = len(windows)
+    outcome.cursor = state.cursor
+    if not windows:
+        return
+    tracker = ctx.progress.dataset(site.name, dataset.name, windows=len(windows))
+    cursor_plan = _CursorPlan([w for w in windows if w not in set(state.failed_windows)], state.cursor, advances, ctx)
+    gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
+
+    async def one(window: Window) -> None:
+        async with gate:
+            if ctx.stop.is_set():
+                return
+            await _export_window(ctx, client, site, dataset, window, outcome, tracker, cursor_plan)
+
+    async with asyncio.TaskGroup() as group:
+        for window in windows:
+            group.create_task(one(window), name=f"window:{site.name}:{dataset.name}:{window}")
+    tracker.done()
+
+
+class _CursorPlan:
+    """Moves the cursor over the longest contiguous prefix of finished windows (committed or
+    recorded as failed), never backwards, never past ``now - settle``."""
+
+    def __init__(self, windows: list[Window], cursor: datetime | None, advances: bool, ctx: _Context) -> None:
+        self._pending = sorted(windows, key=lambda w: w.start)
+        self._finished: set[Window] = set()
+        self._cursor = cursor
+        self._advances = advances
+        self._limit = ctx.now - timedelta(hours=ctx.settings.export.settle_hours)
+
+    def finish(self, window: Window) -> datetime | None:
+        """Mark ``window`` finished; the new cursor value, or None when it does not move."""
+        self._finished.add(window)
+        if not self._advances:
+            return None
+        moved = None
+        while self._pending and self._pending[0] in self._finished:
+            end = min(self._pending.pop(0).end, self._limit)
+            if self._cursor is None or end > self._cursor:
+                self._cursor = moved = end
+        return moved
+
+
+async def _export_window(
+    ctx: _Context,
+    client: object,
+    site: SiteSettings,
+    dataset: Dataset,
+    window: Window,
+    outcome: DatasetOutcome,
+    tracker: object,
+    cursor_plan: _CursorPlan,
+) -> None:
+    from .paging import fetch_window
+
+    zone = _zone_for(ctx, site, dataset)
+    started = asyncio.get_running_loop().time()
+    try:
+        fetched = await fetch_window(
+            client, dataset, window, site=site, zone=zone,
+            max_window_records=ctx.settings.export.max_window_records, on_page=tracker.page,  # type: ignore[attr-defined]
+        )  # fmt: skip
+        tables = [fetched.table]
+        stats = [fetched]
+        if site.preliminary and dataset.preliminary_operation and _is_recent(ctx, window):
+            prelim = await fetch_window(
+                client, dataset, window, site=site, zone=zone, preliminary=True,
+                max_window_records=ctx.settings.export.max_window_records,
+            )  # fmt: skip
+            tables.append(prelim.table)
+            stats.append(prelim)
+    except (WindowFailedError, ParseError, RetryableError) as exc:
+        await _record_failure(ctx, site, dataset, window, outcome, cursor_plan, exc)
+        return
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    for fetch in stats:
+        _add_stats(outcome, fetch)
+    async with ctx.commit_lock:
+        # Once a commit starts it finishes, even if the run is being stopped.
+        cursor_to = cursor_plan.finish(window)
+        await _finish_in_thread(
+            ctx.warehouse.commit_window,  # type: ignore[attr-defined]
+            site.name, dataset.name, window, table, cursor_to=cursor_to, run_id=ctx.report.run_id,
+        )  # fmt: skip
+        ctx.dirty = True
+    outcome.windows_committed += 1
+    outcome.records += table.num_rows
+    if cursor_to is not None:
+        outcome.cursor = cursor_to
+    elapsed = asyncio.get_running_loop().time() - started
+    tracker.window_done(table.num_rows)  # type: ignore[attr-defined]
+    event(
+        "window committed", site=site.name, dataset=dataset.name, window=str(window), records=table.num_rows,
+        total=fetched.total, pages=fetched.pages, requests=fetched.requests, retries=fetched.retries,
+        throttles=fetched.throttles, seconds=round(elapsed, 3),
+        unknown_elements=sum(fetched.unknown_elements.values()), bad_values=sum(fetched.bad_values.values()),
+    )  # fmt: skip
+
+
+async def _finish_in_thread(func: Callable[..., object], *args: object, **kwargs: object) -> object:
+    """Run a warehouse commit in a worker thread and wait for it even if we are cancelled: the
+    caller holds the commit lock, and releasing it while the thread still writes would let a
+    second commit start beside the first."""
+    future = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(future)
+            break
+        except asyncio.CancelledError:
+            if future.done():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
+
+
+def _is_recent(ctx: _Context, window: Window) -> bool:
+    """Preliminary history matters only where final history may not be complete yet."""
+    return window.end > ctx.now - timedelta(days=max(ctx.settings.export.lookback_days, 2))
+
+
+def _add_stats(outcome: DatasetOutcome, fetched: object) -> None:
+    for name in ("pages", "requests", "retries", "throttles", "rescans"):
+        setattr(outcome, name, getattr(outcome, name) + getattr(fetched, name, 0))
+    outcome.throttle_wait_seconds += getattr(fetched, "throttle_wait_seconds", 0.0)
+    outcome.unknown_elements.update(getattr(fetched, "unknown_elements", {}))
+    outcome.bad_values.update(getattr(fetched, "bad_values", {}))
+
+
+async def _record_failure(
+    ctx: _Context,
+    site: SiteSettings,
+    dataset: Dataset,
+    window: Window,
+    outcome: DatasetOutcome,
+    cursor_plan: _CursorPlan,
+    exc: Exception,
+) -> None:
+    message = f"{type(exc).__name__}: {exc}"
+    outcome.windows_failed += 1
+    outcome.errors.append(f"{window}: {message}")
+    async with ctx.commit_lock:
+        cursor_to = cursor_plan.finish(window)
+        await _finish_in_thread(
+            ctx.warehouse.fail_window,  # type: ignore[attr-defined]
+            site.name, dataset.name, window, message, run_id=ctx.report.run_id, cursor_to=cursor_to,
+        )  # fmt: skip
+    event("window failed", level=40, site=site.name, dataset=dataset.name, window=str(window), error=message)
+
+
+def _warn_about_gaps(ctx: _Context) -> None:
+    try:
+        warnings = ctx.warehouse.gap_warnings(ctx.now)  # type: ignore[attr-defined]
+    except AttributeError:
+        return
+    for warning in warnings:
+        event("history gap close to the retention limit", level=30, **warning)
+
+
+# --------------------------------------------------------------------------------- sync entry
+
+
+def run_once(settings: Settings, options: RunOptions, *, progress: Progress | None = None) -> RunReport:
+    """Open the warehouse, run one export, stop cleanly on SIGINT/SIGTERM (sync entry point)."""
+    from .warehouse import Warehouse
+
+    async def main() -> RunReport:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, _request_stop, stop)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests) or Windows
+                pass
+        with Warehouse(settings.warehouse, export=settings.export) as warehouse:
+            return await export(settings, options, warehouse=warehouse, stop=stop, progress=progress or Progress.auto())
+
+    return asyncio.run(main())
+
+
+def _request_stop(stop: asyncio.Event) -> None:
+    if stop.is_set():
+        logger.warning("second stop signal: exiting now; committed windows are safe")
+        raise SystemExit(130)
+    logger.warning("stopping: no new windows start; windows in flight are dropped, committed work stays")
+    stop.set()
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task() and task.get_name().startswith("window:"):
+            task.cancel()
+
+
+Callback = Callable[[int, int, int], None]

@@ -1,0 +1,72 @@
+"""Printing result rows (table, CSV, JSON) and the ``status`` rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TextIO
+
+from .config import Settings
+
+__all__ = ["print_rows", "format_rows", "status_rows"]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def format_rows(columns: list[str], rows: list[tuple[Any, ...]], output: str) -> str:
+    """Render rows as an aligned table, CSV, or a JSON list of objects."""
+    if output == "json":
+        return json.dumps([{c: _jsonable(v) for c, v in zip(columns, row)} for row in rows], ensure_ascii=False, indent=1)
+    if output == "csv":
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_cell(v) for v in row] for row in rows])
+        return buffer.getvalue().rstrip("\n")
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def print_rows(columns: list[str], rows: list[tuple[Any, ...]], output: str = "table", stream: TextIO | None = None) -> None:
+    """Print rows to stdout in the chosen format."""
+    print(format_rows(columns, rows, output), file=stream or sys.stdout)
+
+
+def status_rows(
+    settings: Settings, *, sites: tuple[str, ...] | None = None, datasets: tuple[str, ...] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Per (site, dataset): cursor, lag, last run and outcome, failed windows, gap warning, rows."""
+    from .warehouse import read_status
+
+    rows = read_status(settings)
+    selected = [
+        r for r in rows
+        if (not sites or r["site"] in sites) and (not datasets or r["dataset"] in datasets)
+    ]  # fmt: skip
+    columns = ["site", "dataset", "cursor", "lag_hours", "last_run", "outcome", "failed_windows", "gap_warning", "rows"]
+    return columns, [tuple(r.get(c) for c in columns) for r in selected]

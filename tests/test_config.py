@@ -1,0 +1,110 @@
+"""Config validation: every problem at once, each naming its key; secrets never from the file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from exporter.config import Secret, load_settings, parse_settings
+from exporter.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {"WEBEX_DEMO_PASSWORD": "s3cret-demo"}
+
+
+def _base() -> dict:
+    return tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+
+
+def test_shipped_config_is_valid_and_points_at_the_simulator():
+    settings = load_settings(ROOT / "config.toml", env=ENV)
+    (site,) = settings.sites
+    assert site.url.startswith("http://127.0.0.1:")
+    assert site.password == Secret("s3cret-demo")
+    assert len(site.datasets) == 11
+    assert settings.warehouse.catalog.endswith("warehouse/webex.duckdb")
+
+
+def test_every_problem_is_reported_at_once_with_its_key():
+    data = _base()
+    data["sites"].append({"name": "two", "url": "ftp:/nope", "auth": "magic", "datasets": ["meeting_usage", "meetings"]})
+    data["throttle"]["page_size"] = 900
+    data["export"]["lookback_days"] = "three"
+    data["warehouse"]["rooot"] = "x"
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, env=ENV)
+    problems = "\n".join(caught.value.problems)
+    for expected in (
+        "sites[1].url: not a URL",
+        "sites[1].auth: must be 'password', 'ticket' or 'token'",
+        "sites[1].webex_id: missing",
+        "sites[1].datasets: unknown dataset 'meetings'",
+        "throttle.page_size: must be between 1 and 500",
+        "export.lookback_days: must be an integer",
+        "warehouse.rooot: unknown key (did you mean 'root'?)",
+    ):
+        assert expected in problems
+    assert len(caught.value.problems) >= 7
+
+
+def test_password_written_in_the_file_is_refused_and_never_echoed():
+    data = _base()
+    data["sites"][0]["password"] = "hunter2-in-the-repo"
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, env=ENV)
+    assert "sites[0].password: secrets may not be written in the config file" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_missing_secret_names_the_variable():
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(_base(), env={})
+    assert "WEBEX_DEMO_PASSWORD" in str(caught.value)
+
+
+def test_secrets_file_supplies_the_password(tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[sites.demo]\npassword = "from-file"\n', encoding="utf-8")
+    data = _base()
+    data["secrets_file"] = str(secrets)
+    settings = parse_settings(data, env={})
+    assert settings.sites[0].password.reveal() == "from-file"
+    assert "from-file" not in repr(settings)
+
+
+def test_plain_http_only_on_loopback():
+    data = _base()
+    data["sites"][0]["url"] = "http://acme.webex.com/WBXService/XMLService"
+    with pytest.raises(ConfigError, match=r"sites\[0\]\.url: plain http is allowed only for loopback"):
+        parse_settings(data, env=ENV)
+
+
+def test_bad_cron_and_timezone_override_are_named():
+    data = _base()
+    data["schedule"] = {"cron": "99 * * * *"}
+    data["timezones"] = {"overrides": {"20": "Mars/Olympus", "77": "UTC"}}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, env=ENV)
+    text = str(caught.value)
+    assert "schedule.cron: not a valid crontab expression" in text
+    assert "timezones.overrides.20: unknown IANA time zone 'Mars/Olympus'" in text
+    assert "timezones.overrides.77: not a Webex timeZoneID" in text
+
+
+def test_not_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text("[sites\nname=", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_site_throttle_inherits_and_overrides():
+    data = _base()
+    data["sites"][0]["throttle"] = {"requests_per_minute": 30}
+    site = parse_settings(data, env=ENV).sites[0]
+    assert site.throttle.requests_per_minute == 30
+    assert site.throttle.page_size == 500
