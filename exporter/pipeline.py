@@ -132,14 +132,20 @@ class RunReport:
 
 
 def plan_dataset_windows(
-    settings: Settings, options: RunOptions, cursor: datetime | None, failed: Iterable[Window], now: datetime
+    settings: Settings,
+    options: RunOptions,
+    cursor: datetime | None,
+    failed: Iterable[Window],
+    now: datetime,
+    resume_done: Iterable[Window] = (),
 ) -> tuple[list[Window], bool]:
     """The windows to fetch for one dataset, and whether they may advance the cursor.
 
     Default range: from (cursor - lookback), or the retention limit when nothing landed yet, to
     now.  ``--since``/``--until`` narrow it; an explicit range that starts after the cursor does
     not move the cursor (it would jump over history we never fetched).  Failed windows from earlier
-    runs are added when the retention still holds them.
+    runs are added when the retention still holds them.  Windows a crashed or interrupted run
+    already committed (``resume_done``) are skipped, so a resumed run does not fetch them again.
     """
     export = settings.export
     oldest = now - timedelta(days=export.retention_days)
@@ -153,7 +159,8 @@ def plan_dataset_windows(
         advances = cursor is None or options.since <= cursor or options.backfill
     end = options.until or now
     start = clamp_to_retention(start, now, export.retention_days)
-    windows = plan_windows(start, end, export.window_hours) if start < end else []
+    skip = set(resume_done) if not options.backfill else set()
+    windows = [w for w in plan_windows(start, end, export.window_hours) if w not in skip] if start < end else []
     planned = set(windows)
     retry = [w for w in failed if w not in planned and w.end > oldest]
     return sorted(retry, key=lambda w: w.start) + windows, advances
@@ -301,7 +308,9 @@ def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN
 
 async def _export_dataset(ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome) -> None:
     state = await asyncio.to_thread(ctx.warehouse.state, site.name, dataset.name)  # type: ignore[attr-defined]
-    windows, advances = plan_dataset_windows(ctx.settings, ctx.options, state.cursor, state.failed_windows, ctx.now)
+    windows, advances = plan_dataset_windows(
+        ctx.settings, ctx.options, state.cursor, state.failed_windows, ctx.now, state.resume_done
+    )
     outcome.windows_planned = len(windows)
     outcome.cursor = state.cursor
     if not windows:

@@ -63,10 +63,13 @@ def status_rows(
     """Per (site, dataset): cursor, lag, last run and outcome, failed windows, gap warning, rows."""
     from .warehouse import read_status
 
-    rows = read_status(settings)
-    selected = [
-        r for r in rows
-        if (not sites or r["site"] in sites) and (not datasets or r["dataset"] in datasets)
-    ]  # fmt: skip
-    columns = ["site", "dataset", "cursor", "lag_hours", "last_run", "outcome", "failed_windows", "gap_warning", "rows"]
-    return columns, [tuple(r.get(c) for c in columns) for r in selected]
+    expected = [(site.name, d) for site in settings.sites for d in site.datasets]
+    rows = read_status(settings.warehouse, export=settings.export, expected=expected)
+    columns = ["site", "dataset", "cursor", "lag_hours", "last_run", "outcome", "failed_windows", "gap_warning", "rows", "files"]
+    out = []
+    for r in rows:
+        if (sites and r.site not in sites) or (datasets and r.dataset not in datasets):
+            continue
+        lag = round(r.lag.total_seconds() / 3600, 1) if r.lag is not None else None
+        out.append((r.site, r.dataset, r.cursor, lag, r.last_run_at, r.last_outcome, r.failed_windows, r.gap_warning, r.rows_held, r.files))
+    return columns, out

@@ -11,16 +11,20 @@ from exporter.config import Secret, load_settings, parse_settings
 from exporter.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"WEBEX_DEMO_PASSWORD": "s3cret-demo"}
+ENV = {"WEBEX_SIM_PASSWORD": "s3cret-demo"}
 
 
 def _base() -> dict:
-    return tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+    """The shipped config reduced to its first site."""
+    data = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+    data["sites"] = data["sites"][:1]
+    return data
 
 
 def test_shipped_config_is_valid_and_points_at_the_simulator():
     settings = load_settings(ROOT / "config.toml", env=ENV)
-    (site,) = settings.sites
+    site = settings.sites[0]
+    assert [s.name for s in settings.sites] == ["acme", "globex", "initech-eu"]
     assert site.url.startswith("http://127.0.0.1:")
     assert site.password == Secret("s3cret-demo")
     assert len(site.datasets) == 11
@@ -61,12 +65,12 @@ def test_password_written_in_the_file_is_refused_and_never_echoed():
 def test_missing_secret_names_the_variable():
     with pytest.raises(ConfigError) as caught:
         parse_settings(_base(), env={})
-    assert "WEBEX_DEMO_PASSWORD" in str(caught.value)
+    assert "WEBEX_SIM_PASSWORD" in str(caught.value)
 
 
 def test_secrets_file_supplies_the_password(tmp_path):
     secrets = tmp_path / "secrets.toml"
-    secrets.write_text('[sites.demo]\npassword = "from-file"\n', encoding="utf-8")
+    secrets.write_text('[sites.acme]\npassword = "from-file"\n', encoding="utf-8")
     data = _base()
     data["secrets_file"] = str(secrets)
     settings = parse_settings(data, env={})

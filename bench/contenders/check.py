@@ -1,0 +1,104 @@
+"""Rows landed versus the simulator's ground truth, by natural key.
+
+Keys are normalised the same way on both sides: integers as integers, strings with null -> "",
+times as epoch seconds (UTC).  For each dataset: rows landed, distinct keys landed, ground-truth
+keys, keys missing (in the ground truth, never landed), keys extra (landed, not in the ground
+truth) and duplicate rows (rows - distinct keys).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from exporter.datasets import by_name
+
+_WIRE = "%m/%d/%Y %H:%M:%S"
+
+
+def _sql_key(dataset: str) -> str:
+    ds = by_name(dataset)
+    types = {c.name: c.type for c in ds.columns}
+    parts = []
+    for name in ds.natural_key:
+        q = f'"{name}"'
+        if types[name] == "timestamp":
+            parts.append(f"CAST(epoch({q}) AS BIGINT) AS {q}")
+        elif types[name] == "int":
+            parts.append(f"CAST({q} AS BIGINT) AS {q}")
+        else:
+            parts.append(f"coalesce(CAST({q} AS VARCHAR), '') AS {q}")
+    return ", ".join(parts)
+
+
+def _jsonl_keys(dataset: str, path: str) -> list[tuple[Any, ...]]:
+    """Keys from the sequential pager's JSON lines (element names, wire strings)."""
+    ds = by_name(dataset)
+    columns = [ds.column_by_name[name] for name in ds.natural_key]
+    keys = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            key = []
+            for c in columns:
+                value = record.get(c.parent, {}).get(c.element) if c.parent else record.get(c.element)
+                if c.type == "timestamp":
+                    value = None if not value else int(
+                        datetime.strptime(value, _WIRE).replace(tzinfo=timezone.utc).timestamp())
+                elif c.type == "int":
+                    value = None if value in (None, "") else int(value)
+                else:
+                    value = "" if value is None else str(value)
+                key.append(value)
+            keys.append(tuple(key))
+    return keys
+
+
+def check(result: dict[str, Any], truth_dir: Path, datasets: list[str]) -> dict[str, dict[str, int]]:
+    """Per dataset: rows, distinct, truth, missing, extra, duplicates (see the module docstring)."""
+    con = duckdb.connect()
+    out: dict[str, dict[str, int]] = {}
+    for dataset in datasets:
+        ds = by_name(dataset)
+        keys = ", ".join(f'"{k}"' for k in ds.natural_key)
+        truth = str(truth_dir / f"{dataset}.parquet")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE truth AS SELECT DISTINCT {keys} FROM read_parquet('{truth}')")
+        where = result.get("table_paths", {}).get(dataset)
+        kind = result.get("output_kind")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE landed ({', '.join(_ddl(dataset))})")
+        if where and kind == "parquet" and glob.glob(where, recursive=True):
+            con.execute(f"INSERT INTO landed SELECT {_sql_key(dataset)} FROM "
+                        f"read_parquet('{where}', union_by_name=true, hive_partitioning=false)")  # fmt: skip
+        elif where and kind == "duckdb":
+            db, _, table = where.partition("::")
+            if Path(db).exists():
+                con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
+                try:
+                    con.execute(f"INSERT INTO landed SELECT {_sql_key(dataset)} FROM src.{table}")
+                except duckdb.CatalogException:
+                    pass
+                con.execute("DETACH src")
+        elif where and kind == "jsonl" and Path(where).exists():
+            rows = _jsonl_keys(dataset, where)
+            if rows:
+                con.executemany(f"INSERT INTO landed VALUES ({', '.join('?' for _ in ds.natural_key)})", rows)
+        (rows,) = con.execute("SELECT count(*) FROM landed").fetchone()
+        (distinct,) = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM landed)").fetchone()
+        (total,) = con.execute("SELECT count(*) FROM truth").fetchone()
+        (missing,) = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM truth EXCEPT SELECT {keys} FROM landed)").fetchone()
+        (extra,) = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM landed EXCEPT SELECT {keys} FROM truth)").fetchone()
+        out[dataset] = {"rows": rows, "distinct": distinct, "truth": total, "missing": missing, "extra": extra,
+                        "duplicates": rows - distinct}  # fmt: skip
+    con.close()
+    return out
+
+
+def _ddl(dataset: str) -> list[str]:
+    ds = by_name(dataset)
+    types = {c.name: c.type for c in ds.columns}
+    return [f'"{k}" ' + ("BIGINT" if types[k] in ("int", "timestamp") else "VARCHAR") for k in ds.natural_key]

@@ -1,0 +1,578 @@
+"""DuckDB: the exporter's private state DB, and the catalog file it publishes for readers.
+
+Two files, because DuckDB allows one read-write process *or* many readers per file:
+
+* ``<catalog dir>/.webex-exporter/state.duckdb`` - private, opened read-write by the one exporter
+  that holds the warehouse lock.  Tables: ``commits``, ``manifest`` (the files that make up the
+  tables), ``retired_files``, ``sync_state``, ``failed_windows``, ``runs``, ``run_log``,
+  ``generations``.  A window's manifest entries, its commit row and the cursor move in one
+  transaction (:meth:`StateStore.transaction`).
+* ``webex.duckdb`` (``WarehouseSettings.catalog``) - what analysts and BI tools open, read-only
+  or not.  :func:`build_catalog` writes a complete new file under
+  ``.webex-exporter/catalogs/webex-<generation>.duckdb`` (one view per dataset over the committed
+  files listed explicitly, deduplicated; copies of the state tables), closes it, and
+  :func:`swap_in` hard-links it over ``webex.duckdb`` with one ``rename``.  A reader that had the
+  old file open keeps reading its snapshot (the old inode); the next one opens the new file.  The
+  exporter never opens ``webex.duckdb`` itself, so it never holds a lock a reader could hit.
+
+Old generations are kept while a reader holds them open (DuckDB takes a POSIX lock on the file it
+opens; :func:`in_use` probes it), so files that compaction retired are deleted only once no open
+catalog can still name them.
+
+All DuckDB exceptions are translated into :class:`~exporter.errors.WarehouseError` here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .datasets import DATASETS, Dataset
+from .errors import WarehouseError
+from .lake import COMMIT_COLUMN, LANDED_COLUMN, PRELIMINARY_COLUMN, Lake, StagedFile
+
+__all__ = [
+    "CATALOG_TABLES",
+    "DUCKDB_TYPES",
+    "StateStore",
+    "build_catalog",
+    "dataset_view_sql",
+    "duckdb_errors",
+    "in_use",
+    "swap_in",
+]
+
+#: Registry column type -> DuckDB type of the view column.
+DUCKDB_TYPES = {
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "str": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "json": "VARCHAR",
+}
+_LINEAGE_TYPES = (
+    ("site", "VARCHAR"),
+    ("extra", "VARCHAR"),
+    (PRELIMINARY_COLUMN, "BOOLEAN"),
+    (COMMIT_COLUMN, "BIGINT"),
+    (LANDED_COLUMN, "TIMESTAMPTZ"),
+)
+
+#: State tables copied into every published catalog.
+CATALOG_TABLES = ("sync_state", "failed_windows", "runs", "run_log", "commits")
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS commits (
+    commit_id BIGINT PRIMARY KEY,
+    kind VARCHAR NOT NULL,                -- 'window' or 'compaction'
+    site VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    window_start TIMESTAMPTZ,
+    window_end TIMESTAMPTZ,
+    run_id VARCHAR,
+    committed_at TIMESTAMPTZ NOT NULL,
+    rows BIGINT NOT NULL,
+    files INTEGER NOT NULL,
+    cursor_to TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS manifest (
+    path VARCHAR PRIMARY KEY,             -- relative to the lake root
+    dataset VARCHAR NOT NULL,
+    site VARCHAR NOT NULL,
+    partition VARCHAR NOT NULL,           -- 'YYYY-MM-DD' or '__HIVE_DEFAULT_PARTITION__'
+    commit_id BIGINT NOT NULL,
+    rows BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    min_start TIMESTAMPTZ,
+    max_start TIMESTAMPTZ,
+    columns VARCHAR NOT NULL,             -- JSON object: the file's columns -> Arrow types
+    staged_as VARCHAR                     -- staging path while the move into place is pending
+);
+CREATE TABLE IF NOT EXISTS retired_files (
+    path VARCHAR PRIMARY KEY,
+    dataset VARCHAR NOT NULL,
+    site VARCHAR NOT NULL,
+    retired_by BIGINT NOT NULL,           -- the compaction commit that replaced it
+    retired_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_state (
+    site VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    "cursor" TIMESTAMPTZ,                 -- end of the last closed window
+    cursor_updated_at TIMESTAMPTZ,
+    last_commit_id BIGINT,
+    last_commit_at TIMESTAMPTZ,
+    finished_commit BIGINT NOT NULL DEFAULT 0,  -- commits up to here belong to finished runs
+    last_run_id VARCHAR,
+    last_run_at TIMESTAMPTZ,
+    last_outcome VARCHAR,
+    PRIMARY KEY (site, dataset)
+);
+CREATE TABLE IF NOT EXISTS failed_windows (
+    site VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    window_start TIMESTAMPTZ NOT NULL,
+    window_end TIMESTAMPTZ NOT NULL,
+    error VARCHAR,
+    attempts INTEGER NOT NULL,
+    first_failed_at TIMESTAMPTZ NOT NULL,
+    last_failed_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR NOT NULL,
+    site VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ,
+    outcome VARCHAR NOT NULL,
+    windows BIGINT NOT NULL DEFAULT 0,
+    windows_failed BIGINT NOT NULL DEFAULT 0,
+    pages BIGINT NOT NULL DEFAULT 0,
+    records BIGINT NOT NULL DEFAULT 0,
+    requests BIGINT NOT NULL DEFAULT 0,
+    retries BIGINT NOT NULL DEFAULT 0,
+    throttles BIGINT NOT NULL DEFAULT 0,
+    throttle_wait_seconds DOUBLE NOT NULL DEFAULT 0,
+    unknown_elements BIGINT NOT NULL DEFAULT 0,
+    bad_values BIGINT NOT NULL DEFAULT 0,
+    errors BIGINT NOT NULL DEFAULT 0,
+    error_messages VARCHAR,               -- JSON list (first 20)
+    details VARCHAR,                      -- JSON: unknown elements and bad values by name
+    PRIMARY KEY (run_id, site, dataset)
+);
+CREATE TABLE IF NOT EXISTS run_log (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    outcome VARCHAR NOT NULL,             -- running, ok, partial, failed, interrupted, crashed
+    site_errors VARCHAR                   -- JSON object site -> message
+);
+CREATE TABLE IF NOT EXISTS generations (
+    generation BIGINT PRIMARY KEY,
+    file VARCHAR NOT NULL,
+    published_at TIMESTAMPTZ NOT NULL,
+    max_commit BIGINT NOT NULL,           -- the newest commit this catalog shows
+    superseded_at TIMESTAMPTZ,
+    removed BOOLEAN NOT NULL DEFAULT false
+);
+"""
+
+
+@contextmanager
+def duckdb_errors(action: str) -> Iterator[None]:
+    """Translate DuckDB failures into :class:`WarehouseError` naming ``action``."""
+    try:
+        yield
+    except WarehouseError:
+        raise
+    except duckdb.Error as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WarehouseError(f"{action}: {message}") from exc
+
+
+def ts(value: datetime | None) -> str | None:
+    """A datetime as an ISO string for a ``CAST(? AS TIMESTAMPTZ)`` parameter (DuckDB's Python
+    binding wants pytz for aware datetimes; text avoids that dependency)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise WarehouseError(f"naive datetime {value!r}: the warehouse stores UTC instants only")
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def _utc(value: Any) -> Any:
+    """Normalise DuckDB's aware datetimes to ``datetime.timezone.utc``."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc)
+    return value
+
+
+def quote_ident(name: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_str(text: str) -> str:
+    """A DuckDB string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+class StateStore:
+    """The private state DB: one read-write connection, owned by the lock holder.
+
+    Every method is a short statement or transaction; callers serialise access (the
+    :class:`~exporter.warehouse.Warehouse` holds a thread lock around each public call).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with duckdb_errors(f"opening state DB {path}"):
+            self.con = duckdb.connect(str(path))
+            self.con.execute("SET TimeZone = 'UTC'")
+            # Never reach for the network from the exporter: extensions load only if installed.
+            self.con.execute("SET autoinstall_known_extensions = false")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.con.execute(statement)
+            self.con.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING", [SCHEMA_VERSION]
+            )
+
+    def close(self) -> None:
+        """Checkpoint and close (a clean close leaves no WAL behind)."""
+        with duckdb_errors(f"closing state DB {self.path}"):
+            try:
+                self.con.execute("CHECKPOINT")
+            finally:
+                self.con.close()
+
+    # -- primitives ----------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, action: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``BEGIN`` .. ``COMMIT``; any failure rolls back and raises :class:`WarehouseError`."""
+        with duckdb_errors(action):
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Query rows as dicts (times as aware UTC datetimes)."""
+        with duckdb_errors("reading state"):
+            table = self.con.sql(sql, params=list(params) if params else None).to_arrow_table()
+        return [{k: _utc(v) for k, v in row.items()} for row in table.to_pylist()]
+
+    def value(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """The first column of the first row (None when there is none)."""
+        rows = self.rows(sql, params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None, *, action: str = "updating state") -> None:
+        """One statement in its own (auto-committed) transaction."""
+        with duckdb_errors(action):
+            self.con.execute(sql, list(params) if params else None)
+
+    def register_filesystem(self, filesystem: object) -> None:
+        """Let this connection read ``s3://`` through an fsspec filesystem (no httpfs needed)."""
+        with duckdb_errors("registering the lake filesystem with DuckDB"):
+            self.con.register_filesystem(filesystem)
+
+    # -- commits and the manifest --------------------------------------------------------
+
+    def max_commit(self) -> int:
+        """The newest commit number (0 when nothing was committed)."""
+        return int(self.value("SELECT coalesce(max(commit_id), 0) FROM commits") or 0)
+
+    @staticmethod
+    def insert_commit(
+        con: duckdb.DuckDBPyConnection,
+        *,
+        commit_id: int,
+        kind: str,
+        site: str,
+        dataset: str,
+        window: tuple[datetime, datetime] | None,
+        run_id: str | None,
+        committed_at: datetime,
+        rows: int,
+        files: int,
+        cursor_to: datetime | None = None,
+    ) -> None:
+        """Record one commit (inside the caller's transaction)."""
+        start, end = window or (None, None)
+        con.execute(
+            "INSERT INTO commits VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, "
+            "CAST(? AS TIMESTAMPTZ), ?, ?, CAST(? AS TIMESTAMPTZ))",
+            [commit_id, kind, site, dataset, ts(start), ts(end), run_id, ts(committed_at), rows, files, ts(cursor_to)],
+        )
+
+    @staticmethod
+    def add_files(
+        con: duckdb.DuckDBPyConnection, *, commit_id: int, dataset: str, site: str, files: Iterable[StagedFile]
+    ) -> None:
+        """Add staged files to the manifest (inside the caller's transaction); they are part of
+        the tables from this commit on, and ``staged_as`` says their move is still pending."""
+        for f in files:
+            con.execute(
+                "INSERT INTO manifest VALUES (?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), "
+                "CAST(? AS TIMESTAMPTZ), ?, ?)",
+                [f.final, dataset, site, f.partition, commit_id, f.rows, f.bytes, ts(f.min_start),
+                 ts(f.max_start), json.dumps(dict(f.columns)), f.staged],
+            )  # fmt: skip
+
+    def mark_placed(self, paths: Sequence[str]) -> None:
+        """The files ``paths`` are in their partitions now: no move pending."""
+        if paths:
+            self.execute("UPDATE manifest SET staged_as = NULL WHERE list_contains(?, path)", [list(paths)])
+
+    def pending_moves(self) -> list[tuple[str, str]]:
+        """``(staged, final)`` for committed files whose move into place did not finish."""
+        rows = self.rows("SELECT staged_as, path FROM manifest WHERE staged_as IS NOT NULL ORDER BY path")
+        return [(r["staged_as"], r["path"]) for r in rows]
+
+    def manifest(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        """Manifest rows (one per committed file), oldest commit first."""
+        if dataset is None:
+            return self.rows("SELECT * FROM manifest ORDER BY commit_id, path")
+        return self.rows("SELECT * FROM manifest WHERE dataset = ? ORDER BY commit_id, path", [dataset])
+
+    # -- sync state ----------------------------------------------------------------------
+
+    @staticmethod
+    def advance_cursor(
+        con: duckdb.DuckDBPyConnection,
+        *,
+        site: str,
+        dataset: str,
+        cursor_to: datetime | None,
+        commit_id: int | None,
+        at: datetime,
+    ) -> None:
+        """Move the cursor forward to ``cursor_to`` (never backwards) and note the commit."""
+        con.execute(
+            """
+            INSERT INTO sync_state (site, dataset, "cursor", cursor_updated_at, last_commit_id, last_commit_at)
+            VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, CAST(? AS TIMESTAMPTZ))
+            ON CONFLICT (site, dataset) DO UPDATE SET
+                "cursor" = greatest(sync_state."cursor", excluded."cursor"),
+                cursor_updated_at = CASE WHEN excluded."cursor" > coalesce(sync_state."cursor", '-infinity'::TIMESTAMPTZ)
+                                         THEN excluded.cursor_updated_at ELSE sync_state.cursor_updated_at END,
+                last_commit_id = coalesce(excluded.last_commit_id, sync_state.last_commit_id),
+                last_commit_at = coalesce(excluded.last_commit_at, sync_state.last_commit_at)
+            """,
+            [site, dataset, ts(cursor_to), ts(at) if cursor_to else None, commit_id, ts(at) if commit_id else None],
+        )
+
+    def sync_row(self, site: str, dataset: str) -> dict[str, Any] | None:
+        """The ``sync_state`` row of one (site, dataset)."""
+        rows = self.rows("SELECT * FROM sync_state WHERE site = ? AND dataset = ?", [site, dataset])
+        return rows[0] if rows else None
+
+    def failures(self, site: str, dataset: str) -> list[dict[str, Any]]:
+        """Failed windows of one (site, dataset), oldest first."""
+        return self.rows(
+            "SELECT * FROM failed_windows WHERE site = ? AND dataset = ? ORDER BY window_start, window_end",
+            [site, dataset],
+        )
+
+    def unfinished_windows(self, site: str, dataset: str, since: datetime) -> list[tuple[datetime, datetime]]:
+        """Windows committed after the last finished run (i.e. by a run that crashed or was
+        interrupted) that end after ``since``."""
+        rows = self.rows(
+            """
+            SELECT c.window_start, c.window_end FROM commits c
+            LEFT JOIN sync_state s ON s.site = c.site AND s.dataset = c.dataset
+            WHERE c.site = ? AND c.dataset = ? AND c.kind = 'window'
+              AND c.commit_id > coalesce(s.finished_commit, 0) AND c.window_end > CAST(? AS TIMESTAMPTZ)
+            ORDER BY c.window_start
+            """,
+            [site, dataset, ts(since)],
+        )
+        return [(r["window_start"], r["window_end"]) for r in rows]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (site, dataset) the state knows, sorted."""
+        rows = self.rows(
+            "SELECT site, dataset FROM sync_state UNION SELECT site, dataset FROM failed_windows "
+            "UNION SELECT site, dataset FROM manifest ORDER BY site, dataset"
+        )
+        return [(r["site"], r["dataset"]) for r in rows]
+
+    # -- generations of the published catalog ----------------------------------------------
+
+    def generations(self) -> list[dict[str, Any]]:
+        """Published catalog generations whose files may still exist, oldest first."""
+        return self.rows("SELECT * FROM generations WHERE NOT removed ORDER BY generation")
+
+
+# ----------------------------------------------------------------------------- the catalog
+
+
+def dataset_view_sql(dataset: Dataset, files: Sequence[tuple[str, Mapping[str, str]]]) -> str:
+    """The ``SELECT`` behind one dataset's view: typed columns, newest version per key.
+
+    ``files`` are the committed files as ``(uri, {column: type})`` (none: an empty, typed
+    result).  Files are read in groups of identical schema, so each group binds from one footer
+    (``union_by_name`` would read every footer on every query); the groups are united with the
+    same column list.  A declared column a file lacks (a field added to the registry later) reads
+    as a typed NULL; columns beyond the registry (a promoted extra, a retired field) are kept at
+    the end so no landed value is hidden.
+    """
+    declared = [(c.name, DUCKDB_TYPES[c.type]) for c in dataset.columns] + list(_LINEAGE_TYPES)
+    if not files:
+        columns = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in declared)
+        return f"SELECT {columns} WHERE false"
+    groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for uri, schema in files:
+        groups.setdefault(tuple(schema.items()), []).append(uri)
+    names = {n for n, _ in declared}
+    extras = sorted({n for schema in groups for n, _ in schema} - names)
+    branches = []
+    for schema, uris in groups.items():
+        have = {n for n, _ in schema}
+        parts = [
+            f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}" if n in have else f"CAST(NULL AS {t}) AS {quote_ident(n)}"
+            for n, t in declared
+        ]
+        parts += [quote_ident(n) if n in have else f"NULL AS {quote_ident(n)}" for n in extras]
+        listed = ", ".join(quote_str(u) for u in uris)
+        # hive_partitioning off: every column is in the file itself (site too), and DuckDB's hive
+        # type guessing could turn a site named "2024" into a number.
+        branches.append(f"SELECT {', '.join(parts)}\nFROM read_parquet([{listed}], hive_partitioning = false)")
+    key = ", ".join(quote_ident(k) for k in ("site", *dataset.natural_key))
+    return (
+        "SELECT * FROM (\n" + "\nUNION ALL\n".join(branches) + "\n)\n"
+        f"QUALIFY row_number() OVER (PARTITION BY {key} "
+        f"ORDER BY coalesce({quote_ident(PRELIMINARY_COLUMN)}, false) ASC, {quote_ident(COMMIT_COLUMN)} DESC) = 1"
+    )
+
+
+def _unreadable_view_sql(dataset: Dataset, reason: str) -> str:
+    """A view with the right typed columns that fails with ``reason`` when queried (an S3 lake
+    the exporter could not bind from here): better an error that says why than empty results."""
+    declared = [(c.name, DUCKDB_TYPES[c.type]) for c in dataset.columns] + list(_LINEAGE_TYPES)
+    columns = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in declared)
+    return f"SELECT {columns} FROM range(1) WHERE error({quote_str(reason)})"
+
+
+def build_catalog(
+    store: StateStore,
+    target: Path,
+    lake: Lake,
+    *,
+    generation: int,
+    max_commit: int,
+    published_at: datetime,
+    lake_readable: bool,
+    datasets: Sequence[Dataset] = DATASETS,
+) -> int:
+    """Write a complete reader catalog to ``target`` (a new file) and close it; returns the
+    number of files its views list.  ``lake_readable`` says whether this DuckDB can read the lake
+    (always for local lakes; for S3 through a registered filesystem or httpfs).  One view per
+    entry of ``datasets``."""
+    if target.exists():
+        target.unlink()  # a leftover from a publish that crashed before it was recorded
+    wal = target.with_name(target.name + ".wal")
+    if wal.exists():
+        wal.unlink()
+    manifest = store.manifest()
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for row in manifest:
+        by_dataset.setdefault(row["dataset"], []).append(row)
+    con = store.con
+    with duckdb_errors(f"building catalog {target}"):
+        # Storage version 1.0: BI tools embedding an older DuckDB can still open the file.
+        con.execute(f"ATTACH {quote_str(str(target))} AS webex_publish (STORAGE_VERSION 'v1.0.0')")
+        try:
+            for name in CATALOG_TABLES:
+                con.execute(f"CREATE TABLE webex_publish.main.{name} AS SELECT * FROM main.{name}")
+            con.execute(
+                "CREATE TABLE webex_publish.main.manifest AS "
+                "SELECT ? || '/' || path AS uri, * EXCLUDE (staged_as) FROM main.manifest ORDER BY dataset, path",
+                [lake.root_uri],
+            )
+            con.execute(
+                "CREATE TABLE webex_publish.main.catalog_info AS SELECT ? AS generation, "
+                "CAST(? AS TIMESTAMPTZ) AS published_at, ? AS lake_root, ? AS max_commit, ? AS files, "
+                "? AS lake_readable",
+                [generation, ts(published_at), lake.root_uri, max_commit, len(manifest), lake_readable],
+            )
+            for dataset in datasets:
+                rows = by_dataset.get(dataset.name, [])
+                if rows and not lake_readable:
+                    sql = _unreadable_view_sql(
+                        dataset,
+                        f"{dataset.name}: the lake is on S3 ({lake.root_uri}) and the exporter could not read it "
+                        "through DuckDB when it built this catalog (no httpfs extension, no fsspec); read the "
+                        "files listed in the manifest table (column uri) with pyarrow, see docs/reading-the-lake.md",
+                    )
+                else:
+                    sql = dataset_view_sql(dataset, [(lake.uri(r["path"]), json.loads(r["columns"])) for r in rows])
+                con.execute(f"CREATE VIEW webex_publish.main.{quote_ident(dataset.name)} AS {sql}")
+            con.execute("CHECKPOINT webex_publish")
+        finally:
+            con.execute("DETACH webex_publish")
+    if wal.exists():
+        raise WarehouseError(f"catalog {target} left a WAL behind after closing; not publishing it")
+    _fsync(target)
+    return len(manifest)
+
+
+def swap_in(generation_file: Path, catalog: Path) -> None:
+    """Make ``catalog`` the same file as ``generation_file`` in one atomic rename.
+
+    A hard link keeps the generation's own name alive, so the exporter can later tell whether a
+    reader still has it open (:func:`in_use`).  Where hard links are not possible, a copy is
+    renamed into place instead (readers are still safe; retired files then wait for the grace
+    period alone).
+    """
+    temp = catalog.with_name(f".{catalog.name}.{os.getpid()}.tmp")
+    try:
+        if temp.exists():
+            temp.unlink()
+        try:
+            os.link(generation_file, temp)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(generation_file, temp)
+            _fsync(temp)
+        os.replace(temp, catalog)
+    except OSError as exc:
+        raise WarehouseError(f"replacing catalog {catalog}: {exc}") from exc
+    _fsync_dir(catalog.parent)
+
+
+def in_use(path: Path) -> bool:
+    """Whether some process holds ``path`` open through DuckDB (which locks the files it opens
+    with POSIX record locks: shared for read-only readers, exclusive for read-write ones).
+
+    Must not be called for a file this process itself has open in DuckDB: POSIX locks of one
+    process never conflict with each other, and closing our probe would drop that process's lock.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot even probe: assume a reader
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync(path)
+    except OSError:
+        pass  # not every filesystem can fsync a directory; the rename is atomic regardless

@@ -1,0 +1,134 @@
+"""What a response means: one pure function from (HTTP status, headers, body) to an outcome.
+
+Decisions are made on HTTP status, ``exceptionID`` and ``gsbStatus`` only, never on the English
+``reason`` (its wording changes between releases); the one exception is reading the number out
+of 000053's "must be less than {n}", which no other field carries.
+
+Order matters and is deliberate: auth failures first (a retry can lock the account), then
+throttling (backing off is always safe), then the backup-site pause (a backup may answer with
+stale or partial data, even SUCCESS or "no record found"), then the rest.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from . import webex_codes
+from .backoff import parse_retry_after
+from .protocol import BodyResponse
+
+__all__ = ["Outcome", "Verdict", "CodeTable", "DEFAULT_CODES", "classify"]
+
+
+class Outcome(enum.Enum):
+    """What the caller does next."""
+
+    OK = "ok"  # use the body
+    EMPTY = "empty"  # 000015: an empty list, not an error
+    THROTTLED = "throttled"  # cool the API group down for ``delay``, then resend
+    RETRY = "retry"  # transient: resend after backoff (bounded by max_attempts)
+    PAUSE = "pause"  # the site runs on its backup: pause the site ``delay``, then resend
+    REAUTH = "reauth"  # the session ticket expired: re-authenticate once, then resend
+    AUTH_FATAL = "auth_fatal"  # credentials refused: stop the site, never retry
+    BODYCONTENT_LIMIT = "bodycontent_limit"  # 000053: resend in batches of at most ``limit``
+    WINDOW_FATAL = "window_fatal"  # any other failure: fail the window with code and reason
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """An outcome with what it needs: the code (exceptionID or ``http503``, ``transport``,
+    ``parse``), the server's reason, a delay (cool-down, pause, Retry-After), the 000053 limit,
+    and ``cause``, a short label for metrics."""
+
+    outcome: Outcome
+    code: str = ""
+    reason: str = ""
+    delay: float | None = None
+    limit: int | None = None
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CodeTable:
+    """Which exceptionIDs mean what; a site whose server uses other codes extends these sets."""
+
+    empty: frozenset[str] = frozenset({webex_codes.NO_RECORDS})
+    throttled: frozenset[str] = frozenset({webex_codes.RATE_LIMITED})
+    body_content_limit: frozenset[str] = frozenset({webex_codes.BODY_CONTENT_LIMIT})
+    ticket_expired: frozenset[str] = frozenset({webex_codes.TICKET_EXPIRED})
+    auth: frozenset[str] = field(default_factory=lambda: webex_codes.AUTH_CODES)
+
+
+DEFAULT_CODES = CodeTable()
+
+_LESS_THAN = re.compile(r"less\s+than\s+(\d+)", re.IGNORECASE)
+
+
+def classify(
+    status: int | None,
+    headers: Mapping[str, str] | None,
+    body: BodyResponse | BaseException | None,
+    *,
+    cooldown_seconds: float = 60.0,
+    gsb_pause_seconds: float = 300.0,
+    codes: CodeTable = DEFAULT_CODES,
+    now: datetime | None = None,
+) -> Verdict:
+    """Classify one body's answer.
+
+    ``status`` is the HTTP status (``None`` when no response arrived); ``body`` is the parsed
+    :class:`BodyResponse`, or the exception that prevented one (transport failure, unreadable
+    XML), or ``None`` when there was nothing to parse.  ``now`` is only used to read an
+    HTTP-date ``Retry-After``.
+    """
+    retry_after = parse_retry_after((headers or {}).get("Retry-After"), now=now)
+    if status is None:
+        name = type(body).__name__ if isinstance(body, BaseException) else "no response"
+        return Verdict(Outcome.RETRY, code="transport", reason=name, cause="transport")
+    if status in (403, 429):
+        # 403 is how Webex throttles GetSessionInfo/GetUserCard (seeds); 429 is HTTP's own.
+        return Verdict(Outcome.THROTTLED, code=f"http{status}", delay=_cooldown(retry_after, cooldown_seconds),
+                       cause=f"http{status}")  # fmt: skip
+    if status == 401:
+        return Verdict(Outcome.AUTH_FATAL, code="http401", reason="HTTP 401 Unauthorized", cause="auth")
+    if status >= 500 or status == 408:
+        return Verdict(Outcome.RETRY, code=f"http{status}", delay=retry_after, cause=f"http{status}")
+    if not 200 <= status < 300:
+        return Verdict(Outcome.WINDOW_FATAL, code=f"http{status}", reason=f"unexpected HTTP status {status}",
+                       cause=f"http{status}")  # fmt: skip
+    if isinstance(body, BaseException):
+        return Verdict(Outcome.RETRY, code="parse", reason=str(body)[:200], cause="malformed")
+    if body is None or body.result not in ("SUCCESS", "FAILURE"):
+        return Verdict(Outcome.RETRY, code="parse", reason="response without SUCCESS/FAILURE result", cause="malformed")
+
+    code = body.exception_id
+    failed = body.result == "FAILURE"
+    if failed and code in codes.ticket_expired:
+        return Verdict(Outcome.REAUTH, code=code, reason=body.reason, cause="ticket_expired")
+    if failed and code in codes.auth:
+        return Verdict(Outcome.AUTH_FATAL, code=code, reason=body.reason, cause="auth")
+    if failed and code in codes.throttled:
+        return Verdict(Outcome.THROTTLED, code=code, reason=body.reason,
+                       delay=_cooldown(retry_after, cooldown_seconds), cause=code)  # fmt: skip
+    if body.gsb_status.upper() == "BACKUP":
+        return Verdict(Outcome.PAUSE, code=code or "gsb_backup", reason=body.reason, delay=gsb_pause_seconds,
+                       cause="gsb_backup")  # fmt: skip
+    if not failed:
+        return Verdict(Outcome.OK)
+    if code in codes.empty:
+        return Verdict(Outcome.EMPTY, code=code, reason=body.reason)
+    if code in codes.body_content_limit:
+        # The only place the reason text is read: the limit is in no other field.
+        match = _LESS_THAN.search(body.reason)
+        limit = int(match.group(1)) - 1 if match else None
+        return Verdict(Outcome.BODYCONTENT_LIMIT, code=code, reason=body.reason, limit=limit, cause="bodycontent_limit")
+    return Verdict(Outcome.WINDOW_FATAL, code=code, reason=body.reason, cause="api_error")
+
+
+def _cooldown(retry_after: float | None, configured: float) -> float:
+    """The server's ``Retry-After`` when it sent one, else the configured cool-down."""
+    return retry_after if retry_after is not None else configured

@@ -1,0 +1,306 @@
+"""Listing one time window completely: every record the server holds for it, or a loud failure.
+
+The first page gives ``matchingRecords/total``; every other ``startFrom`` is then known, so the
+remaining pages are requested concurrently (several pages per HTTP request as separate
+``bodyContent``), as fast as the site's throttle allows.  A listing is accepted only when it is
+*consistent*: every page reports the same ``total`` and echoes the ``startFrom`` we asked for,
+and the distinct records (by the dataset's natural key) number exactly ``total``.  Otherwise
+the window is listed again (rows moved while we paged), a bounded number of times, then fails
+with :class:`IncompleteListingError`.  Windows holding more than ``max_window_records`` are
+split in halves first.  Every loop here is bounded: pages per scan = ceil(total / page size),
+scans = 1 + ``max_rescans``, split depth <= ``MAX_SPLIT_DEPTH``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from . import parse
+from .client import RequestStats, WebexClient, run_all
+from .config import SiteSettings
+from .datasets import Dataset
+from .errors import IncompleteListingError
+from .protocol import BodyResponse, list_body, scope_zone
+from .windows import Window
+
+__all__ = ["WindowFetch", "fetch_window", "dedupe", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH"]
+
+log = logging.getLogger(__name__)
+
+#: Times a window is listed again after an inconsistent scan before it fails.
+DEFAULT_MAX_RESCANS = 3
+#: Halvings of one window at most (a day becomes ~21 s): bounds the recursion.
+MAX_SPLIT_DEPTH = 12
+
+PageCallback = Callable[[int, int, int], None]
+
+
+@dataclass(slots=True)
+class WindowFetch:
+    """What listing one window produced.
+
+    ``table`` is in ``parse.arrow_schema(dataset)``, one row per distinct natural key;
+    ``total`` is the server's count (the sum over parts when the window was split).
+    """
+
+    dataset: str
+    window: Window
+    table: pa.Table
+    total: int
+    preliminary: bool = False
+    pages: int = 0  # list pages received, rescans included
+    requests: int = 0  # HTTP requests sent
+    retries: int = 0
+    throttles: int = 0
+    throttles_by_cause: Counter[str] = field(default_factory=Counter)
+    throttle_wait_seconds: float = 0.0
+    unknown_elements: Counter[str] = field(default_factory=Counter)
+    bad_values: Counter[str] = field(default_factory=Counter)
+    ambiguous_times: Counter[str] = field(default_factory=Counter)  # fall-back-hour wall times, by column
+    rescans: int = 0
+    splits: int = 0
+    duplicates: int = 0  # rows dropped because their natural key was already listed
+
+    @property
+    def records(self) -> int:
+        """Rows in ``table``."""
+        return self.table.num_rows
+
+
+@dataclass(slots=True)
+class _Page:
+    """One page as received: what we asked, what came back, its typed rows."""
+
+    start_from: int
+    answer: BodyResponse
+    table: pa.Table
+
+
+async def fetch_window(
+    client: WebexClient,
+    dataset: Dataset,
+    window: Window,
+    *,
+    site: SiteSettings,
+    zone: ZoneInfo | None = None,
+    preliminary: bool = False,
+    max_window_records: int,
+    on_page: PageCallback | None = None,
+    max_rescans: int = DEFAULT_MAX_RESCANS,
+) -> WindowFetch:
+    """List every record of ``dataset`` in ``window`` (see the module docstring).
+
+    ``zone`` is the zone of the scope and of the returned times; by default the site's
+    ``time_zone_id`` zone when the dataset sends ``timeZoneID``, else its
+    ``unlabeled_time_zone_id`` zone.  ``on_page(done_pages, known_pages, page_records)`` is
+    called after each page.  Raises :class:`IncompleteListingError`, other
+    ``WindowFailedError``\\ s, ``AuthError``, ``SitePausedError``, or a ``RetryableError`` whose
+    attempts are used up.
+    """
+    if zone is None:
+        zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
+    lister = _Lister(client, dataset, site, zone, preliminary, max_window_records, on_page, max_rescans)
+    return await lister.window(window, depth=0)
+
+
+class _Lister:
+    """The state of one ``fetch_window`` call, shared by the parts of a split window."""
+
+    def __init__(
+        self,
+        client: WebexClient,
+        dataset: Dataset,
+        site: SiteSettings,
+        zone: ZoneInfo,
+        preliminary: bool,
+        max_window_records: int,
+        on_page: PageCallback | None,
+        max_rescans: int,
+    ) -> None:
+        self.client = client
+        self.dataset = dataset
+        self.site = site
+        self.zone = zone
+        self.preliminary = preliminary
+        self.max_window_records = max(1, max_window_records)
+        self.on_page = on_page
+        self.max_rescans = max(0, max_rescans)
+        self.page_size = site.throttle.page_size
+        self.schema = parse.arrow_schema(dataset)
+        self.done_pages = 0
+        self.known_pages = 0
+
+    # ------------------------------------------------------------------------------- windows
+
+    async def window(self, window: Window, *, depth: int) -> WindowFetch:
+        """List ``window`` (splitting it when it is too big) until a scan is consistent."""
+        stats = RequestStats()
+        fetch = WindowFetch(self.dataset.name, window, self.schema.empty_table(), 0, preliminary=self.preliminary)
+        union: pa.Table | None = None  # clean scans that reported the same total, oldest first
+        union_total: int | None = None
+        while True:
+            first = await self._page(window, 1, fetch, stats)
+            total = 0 if first.answer.empty else first.answer.total
+            if total is None:
+                raise IncompleteListingError(self._where(window, "the first page has no matchingRecords/total"))
+            if total > self.max_window_records and window.can_split() and depth < MAX_SPLIT_DEPTH:
+                log.info("%s: %d records exceed max_window_records=%d; splitting in halves",
+                         self._where(window), total, self.max_window_records)  # fmt: skip
+                parts = await run_all(self.window(half, depth=depth + 1) for half in window.split())
+                return self._combine(window, fetch, stats, parts)
+            self.known_pages += max(1, math.ceil(total / self.page_size))
+            self._progress(first)
+            scan, problem = await self._scan(window, first, total, fetch, stats)
+            if problem is None:
+                latest, dropped = dedupe(scan, self.dataset.natural_key)
+                if latest.num_rows == total:
+                    return self._finish(fetch, stats, latest, total, dropped)
+                union = pa.concat_tables([union, scan]) if union is not None and union_total == total else scan
+                union_total = total
+                merged, dropped = dedupe(union, self.dataset.natural_key)
+                if merged.num_rows == total:  # an unstable server order, healed by scans together
+                    return self._finish(fetch, stats, merged, total, dropped)
+                problem = f"{latest.num_rows} distinct records for total {total}"
+            if fetch.rescans >= self.max_rescans:
+                self._add_stats(fetch, stats)
+                raise IncompleteListingError(self._where(
+                    window, f"listing still inconsistent after {fetch.rescans} rescans: {problem}"
+                ))  # fmt: skip
+            fetch.rescans += 1
+            log.warning("%s: %s; listing the window again (rescan %d/%d)", self._where(window), problem,
+                        fetch.rescans, self.max_rescans)  # fmt: skip
+
+    async def _scan(
+        self, window: Window, first: _Page, total: int, fetch: WindowFetch, stats: RequestStats
+    ) -> tuple[pa.Table, str | None]:
+        """All pages after the first; the scan's rows and the first inconsistency (None: clean)."""
+        got = len(first.answer.records)
+        step = self.page_size
+        if not first.answer.empty and 0 < got < min(self.page_size, total):
+            step = got  # the server pages smaller than we asked (its own cap): follow its page size
+        problem = self._check(first, total, expected=min(step, total))
+        if problem is not None:
+            return first.table, problem
+        starts = list(range(1 + step, total + 1, step))
+        batch = max(1, self.client.bodies_per_request)
+        groups = [starts[i : i + batch] for i in range(0, len(starts), batch)]
+        pages = await run_all(self._pages(window, group, fetch, stats) for group in groups)
+        tables = [first.table]
+        for page in (p for group in pages for p in group):
+            problem = problem or self._check(page, total, expected=min(step, total - page.start_from + 1))
+            tables.append(page.table)
+        return pa.concat_tables(tables), problem
+
+    def _check(self, page: _Page, total: int, *, expected: int) -> str | None:
+        """Why this page makes the scan inconsistent, or None."""
+        answer = page.answer
+        if answer.empty:
+            return f"page startFrom={page.start_from} came back empty (000015), total {total}" if total else None
+        if answer.total != total:
+            return f"total changed from {total} to {answer.total} during the listing"
+        if answer.start_from is not None and answer.start_from != page.start_from:
+            return f"asked for startFrom={page.start_from}, the server answered startFrom={answer.start_from}"
+        got = len(answer.records)
+        if answer.returned is not None and answer.returned != got:
+            return f"page startFrom={page.start_from} says returned={answer.returned} but holds {got} records"
+        if got != expected:
+            return f"page startFrom={page.start_from} holds {got} records, expected {expected}"
+        return None
+
+    # ------------------------------------------------------------------------------- pages
+
+    async def _page(self, window: Window, start_from: int, fetch: WindowFetch, stats: RequestStats) -> _Page:
+        (page,) = await self._pages(window, [start_from], fetch, stats, report=False)
+        return page
+
+    async def _pages(
+        self, window: Window, starts: Sequence[int], fetch: WindowFetch, stats: RequestStats, *, report: bool = True
+    ) -> list[_Page]:
+        """Request the pages at ``starts`` in one call (one HTTP request, several bodyContent)."""
+        bodies = [
+            list_body(self.dataset, window, start_from=start, maximum_num=self.page_size,
+                      time_zone_id=self.site.time_zone_id, zone=self.zone, preliminary=self.preliminary)  # fmt: skip
+            for start in starts
+        ]
+        answers = await self.client.call(bodies, self.dataset.api_group, stats=stats)
+        pages = []
+        for start, answer in zip(starts, answers, strict=True):
+            parsed = parse.parse_records(self.dataset, answer.records, site=self.site.name, zone=self.zone,
+                                         preliminary=self.preliminary)  # fmt: skip
+            fetch.unknown_elements.update(parsed.unknown_elements)
+            fetch.bad_values.update(parsed.bad_values)
+            fetch.ambiguous_times.update(parsed.ambiguous_times)
+            fetch.pages += 1
+            page = _Page(start, answer, parsed.table)
+            pages.append(page)
+            if report:
+                self._progress(page)
+        return pages
+
+    def _progress(self, page: _Page) -> None:
+        self.done_pages += 1
+        if self.on_page is not None:
+            self.on_page(self.done_pages, max(self.known_pages, self.done_pages), len(page.answer.records))
+
+    # ------------------------------------------------------------------------------- results
+
+    def _finish(
+        self, fetch: WindowFetch, stats: RequestStats, table: pa.Table, total: int, dropped: int
+    ) -> WindowFetch:
+        fetch.table = table
+        fetch.total = total
+        fetch.duplicates += dropped
+        self._add_stats(fetch, stats)
+        return fetch
+
+    def _combine(
+        self, window: Window, fetch: WindowFetch, stats: RequestStats, parts: list[WindowFetch]
+    ) -> WindowFetch:
+        self._add_stats(fetch, stats)
+        fetch.table = pa.concat_tables([fetch.table] + [p.table for p in parts])
+        fetch.total = sum(p.total for p in parts)
+        fetch.splits += 1
+        for part in parts:
+            for name in ("pages", "requests", "retries", "throttles", "rescans", "splits", "duplicates"):
+                setattr(fetch, name, getattr(fetch, name) + getattr(part, name))
+            fetch.throttle_wait_seconds += part.throttle_wait_seconds
+            fetch.throttles_by_cause.update(part.throttles_by_cause)
+            fetch.unknown_elements.update(part.unknown_elements)
+            fetch.bad_values.update(part.bad_values)
+            fetch.ambiguous_times.update(part.ambiguous_times)
+        return fetch
+
+    @staticmethod
+    def _add_stats(fetch: WindowFetch, stats: RequestStats) -> None:
+        fetch.requests += stats.requests
+        fetch.retries += stats.retries
+        fetch.throttles += stats.throttled
+        fetch.throttles_by_cause.update(stats.throttles)
+        fetch.throttle_wait_seconds += stats.throttle_wait_seconds
+
+    def _where(self, window: Window, what: str = "") -> str:
+        kind = "preliminary " if self.preliminary else ""
+        text = f"site {self.site.name}, {kind}{self.dataset.name} {window}"
+        return f"{text}: {what}" if what else text
+
+
+def dedupe(table: pa.Table, key: Sequence[str]) -> tuple[pa.Table, int]:
+    """One row per natural ``key`` (the last listed wins: the freshest copy), in listing order;
+    also how many rows were dropped."""
+    if table.num_rows == 0:
+        return table, 0
+    columns = [table.column(name).to_pylist() for name in key]
+    last: dict[tuple[object, ...], int] = {}
+    for index, values in enumerate(zip(*columns, strict=True)):
+        last[values] = index
+    if len(last) == table.num_rows:
+        return table, 0
+    keep = sorted(last.values())
+    return table.take(pa.array(keep, type=pa.int64())), table.num_rows - len(keep)

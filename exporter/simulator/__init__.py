@@ -1,0 +1,30 @@
+"""A Webex Meetings XML API simulator: deterministic data, real HTTP, controllable faults.
+
+    async with Simulator(SimulatorConfig(seed=1)) as sim:   # sim.url -> http://127.0.0.1:PORT/WBXService/XMLService
+        rows = sim.ground_truth("demo", "meeting_usage")
+
+    with run_in_thread(load_profile("default")) as sim:      # for synchronous code
+        ...
+
+``cli_main(**options)`` runs one until Ctrl-C (``webex-exporter simulate``).
+"""
+
+from __future__ import annotations
+
+from .cli import cli_main, config_from_options
+from .config import FAULT_KINDS, FaultSettings, QueuedFault, SimulatorConfig, SiteConfig, load_profile
+from .server import SERVICE_PATH, Simulator, run_in_thread
+
+__all__ = [
+    "FAULT_KINDS",
+    "FaultSettings",
+    "QueuedFault",
+    "SERVICE_PATH",
+    "SimulatorConfig",
+    "Simulator",
+    "SiteConfig",
+    "cli_main",
+    "config_from_options",
+    "load_profile",
+    "run_in_thread",
+]

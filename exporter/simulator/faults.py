@@ -1,0 +1,158 @@
+"""Fault injection state: the one-shot queue, seeded fault rates, rate limits, GSB backup periods.
+
+Settings are :class:`FaultSettings` (frozen); this class holds what changes per request.  Rates use
+an RNG seeded from the simulator seed, so the same request sequence meets the same faults.  Rate
+limits, cool-downs, GSB periods and latency use real monotonic time: they model what a client's
+own timers experience.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Sequence
+
+from .config import FAULT_KINDS, FaultSettings, QueuedFault
+
+__all__ = ["FaultState", "api_group"]
+
+_GENERAL_OPERATIONS = {"getsite", "getapiversion", "lsttimezone"}
+
+
+def api_group(operation: str, groups: dict[str, str]) -> str:
+    """The throttling group of an operation: the dataset's ``api_group``, ``user`` or ``general``."""
+    low = operation.lower()
+    if low == "authenticateuser":
+        return "user"
+    if low in _GENERAL_OPERATIONS:
+        return "general"
+    return groups.get(low, "meeting_list")
+
+
+class FaultState:
+    """Decides, request by request, which fault (if any) applies; thread-safe."""
+
+    def __init__(self, settings: FaultSettings, seed: int, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._rng = random.Random(f"{seed}|faults")
+        self._latency_rng = random.Random(f"{seed}|latency")
+        self._queue: list[list[Any]] = []
+        self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._blocked: dict[tuple[str, str], float] = {}
+        self._gsb_until = 0.0
+        self._gsb_left = 0
+        self.settings = settings
+        self._arm(settings, queue=True, gsb=True)
+
+    def _arm(self, settings: FaultSettings, *, queue: bool, gsb: bool) -> None:
+        self.settings = settings
+        if queue:
+            self._queue = [[q.kind, q.count, q.operation] for q in settings.queue]
+        if gsb:
+            now = self._monotonic()
+            self._gsb_until = now + settings.gsb_backup_seconds if settings.gsb_backup_seconds else 0.0
+            self._gsb_left = settings.gsb_backup_requests
+
+    def replace(self, settings: FaultSettings) -> None:
+        """Use ``settings`` from now on: queue, GSB period and rate-limit windows start afresh."""
+        with self._lock:
+            self._windows.clear()
+            self._blocked.clear()
+            self._arm(settings, queue=True, gsb=True)
+
+    def update(self, **changes: Any) -> FaultSettings:
+        """Change some knobs; the queue and GSB state are re-armed only if their knobs change."""
+        with self._lock:
+            settings = dataclasses.replace(self.settings, **changes)
+            if {"rate_limit_per_minute", "rate_limits", "throttle_cooldown_seconds"} & changes.keys():
+                self._windows.clear()
+                self._blocked.clear()
+            self._arm(settings, queue="queue" in changes,
+                      gsb=bool({"gsb_backup_seconds", "gsb_backup_requests"} & changes.keys()))  # fmt: skip
+            return settings
+
+    def enqueue(self, kind: str, count: int = 1, operation: str | None = None) -> None:
+        """The next ``count`` requests (carrying ``operation``, when given) get fault ``kind``."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._queue.append([kind, count, operation])
+
+    def pending(self) -> list[QueuedFault]:
+        """What is left in the one-shot queue."""
+        with self._lock:
+            return [QueuedFault(k, n, op) for k, n, op in self._queue]
+
+    def draw(self, operations: Sequence[str]) -> str | None:
+        """The fault for a request carrying ``operations``: queued first, then by rate."""
+        lowered = {op.lower() for op in operations}
+        with self._lock:
+            for entry in self._queue:
+                kind, _, operation = entry
+                if operation is None or operation.lower() in lowered:
+                    entry[1] -= 1
+                    if entry[1] <= 0:
+                        self._queue.remove(entry)
+                    return kind
+            for kind in FAULT_KINDS:
+                rate = self.settings.rate(kind)
+                if rate and self._rng.random() < rate:
+                    return kind
+        return None
+
+    def throttled(self, site: str, group: str) -> bool:
+        """True if this request exceeds the group's per-minute limit or falls in its cool-down."""
+        limit = self.settings.limit_for(group)
+        if not limit:
+            return False
+        key = (site.lower(), group)
+        now = self._monotonic()
+        with self._lock:
+            blocked = self._blocked.get(key, 0.0)
+            if now < blocked:
+                return True
+            window = self._windows.setdefault(key, deque())
+            if blocked:
+                # The cool-down is over: a fresh budget, as after the real service's 60 s block.
+                del self._blocked[key]
+                window.clear()
+            while window and window[0] <= now - 60.0:
+                window.popleft()
+            if len(window) >= limit:
+                self._blocked[key] = now + self.settings.throttle_cooldown_seconds
+                return True
+            window.append(now)
+            return False
+
+    def gsb_backup(self) -> bool:
+        """True while a BACKUP period lasts (counts one request of a request-bounded period)."""
+        with self._lock:
+            if self._gsb_left > 0:
+                self._gsb_left -= 1
+                return True
+            return self._monotonic() < self._gsb_until
+
+    def latency(self) -> float:
+        """Seconds to wait before answering (fixed plus seeded uniform jitter)."""
+        s = self.settings
+        if not s.latency_ms and not s.latency_jitter_ms:
+            return 0.0
+        with self._lock:
+            jitter = self._latency_rng.uniform(0, s.latency_jitter_ms) if s.latency_jitter_ms else 0.0
+        return (s.latency_ms + jitter) / 1000.0
+
+    def describe(self) -> dict[str, Any]:
+        """Settings plus live state, for ``GET /_sim/faults``."""
+        out = self.settings.to_dict()
+        now = self._monotonic()
+        with self._lock:
+            out["queue"] = [{"kind": k, "count": n, "operation": op} for k, n, op in self._queue]
+            out["gsb_backup_active"] = self._gsb_left > 0 or now < self._gsb_until
+            out["throttled_groups"] = sorted(f"{s}/{g}" for (s, g), until in self._blocked.items() if now < until)
+        return out

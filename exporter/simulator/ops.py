@@ -1,0 +1,183 @@
+"""Answers to each operation: list operations from the store, AuthenticateUser, GetSite,
+GetAPIVersion, LstTimeZone.  Every answer is a :class:`BodyXml`; refusals become FAILURE bodies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from lxml import etree
+
+from .. import webex_codes as codes
+from ..datasets import DATASETS, Dataset
+from ..timezones import TIME_ZONES, zoneinfo_for
+from .auth import Authenticator, Identity
+from .clock import SimClock
+from .config import SimulatorConfig, SiteConfig
+from .query import ListRequest, parse_list
+from .render import BodyXml, RecordWriter, escape, failure, list_content, success
+from .request import Refusal, child, children, text_of
+from .store import Store
+from .timefmt import BadWireTime, WireZone, parse_wire_time
+
+__all__ = ["Operations", "Listing", "NO_RECORDS_REASON", "API_VERSION"]
+
+NO_RECORDS_REASON = "Sorry, no record found"
+API_VERSION = ("WebEx XML API V11.0.0", "SP26", "40.12.0")
+
+
+@dataclass(slots=True)
+class Listing:
+    """What a list answer served: enough to mutate the store "between pages" afterwards."""
+
+    site: SiteConfig
+    dataset: str
+    rows: list[tuple]
+    page: list[tuple]
+    request: ListRequest
+
+
+@dataclass(slots=True)
+class Answer:
+    """One bodyContent's answer and, for list operations, what was listed."""
+
+    xml: BodyXml
+    records: int = 0
+    listing: Listing | None = None
+
+
+def _lower_first(name: str) -> str:
+    return name[0].lower() + name[1:]
+
+
+class Operations:
+    """Dispatches bodyContents by operation name (case-insensitive)."""
+
+    def __init__(self, config: SimulatorConfig, store: Store, auth: Authenticator, clock: SimClock) -> None:
+        self.config = config
+        self.store = store
+        self.auth = auth
+        self.clock = clock
+        self.lists: dict[str, tuple[Dataset, bool]] = {}
+        for ds in DATASETS:
+            self.lists[ds.operation.lower()] = (ds, False)
+            if ds.preliminary_operation:
+                self.lists[ds.preliminary_operation.lower()] = (ds, True)
+        self.groups = {name: ds.api_group for name, (ds, _) in self.lists.items()}
+        self.writers = {ds.name: RecordWriter(ds, ds.service) for ds in DATASETS}
+        self.zones: dict[int, WireZone] = {}
+        self.simple = {"authenticateuser", "getsite", "getapiversion", "lsttimezone"}
+
+    def known(self, operation: str) -> bool:
+        """True for operations the simulator answers."""
+        low = operation.lower()
+        return low in self.lists or low in self.simple
+
+    # ------------------------------------------------------------------ lists
+
+    def list(self, operation: str, body: etree._Element, identity: Identity, *, drift: float,
+             capital_uuid: float) -> Answer:  # fmt: skip
+        """Answer a list operation: one page of the listing, or 000015 when it is empty."""
+        ds, preliminary = self.lists[operation.lower()]
+        site = identity.site
+        request = parse_list(body, ds, preliminary=preliminary, site=site, zones=self.zones)
+        now = self.clock.now_ts()
+        rows = self.store.select(site, request.selection, now)
+        total = len(rows)
+        prefix = ds.service
+        if total == 0 or request.start_from > total:
+            return Answer(failure(codes.NO_RECORDS, NO_RECORDS_REASON, (prefix,)))
+        first = request.start_from - 1
+        page = rows[first : first + request.maximum_num]
+        lay = self.store.layouts[ds.name]
+        writer = self.writers[ds.name]
+        key0, start = lay.key[0], lay.start
+        unpadded_cut = site.unpadded_date_fraction * 1000
+        capital_cut = capital_uuid * 1000
+        always_capital = ds.name == "scheduled_sessions"  # the seed response spells it MeetingUUID
+        records = []
+        for rec in page:
+            h = (rec[key0] * 2_654_435_761 + rec[start]) % 1000
+            records.append(writer.write(
+                self.store.present(ds.name, rec, now, preliminary=preliminary, pmr_column=request.pmr_column),
+                request.zone,
+                unpadded=h < unpadded_cut,
+                extra=self.store.extras(ds.name, rec, drift),
+                capital_uuid=always_capital or (rec[key0] * 40_503 + rec[start] * 7) % 1000 < capital_cut,
+            ))  # fmt: skip
+        content = list_content(prefix, records, total=total, start_from=request.start_from,
+                               matching_first=ds.matching_records_first)  # fmt: skip
+        op = ds.preliminary_operation if preliminary else None
+        xsi_type = f"{prefix}:{_lower_first(op)}Response" if op else ds.response_type
+        return Answer(success(xsi_type, content, (prefix,) + (("meet",) if prefix == "ep" else ())), len(page),
+                      Listing(site, ds.name, rows, page, request))  # fmt: skip
+
+    # ------------------------------------------------------------------ the rest
+
+    def authenticate_user(self, body: etree._Element, security: dict[str, str], identity: Identity | None,
+                          refusal: Refusal | None) -> Answer:  # fmt: skip
+        """AuthenticateUser: a body accessToken, or the security context's credentials -> ticket.
+
+        ``refusal`` is why the security context did not authenticate (it applies unless the body
+        brings an access token)."""
+        token = text_of(child(body, "accessToken"))
+        if token:
+            identity = self.auth.token_identity(self.auth.site(security), token)
+        elif identity is None:
+            raise refusal or Refusal(codes.USER_NOT_FOUND, "Corresponding User not found")
+        ticket = self.auth.issue(identity)
+        inner = (f"<use:sessionTicket>{ticket.value}</use:sessionTicket>"
+                 f"<use:createTime>{int(ticket.created * 1000)}</use:createTime>"
+                 f"<use:timeToLive>{self.config.ticket_ttl_seconds}</use:timeToLive>")  # fmt: skip
+        return Answer(success("use:authenticateUserResponse", inner, ("use",)))
+
+    def get_site(self, identity: Identity) -> Answer:
+        """GetSite: the site's name, default zone and ``SupportXMLAPIReturnScheduledPMR`` switch."""
+        site = identity.site
+        switch = "true" if site.return_scheduled_pmr_switch else "false"
+        zone = TIME_ZONES[site.default_time_zone_id]
+        inner = (f"<site:siteInstance><site:metaData><site:siteName>{escape(site.name)}</site:siteName>"
+                 f"<site:timeZoneID>{zone.id}</site:timeZoneID><site:timeZone>{escape(zone.label)}</site:timeZone>"
+                 f"</site:metaData><site:siteCommonOptions><site:SupportXMLAPIReturnScheduledPMR>{switch}"
+                 f"</site:SupportXMLAPIReturnScheduledPMR></site:siteCommonOptions></site:siteInstance>")  # fmt: skip
+        return Answer(success("site:getSiteResponse", inner, ("site",)))
+
+    def get_api_version(self) -> Answer:
+        """GetAPIVersion (anonymous)."""
+        version, release, ver = API_VERSION
+        inner = f"<ep:apiVersion>{version}</ep:apiVersion><ep:release>{release}</ep:release><ep:apiVer>{ver}</ep:apiVer>"
+        return Answer(success("ep:getAPIVersionResponse", inner, ("ep", "meet")))
+
+    def lst_time_zone(self, body: etree._Element) -> Answer:
+        """LstTimeZone: offsets in minutes at ``date`` (GMT, default now) for the IDs asked (default all 62)."""
+        ids = []
+        for element in children(body).get("timezoneid", []):
+            try:
+                ids.append(int(text_of(element) or ""))
+            except ValueError:
+                raise Refusal(codes.INVALID_ARGUMENT, f"timeZoneID must be an integer, got {element.text!r}") from None
+        if any(not 0 <= i < len(TIME_ZONES) for i in ids):
+            raise Refusal(codes.INVALID_ARGUMENT, "timeZoneID must be 0-61")
+        when = self.clock.now_ts()
+        date_text = text_of(child(body, "date"))
+        if date_text:
+            try:
+                when = parse_wire_time(date_text, zoneinfo_for(20))
+            except BadWireTime as exc:
+                raise Refusal(codes.INVALID_ARGUMENT, f"date: {exc}") from None
+        instant = datetime.fromtimestamp(when, timezone.utc)
+        parts = []
+        for tz in (TIME_ZONES[i] for i in ids) if ids else TIME_ZONES:
+            local = instant.astimezone(zoneinfo_for(tz.id))
+            offset = local.utcoffset()
+            dst = local.dst()
+            parts.append(
+                f"<site:timeZone><site:timeZoneID>{tz.id}</site:timeZoneID>"
+                f"<site:gmtOffset>{int(offset.total_seconds() // 60) if offset else 0}</site:gmtOffset>"
+                f"<site:description>{escape(tz.label)}</site:description>"
+                f"<site:shortName>{escape(local.tzname() or '')}</site:shortName>"
+                f"<site:hideTimeZoneName>false</site:hideTimeZoneName>"
+                f"<site:fallInDST>{'true' if dst else 'false'}</site:fallInDST></site:timeZone>"
+            )
+        return Answer(success("site:lstTimeZoneResponse", "".join(parts), ("site",)))

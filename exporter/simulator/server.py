@@ -1,0 +1,427 @@
+"""The simulator: an aiohttp.web server for ``POST /WBXService/XMLService`` plus ``/_sim/`` controls.
+
+:class:`Simulator` ties the parts together (clock, store, auth, faults, stats) and offers the same
+controls as Python methods.  ``run_in_thread`` runs one for synchronous code and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import socket
+import struct
+import threading
+from datetime import datetime, timezone
+from typing import Any, Iterator, Mapping, Sequence
+
+from aiohttp import web
+
+from .. import webex_codes as codes
+from ..datasets import by_name
+from ..errors import ConfigError, ParseError
+from .auth import Authenticator, Identity, NoCredentials
+from .clock import SimClock
+from .config import FaultSettings, SimulatorConfig
+from .faults import FaultState, api_group
+from .ops import NO_RECORDS_REASON, Answer, Operations
+from .records import coerce
+from .render import BodyXml, envelope, failure
+from .request import Envelope, Refusal, read_envelope
+from .stats import Stats
+from .store import Store
+
+__all__ = ["Simulator", "run_in_thread", "SERVICE_PATH"]
+
+SERVICE_PATH = "/WBXService/XMLService"
+_PRE_RESPONSE_FAULTS = {"reset", "http403", "http429", "http5xx"}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(data, default=_json_default, ensure_ascii=False), status=status,
+                        content_type="application/json")  # fmt: skip
+
+
+def _parse_time(value: Any) -> int | None:
+    return None if value is None else coerce("timestamp", value)
+
+
+class Simulator:
+    """A simulated Webex XML API with deterministic data and controllable faults.
+
+    ``async with Simulator(config) as sim:`` starts it on 127.0.0.1 (a free port); ``sim.url`` is the
+    XML service URL.  All methods besides ``start``/``stop`` are synchronous and thread-safe.
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config = config or SimulatorConfig()
+        self.clock = SimClock(config.now, frozen=config.freeze_clock)
+        self.store = Store(config, self.clock)
+        self.auth = Authenticator(config, self.clock)
+        self.faults = FaultState(config.faults, config.seed)
+        self.counters = Stats()
+        self.operations = Operations(config, self.store, self.auth, self.clock)
+        self.url: str | None = None
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host:port`` (0: any free port); returns the XML service URL."""
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[0]
+        self.url = f"http://{host}:{bound[1]}{SERVICE_PATH}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop listening and close open connections."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` (for the ``/_sim/`` controls)."""
+        if self.url is None:
+            raise RuntimeError("the simulator is not running")
+        return self.url[: -len(SERVICE_PATH)]
+
+    def app(self) -> web.Application:
+        """The aiohttp application (XML service and controls)."""
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_post(SERVICE_PATH, self._xml_service)
+        app.router.add_get("/_sim/ground-truth", self._http_ground_truth)
+        app.router.add_get("/_sim/clock", self._http_clock)
+        app.router.add_post("/_sim/clock", self._http_clock)
+        app.router.add_get("/_sim/faults", self._http_faults)
+        app.router.add_post("/_sim/faults", self._http_faults)
+        app.router.add_get("/_sim/stats", self._http_stats)
+        app.router.add_post("/_sim/stats", self._http_stats)
+        app.router.add_post("/_sim/mutate", self._http_mutate)
+        app.router.add_get("/_sim/info", self._http_info)
+        return app
+
+    # ------------------------------------------------------------------ Python controls
+
+    def ground_truth(self, site: str, dataset: str, *, preliminary: bool = False) -> list[dict[str, Any]]:
+        """Exactly the records a listing of ``dataset`` returns now (timestamps as UTC datetimes)."""
+        by_name(dataset)
+        return self.store.ground_truth(site, dataset, preliminary=preliminary,
+                                       drift_fraction=self.faults.settings.schema_drift_fraction)  # fmt: skip
+
+    def set_faults(self, settings: FaultSettings | None = None, **changes: Any) -> FaultSettings:
+        """Replace all fault settings, or change some knobs by name; returns the settings in force."""
+        if settings is not None:
+            self.faults.replace(dataclasses.replace(settings, **changes) if changes else settings)
+            return self.faults.settings
+        return self.faults.update(**changes)
+
+    def queue_fault(self, kind: str, count: int = 1, operation: str | None = None) -> None:
+        """The next ``count`` requests (carrying ``operation``, if given) get fault ``kind``."""
+        self.faults.enqueue(kind, count, operation)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: requests (and by operation), bodies, records, throttled, exceptions, faults."""
+        return self.counters.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero all counters."""
+        self.counters.reset()
+
+    def add_late_rows(self, site: str, dataset: str, count: int = 1, *, start: datetime | None = None,
+                      end: datetime | None = None, visible_at: datetime | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Add rows that start inside ``[start, end]`` (default: anywhere data is) and are visible
+        from ``visible_at`` (default now): history arriving late into windows already exported."""
+        rows = self.store.add_rows(site, dataset, count, start=_parse_time(start), end=_parse_time(end),
+                                   visible_at=_parse_time(visible_at))  # fmt: skip
+        return self._dicts(site, dataset, rows)
+
+    def revise_record(self, site: str, dataset: str, key: Mapping[str, Any] | Sequence[Any],
+                      changes: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+        """Change column values of the record with natural ``key`` (a dict or a tuple in key order)."""
+        return self._dicts(site, dataset, [self.store.revise(site, dataset, key, changes)])[0]
+
+    def remove_record(self, site: str, dataset: str, key: Mapping[str, Any] | Sequence[Any]) -> dict[str, Any]:
+        """Delete the record with natural ``key``; returns it."""
+        return self._dicts(site, dataset, [self.store.remove(site, dataset, key)])[0]
+
+    def expire_tickets(self) -> int:
+        """Invalidate every session ticket issued so far."""
+        return self.auth.expire_all()
+
+    def _dicts(self, site: str, dataset: str, rows: Sequence[tuple]) -> list[dict[str, Any]]:
+        config = self.store.site(site)
+        pmr = dataset == "scheduled_sessions" and config.return_scheduled_pmr_switch
+        now = self.clock.now_ts()
+        drift = self.faults.settings.schema_drift_fraction
+        return [self.store.as_dict(config, dataset, r, now, pmr_column=pmr, drift_fraction=drift) for r in rows]
+
+    # ------------------------------------------------------------------ the XML service
+
+    async def _xml_service(self, request: web.Request) -> web.StreamResponse:
+        delay = self.faults.latency()
+        if delay:
+            await asyncio.sleep(delay)
+        data = await request.read()
+        try:
+            env = read_envelope(data)
+        except ParseError as exc:
+            self.counters.request([])
+            return self._respond([failure(codes.MALFORMED_REQUEST, f"Invalid request: {exc}")], None)
+        operations = [b.operation for b in env.bodies]
+        self.counters.request(operations)
+        fault = self.faults.draw(operations)
+        if fault in _PRE_RESPONSE_FAULTS:
+            self.counters.fault(fault)
+            return self._transport_fault(request, fault)
+        answers = self._answer(env, fault)
+        response = self._respond([a.xml for a in answers], fault)
+        if fault in ("mutate_add", "mutate_remove"):
+            self._mutate_between_pages(answers, fault)
+        return response
+
+    def _transport_fault(self, request: web.Request, fault: str) -> web.StreamResponse:
+        settings = self.faults.settings
+        if fault == "reset":
+            sock = request.transport.get_extra_info("socket") if request.transport else None
+            if sock is not None:
+                # Linger 0: the close sends RST, so the client sees "connection reset by peer".
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response()
+        if fault == "http403":
+            self.counters.http(403)
+            return web.Response(status=403, text="403 Forbidden: usage limit exceeded")
+        if fault == "http429":
+            self.counters.http(429)
+            return web.Response(status=429, text="429 Too Many Requests",
+                                headers={"Retry-After": str(settings.retry_after_seconds)})  # fmt: skip
+        self.counters.http(settings.http5xx_status)
+        return web.Response(status=settings.http5xx_status, text=f"{settings.http5xx_status} Server Error")
+
+    def _answer(self, env: Envelope, fault: str | None) -> list[Answer]:
+        bodies = env.bodies
+        limit = self.config.body_content_limit
+        if not bodies:
+            return self._count([Answer(failure(codes.INVALID_ARGUMENT, "The request has no bodyContent"))])
+        if len(bodies) > limit:
+            reason = f"BodyContent count in request must be less than {limit + 1}"
+            return self._count([Answer(failure(codes.BODY_CONTENT_LIMIT, reason))])
+        groups = {api_group(b.operation, self.operations.groups) for b in bodies if self.operations.known(b.operation)}
+        # Every group is checked (and charged) so one request cannot slip past a group's budget.
+        throttled = [g for g in sorted(groups) if self.faults.throttled(env.site_name, g)]
+        if throttled or fault == "throttle":
+            if fault == "throttle":
+                self.counters.fault(fault)
+            return self._count([Answer(failure(codes.RATE_LIMITED, "API Rate Limit Reached")) for _ in bodies])
+        identity: Identity | None = None
+        refusal: Refusal | None = None
+        try:
+            identity = self.auth.authenticate(env.security)
+        except Refusal as exc:
+            refusal = exc
+        answers = []
+        drift = self.faults.settings.schema_drift_fraction
+        capital = self.faults.settings.capital_uuid_fraction
+        for body in bodies:
+            op = body.operation.lower()
+            try:
+                if not self.operations.known(op):
+                    raise Refusal(codes.UNKNOWN_OPERATION, f"Unknown operation {body.operation!r}")
+                if op == "getapiversion":
+                    answers.append(self.operations.get_api_version())
+                elif op == "authenticateuser":
+                    answers.append(self.operations.authenticate_user(body.element, env.security, identity, refusal))
+                elif refusal is not None:
+                    if isinstance(refusal, NoCredentials) and op == "lstsummarysession":
+                        # 40.2.0: anonymous LstsummarySession answers "no record found".
+                        raise Refusal(codes.NO_RECORDS, NO_RECORDS_REASON)
+                    raise refusal
+                elif op == "getsite":
+                    answers.append(self.operations.get_site(identity))
+                elif op == "lsttimezone":
+                    answers.append(self.operations.lst_time_zone(body.element))
+                else:
+                    answers.append(self.operations.list(body.operation, body.element, identity,
+                                                        drift=drift, capital_uuid=capital))  # fmt: skip
+            except Refusal as exc:
+                answers.append(Answer(failure(exc.exception_id, exc.reason)))
+        return self._count(answers)
+
+    def _count(self, answers: list[Answer]) -> list[Answer]:
+        for a in answers:
+            self.counters.body(a.xml.exception_id, a.records)
+        return answers
+
+    def _respond(self, bodies: list[BodyXml], fault: str | None) -> web.Response:
+        settings = self.faults.settings
+        backup = self.faults.gsb_backup() or fault == "gsb_backup"
+        if fault == "gsb_backup":
+            self.counters.fault(fault)
+        text = envelope(bodies, gsb_status="BACKUP" if backup else "PRIMARY")
+        encoding = settings.encoding.upper()
+        if encoding == "ISO-8859-1":
+            # Characters outside Latin-1 become character references, as Webex writes them.
+            payload = text.encode("iso-8859-1", "xmlcharrefreplace")
+        else:
+            payload = text.encode("utf-8")
+        payload = f'<?xml version="1.0" encoding="{encoding}"?>\n'.encode("ascii") + payload
+        if fault == "truncate":
+            self.counters.fault(fault)
+            payload = payload[: max(40, len(payload) * 3 // 5)]
+        elif fault == "malformed":
+            self.counters.fault(fault)
+            payload = payload.replace(b"</serv:header>", b"</serv:header><<broken & ", 1)
+        self.counters.http(200)
+        return web.Response(body=payload, content_type="text/xml", charset=encoding)
+
+    def _mutate_between_pages(self, answers: list[Answer], fault: str) -> None:
+        for answer in answers:
+            listing = answer.listing
+            if listing is None or not listing.page:
+                continue
+            lay = self.store.layouts[listing.dataset]
+            if fault == "mutate_add":
+                # A copy of the listing's first row sorts before every later page: the pages shift.
+                self.store.add_rows(listing.site, listing.dataset, 1, templates=[listing.rows[0]])
+            else:
+                self.store.remove(listing.site, listing.dataset, lay.natural_key(listing.page[0]))
+            self.counters.fault(fault)
+            return
+
+    # ------------------------------------------------------------------ HTTP controls
+
+    async def _http_ground_truth(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            rows = self.ground_truth(q.get("site", ""), q.get("dataset", ""),
+                                     preliminary=q.get("preliminary", "").lower() in ("1", "true", "yes"))  # fmt: skip
+        except KeyError as exc:
+            return _json({"error": str(exc.args[0])}, 404)
+        return _json(rows)
+
+    async def _http_clock(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            data = await request.json()
+            try:
+                if "now" in data:
+                    when = datetime.fromisoformat(str(data["now"]).replace("Z", "+00:00"))
+                    self.clock.set(when, frozen=bool(data.get("frozen", True)))
+                if "advance_seconds" in data:
+                    self.clock.advance(float(data["advance_seconds"]))
+                if data.get("frozen") is False and "now" not in data:
+                    self.clock.resume()
+                elif data.get("frozen") is True and "now" not in data:
+                    self.clock.freeze()
+            except (TypeError, ValueError) as exc:
+                return _json({"error": str(exc)}, 400)
+        return _json({"now": self.clock.now(), "frozen": self.clock.frozen})
+
+    async def _http_faults(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            data = dict(await request.json())
+            try:
+                if data.pop("reset", False):
+                    self.faults.replace(self.config.faults)
+                for item in data.pop("enqueue", []):
+                    self.faults.enqueue(item["kind"], int(item.get("count", 1)), item.get("operation"))
+                if data:
+                    if "queue" in data:
+                        data["queue"] = tuple(data["queue"])
+                    self.faults.update(**data)
+            except (ConfigError, TypeError, ValueError, KeyError) as exc:
+                return _json({"error": str(exc)}, 400)
+        return _json(self.faults.describe())
+
+    async def _http_stats(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            data = await request.json()
+            if data.get("reset"):
+                self.counters.reset()
+        return _json(self.stats())
+
+    async def _http_mutate(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        action = data.get("action")
+        try:
+            if action == "add_late_rows":
+                rows = self.add_late_rows(data["site"], data["dataset"], int(data.get("count", 1)),
+                                          start=data.get("start"), end=data.get("end"),
+                                          visible_at=data.get("visible_at"))  # fmt: skip
+                return _json({"added": rows})
+            if action == "revise":
+                return _json({"revised": self.revise_record(data["site"], data["dataset"], data["key"],
+                                                            data["changes"])})  # fmt: skip
+            if action == "remove":
+                return _json({"removed": self.remove_record(data["site"], data["dataset"], data["key"])})
+            if action == "expire_tickets":
+                return _json({"expired": self.expire_tickets()})
+        except (KeyError, LookupError, TypeError, ValueError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"error": f"unknown action {action!r}; use add_late_rows, revise, remove, expire_tickets"}, 400)
+
+    async def _http_info(self, request: web.Request) -> web.Response:
+        return _json({
+            "url": self.url,
+            "now": self.clock.now(),
+            "sites": [{"name": s.name, "users": dict(s.users), "access_tokens": dict(s.access_tokens),
+                       "default_time_zone_id": s.default_time_zone_id,
+                       "return_scheduled_pmr_switch": s.return_scheduled_pmr_switch} for s in self.config.sites],
+        })  # fmt: skip
+
+
+@contextlib.contextmanager
+def run_in_thread(config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                  timeout: float = 30.0) -> Iterator[Simulator]:  # fmt: skip
+    """Run a simulator on its own event loop in a daemon thread; yields it (``sim.url`` is set)."""
+    sim = Simulator(config)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    failed: list[BaseException] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(sim.start(host, port))
+        except BaseException as exc:  # reported to the caller below
+            failed.append(exc)
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, name="webex-simulator", daemon=True)
+    thread.start()
+    if not ready.wait(timeout):
+        raise RuntimeError("the simulator did not start in time")
+    if failed:
+        thread.join()
+        loop.close()
+        raise failed[0]
+    try:
+        yield sim
+    finally:
+        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        loop.close()

@@ -1,0 +1,413 @@
+"""Records per (site, dataset), indexed by start time; listings, ground truth and mutations.
+
+Each (site, dataset) keeps one list per UTC day of record start, sorted by (start, natural key),
+so a time scope is a couple of bisects and the default order needs no sorting.  Days are
+generated on first use.  A listing (the filtered, ordered records a request pages through) is
+cached until the store changes or the clock reaches the next moment a row appears or expires,
+so paging a 50k-row window costs one filter pass, not one per page.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from operator import itemgetter
+from typing import Any, Callable, Mapping, Sequence
+
+from ..datasets import by_name
+from . import pools
+from .clock import SimClock
+from .config import SimulatorConfig, SiteConfig
+from .records import AUDIO_ONLY, PMR, Layout, coerce, default_order
+from .world import DAY, World, layouts
+
+__all__ = ["Selection", "Store", "Filter"]
+
+_CACHE_SIZE = 64
+_LATE_BASE = 9_000_000_000_000_000_000  # keys of rows added after generation (never collide)
+_PRELIMINARY_BLANK = ("trackingCode", "assistService")  # preliminary history carries basic data only
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """One request filter: ``column`` compared with ``value`` by ``op`` (eq, ieq, prefix, in, status)."""
+
+    column: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What a list request selects, without paging: the cache key of a listing.
+
+    ``filters`` combine by AND, or by OR when ``any_of``; the scopes count as filters.  ``requires``
+    always combine by AND (service types, status).  ``audio_only`` / ``pmr`` admit flagged rows.
+    """
+
+    dataset: str
+    preliminary: bool = False
+    start_range: tuple[int, int] | None = None
+    end_range: tuple[int, int] | None = None
+    filters: tuple[Filter, ...] = ()
+    requires: tuple[Filter, ...] = ()
+    any_of: bool = False
+    order: tuple[tuple[str, bool], ...] = ()
+    audio_only: bool = True
+    pmr: bool = False
+
+
+@dataclass(slots=True)
+class _Listing:
+    rows: list
+    version: int
+    days: tuple[int, int, int]
+    since: int
+    until: int
+
+
+@dataclass(slots=True)
+class _SiteState:
+    index: int
+    config: SiteConfig
+    late_counter: int = 0
+    generated: set[int] = field(default_factory=set)
+
+
+class Store:
+    """All simulated records; thread-safe (HTTP handlers and test threads share it)."""
+
+    def __init__(self, config: SimulatorConfig, clock: SimClock) -> None:
+        self.config = config
+        self.clock = clock
+        self.layouts = layouts()
+        anchor = clock.now_ts()
+        self.first_day = anchor // DAY - config.days + 1
+        self.world = World(config, self.layouts, anchor)
+        self._sites = {s.name.lower(): _SiteState(i, s) for i, s in enumerate(config.sites)}
+        self._buckets: dict[tuple[str, str], dict[int, list[tuple]]] = defaultdict(dict)
+        self._versions: dict[tuple[str, str], int] = defaultdict(int)
+        self._cache: OrderedDict[tuple, _Listing] = OrderedDict()
+        self._lock = threading.RLock()
+        self._blank = {
+            name: tuple(i for i, c in enumerate(lay.dataset.columns) if c.parent in _PRELIMINARY_BLANK)
+            for name, lay in self.layouts.items()
+        }
+
+    # ------------------------------------------------------------------ generation
+
+    def site(self, name: str) -> SiteConfig:
+        """The configured site called ``name`` (case-insensitive); KeyError names the known ones."""
+        try:
+            return self._sites[name.lower()].config
+        except KeyError:
+            raise KeyError(f"unknown site {name!r}; known: {', '.join(s.name for s in self.config.sites)}") from None
+
+    def _world_day(self, state: _SiteState, day: int, now: int) -> None:
+        if day in state.generated or not self.first_day <= day <= now // DAY + 1:
+            return
+        state.generated.add(day)
+        touched = set()
+        for dataset, rows in self.world.generate(state.index, state.config, day).items():
+            lay = self.layouts[dataset]
+            buckets = self._buckets[(state.config.name, dataset)]
+            start = lay.start
+            for rec in rows:
+                d = rec[start] // DAY
+                buckets.setdefault(d, []).append(rec)
+                touched.add((dataset, d))
+        for dataset, d in touched:
+            self.layouts[dataset].sort(self._buckets[(state.config.name, dataset)][d])
+
+    def _bucket(self, state: _SiteState, dataset: str, day: int, now: int) -> list[tuple]:
+        # Rows starting on `day` come from sessions starting that day or the day before.
+        self._world_day(state, day - 1, now)
+        self._world_day(state, day, now)
+        return self._buckets[(state.config.name, dataset)].setdefault(day, [])
+
+    def _state(self, site: str | SiteConfig) -> _SiteState:
+        name = site.name if isinstance(site, SiteConfig) else site
+        self.site(name)
+        return self._sites[name.lower()]
+
+    # ------------------------------------------------------------------ listing
+
+    def select(self, site: str | SiteConfig, sel: Selection, now: int | None = None) -> list[tuple]:
+        """The records a request with ``sel`` lists now, in response order (do not modify)."""
+        now = self.clock.now_ts() if now is None else now
+        with self._lock:
+            state = self._state(site)
+            lay = self.layouts[sel.dataset]
+            cutoff = now - self.config.retention_days * DAY
+            lo, hi = cutoff, None
+            if sel.start_range and not sel.any_of:
+                lo, hi = max(lo, sel.start_range[0]), sel.start_range[1]
+            days = (max(self.first_day, lo // DAY), now // DAY + 2 if hi is None else min(now // DAY + 2, hi // DAY))
+            key = (state.config.name, sel)
+            # Today decides which world days exist (sessions are generated up to tomorrow).
+            span = (*days, now // DAY)
+            version = self._versions[(state.config.name, sel.dataset)]
+            hit = self._cache.get(key)
+            if hit and hit.version == version and hit.days == span and hit.since <= now < hit.until:
+                self._cache.move_to_end(key)
+                return hit.rows
+            rows, until = self._filter(state, lay, sel, days, lo, hi, now)
+            self._cache[key] = _Listing(rows, version, span, now, until)
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+            return rows
+
+    def _filter(self, state: _SiteState, lay: Layout, sel: Selection, days: tuple[int, int], lo: int,
+                hi: int | None, now: int) -> tuple[list[tuple], int]:  # fmt: skip
+        slot = lay.preliminary if sel.preliminary else lay.visible
+        mask = (0 if sel.audio_only else AUDIO_ONLY) | (0 if sel.pmr else PMR)
+        flags = lay.flags
+        predicate = self._predicate(lay, sel, now)
+        start_of = itemgetter(lay.start)
+        rows: list[tuple] = []
+        next_change = 2**62
+        for day in range(days[0], days[1] + 1):
+            bucket = self._bucket(state, sel.dataset, day, now)
+            if not bucket:
+                continue
+            i0 = bisect_left(bucket, lo, key=start_of) if lo // DAY == day else 0
+            i1 = bisect_right(bucket, hi, key=start_of) if hi is not None and hi // DAY == day else len(bucket)
+            for k in range(i0, i1):
+                rec = bucket[k]
+                if rec[slot] > now:
+                    if rec[slot] < next_change:
+                        next_change = rec[slot]
+                    continue
+                if rec[flags] & mask or (predicate is not None and not predicate(rec)):
+                    continue
+                rows.append(rec)
+        if sel.order:
+            for column, descending in reversed(sel.order):
+                i = lay.index[column]
+                blank = "" if lay.types[i] == "str" else 0
+                rows.sort(key=lambda r: (r[i] is not None, blank if r[i] is None else r[i]), reverse=descending)
+        if rows:
+            # The oldest row expires when the retention cut-off passes its start.
+            oldest = min(map(start_of, rows)) if sel.order else rows[0][lay.start]
+            next_change = min(next_change, oldest + self.config.retention_days * DAY + 1)
+        if any(f.op == "status" for f in sel.requires):
+            next_change = now + 1  # status changes with the clock: never reuse
+        return rows, next_change
+
+    def _predicate(self, lay: Layout, sel: Selection, now: int) -> Callable[[tuple], bool] | None:
+        tests = []
+        if sel.start_range and sel.any_of:
+            tests.append(_start_test(lay, *sel.start_range))
+        if sel.end_range:
+            tests.append(_end_test(lay, *sel.end_range))
+        tests.extend(_filter_test(lay, f, now) for f in sel.filters)
+        required = [_filter_test(lay, f, now) for f in sel.requires]
+        if not tests and not required:
+            return None
+        combine = any if sel.any_of else all
+        if not tests:
+            return lambda r: all(t(r) for t in required)
+        return lambda r: all(t(r) for t in required) and combine(t(r) for t in tests)
+
+    # ------------------------------------------------------------------ presentation
+
+    def present(self, dataset: str, rec: tuple, now: int, *, preliminary: bool = False,
+                pmr_column: bool = False) -> list[Any]:  # fmt: skip
+        """The column values a response shows for ``rec`` now (status fields follow the clock)."""
+        lay = self.layouts[dataset]
+        values = list(rec[: lay.n])
+        if dataset == "scheduled_sessions":
+            ix = lay.index
+            actual, end = values[ix["actual_start_time"]], lay.end_of(rec)
+            running = actual is not None and actual <= now < end
+            values[ix["status"]] = "INPROGRESS" if running else "NOT_INPROGRESS"
+            values[ix["host_joined"]] = values[ix["participants_joined"]] = running
+            if actual is not None and actual > now:
+                values[ix["actual_start_time"]] = None
+            if not pmr_column:
+                values[ix["is_scheduled_pmr"]] = None
+        if preliminary:
+            for i in self._blank[dataset]:
+                values[i] = None
+        return values
+
+    def extras(self, dataset: str, rec: tuple, drift_fraction: float) -> dict[str, str]:
+        """Elements outside the registry a record carries: stored ones plus schema drift."""
+        lay = self.layouts[dataset]
+        stored = rec[lay.extra]
+        out = dict(stored) if stored else {}
+        if drift_fraction:
+            h = (rec[lay.key[0]] * 1_103_515_245 + rec[lay.start] * 12_345) % 10_007
+            if h < drift_fraction * 10_007:
+                name, choices = pools.DRIFT_ELEMENTS[h % len(pools.DRIFT_ELEMENTS)]
+                out[name] = choices[h % len(choices)]
+        return out
+
+    def ground_truth(self, site: str | SiteConfig, dataset: str, *, preliminary: bool = False,
+                     drift_fraction: float = 0.0, now: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """What a listing of ``dataset`` as the exporter requests it returns now, as typed dicts.
+
+        The request is the registry's (``request_extras`` applied: audio-only sessions included,
+        scheduled PMRs when the site switch is on), over all time, in the registry's order.
+        """
+        now = self.clock.now_ts() if now is None else now
+        config = self._state(site).config
+        ds = by_name(dataset)
+        pmr = dataset == "scheduled_sessions" and config.return_scheduled_pmr_switch
+        sel = Selection(dataset, preliminary=preliminary and ds.preliminary_operation is not None, pmr=pmr,
+                        order=default_order(ds))  # fmt: skip
+        rows = self.select(config, sel, now)
+        return [self.as_dict(config, dataset, r, now, preliminary=sel.preliminary, pmr_column=pmr,
+                             drift_fraction=drift_fraction) for r in rows]  # fmt: skip
+
+    def as_dict(self, site: SiteConfig, dataset: str, rec: tuple, now: int, *, preliminary: bool = False,
+                pmr_column: bool = False, drift_fraction: float = 0.0) -> dict[str, Any]:  # fmt: skip
+        """One record as column name -> typed value, plus ``site`` and ``extra``."""
+        lay = self.layouts[dataset]
+        values = self.present(dataset, rec, now, preliminary=preliminary, pmr_column=pmr_column)
+        out: dict[str, Any] = {}
+        for name, type_, value in zip(lay.names, lay.types, values):
+            if type_ == "timestamp" and value is not None:
+                value = datetime.fromtimestamp(value, timezone.utc)
+            elif type_ == "json" and value is not None:
+                value = [dict(item) for item in value]
+            out[name] = value
+        out["site"] = site.name
+        out["extra"] = self.extras(dataset, rec, drift_fraction)
+        return out
+
+    # ------------------------------------------------------------------ mutations
+
+    def _touch(self, site: str, dataset: str) -> None:
+        self._versions[(site, dataset)] += 1
+
+    def add_rows(self, site: str | SiteConfig, dataset: str, count: int = 1, *, start: int | None = None,
+                 end: int | None = None, visible_at: int | None = None,
+                 templates: Sequence[tuple] | None = None) -> list[tuple]:  # fmt: skip
+        """Add ``count`` new rows (copies of existing ones with fresh keys), visible at ``visible_at``.
+
+        Rows start inside ``[start, end]`` (default: where the copied rows start).  Late-arriving
+        history looks exactly like this to a client: rows appear in a window already exported.
+        """
+        now = self.clock.now_ts()
+        with self._lock:
+            state = self._state(site)
+            lay = self.layouts[dataset]
+            if templates is None:
+                templates = self.select(state.config, Selection(dataset, audio_only=True, pmr=True), now)
+                if start is not None or end is not None:
+                    lo, hi = start or 0, end if end is not None else 2**62
+                    inside = [r for r in templates if lo <= r[lay.start] <= hi]
+                    templates = inside or templates
+            if not templates:
+                raise LookupError(f"no {dataset} rows at site {state.config.name} to copy from")
+            added = []
+            for n in range(count):
+                template = templates[(n * 7919) % len(templates)]
+                state.late_counter += 1
+                rec = self._fresh_copy(lay, state, template, start, end, now if visible_at is None else visible_at)
+                bucket = self._bucket(state, dataset, rec[lay.start] // DAY, now)
+                bucket.insert(bisect_right(bucket, lay.sort_key(rec), key=lay.sort_key), rec)
+                added.append(rec)
+            self._touch(state.config.name, dataset)
+            return added
+
+    def _fresh_copy(self, lay: Layout, state: _SiteState, template: tuple, start: int | None, end: int | None,
+                    visible_at: int) -> tuple:  # fmt: skip
+        values = list(template)
+        n = state.late_counter
+        key_names = lay.dataset.natural_key
+        unique = _LATE_BASE + state.index * 10**12 + n
+        values[lay.key[0]] = unique  # conf_id / record_id: a new session, or...
+        if len(key_names) > 1:
+            # ...for attendee-like keys keep the session and add a new person.
+            values[lay.key[0]] = template[lay.key[0]]
+            values[lay.key[1]] = f"Late Attendee {n}" if lay.types[lay.key[1]] == "str" else n
+            if lay.types[lay.key[2]] == "str":
+                values[lay.key[2]] = f"late{n}@example.com"
+        old = template[lay.start]
+        new = old
+        if start is not None and not start <= old <= (end if end is not None else 2**62):
+            new = start
+        if new != old:
+            for i, type_ in enumerate(lay.types):
+                if type_ == "timestamp" and values[i] is not None:
+                    values[i] += new - old
+        values[lay.visible] = visible_at
+        values[lay.preliminary] = visible_at
+        return tuple(values)
+
+    def _find(self, state: _SiteState, lay: Layout, dataset: str, key: Mapping[str, Any] | Sequence[Any],
+              now: int) -> tuple[list[tuple], int]:  # fmt: skip
+        if isinstance(key, Mapping):
+            key = [key[name] for name in lay.dataset.natural_key]
+        wanted = tuple(coerce(lay.types[i], v) for i, v in zip(lay.key, key))
+        if lay.start in lay.key:
+            start = wanted[lay.key.index(lay.start)]
+            days = [start // DAY]
+        else:
+            days = list(range(self.first_day, now // DAY + 3))
+        for day in days:
+            bucket = self._bucket(state, dataset, day, now)
+            for i, rec in enumerate(bucket):
+                if lay.natural_key(rec) == wanted:
+                    return bucket, i
+        raise LookupError(f"no {dataset} record with key {wanted!r} at site {state.config.name}")
+
+    def revise(self, site: str | SiteConfig, dataset: str, key: Mapping[str, Any] | Sequence[Any],
+               changes: Mapping[str, Any]) -> tuple:  # fmt: skip
+        """Change column values of one record (found by natural key); returns the new record."""
+        now = self.clock.now_ts()
+        with self._lock:
+            state = self._state(site)
+            lay = self.layouts[dataset]
+            bucket, i = self._find(state, lay, dataset, key, now)
+            rec = lay.replace(bucket.pop(i), changes)
+            target = self._bucket(state, dataset, rec[lay.start] // DAY, now)
+            target.insert(bisect_right(target, lay.sort_key(rec), key=lay.sort_key), rec)
+            self._touch(state.config.name, dataset)
+            return rec
+
+    def remove(self, site: str | SiteConfig, dataset: str, key: Mapping[str, Any] | Sequence[Any]) -> tuple:
+        """Delete one record (found by natural key); returns it."""
+        now = self.clock.now_ts()
+        with self._lock:
+            state = self._state(site)
+            lay = self.layouts[dataset]
+            bucket, i = self._find(state, lay, dataset, key, now)
+            rec = bucket.pop(i)
+            self._touch(state.config.name, dataset)
+            return rec
+
+
+def _start_test(lay: Layout, low: int, high: int) -> Callable[[tuple], bool]:
+    start = lay.start
+    return lambda r: low <= r[start] <= high
+
+
+def _end_test(lay: Layout, low: int, high: int) -> Callable[[tuple], bool]:
+    end_of = lay.end_of
+    return lambda r: (end := end_of(r)) is not None and low <= end <= high
+
+
+def _filter_test(lay: Layout, f: Filter, now: int) -> Callable[[tuple], bool]:
+    if f.op == "status":
+        lay_end, actual = lay.end_of, lay.index["actual_start_time"]
+        want_running = f.value == "INPROGRESS"
+        return lambda r: ((r[actual] is not None and r[actual] <= now < lay_end(r)) == want_running)
+    i = lay.index[f.column]
+    value = f.value
+    if f.op == "eq":
+        return lambda r: r[i] == value
+    if f.op == "ieq":
+        low = str(value).lower()
+        return lambda r: r[i] is not None and r[i].lower() == low
+    if f.op == "prefix":
+        low = str(value).lower()
+        return lambda r: r[i] is not None and r[i].lower().startswith(low)
+    if f.op == "in":
+        return lambda r: r[i] in value
+    raise ValueError(f"unknown filter op {f.op!r}")

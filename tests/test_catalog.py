@@ -1,0 +1,146 @@
+"""DuckDB side: view SQL, the state store's transactions, building and swapping the catalog,
+and the lock probe that tells whether a reader still holds an old catalog (real processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from warehouse_worker import make_table
+
+from exporter.catalog import (
+    DUCKDB_TYPES,
+    StateStore,
+    build_catalog,
+    dataset_view_sql,
+    in_use,
+    swap_in,
+)
+from exporter.datasets import DATASETS, by_name
+from exporter.errors import WarehouseError
+from exporter.lake import Lake, conform, with_lineage
+
+USAGE = by_name("meeting_usage")
+T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+LINEAGE = [("site", "VARCHAR"), ("extra", "VARCHAR"), ("_preliminary", "BOOLEAN"), ("_commit", "BIGINT"),
+           ("_landed_at", "TIMESTAMP WITH TIME ZONE")]  # fmt: skip
+
+
+def _expected_columns(dataset) -> list[tuple[str, str]]:
+    names = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+    return [(c.name, names.get(DUCKDB_TYPES[c.type], DUCKDB_TYPES[c.type])) for c in dataset.columns] + LINEAGE
+
+
+@pytest.mark.parametrize("dataset", DATASETS, ids=lambda d: d.name)
+def test_empty_view_has_typed_columns(dataset) -> None:
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW v AS {dataset_view_sql(dataset, [])}")
+    assert [(r[0], r[1]) for r in con.sql("DESCRIBE v").fetchall()] == _expected_columns(dataset)
+    assert con.sql("SELECT count(*) FROM v").fetchall() == [(0,)]
+
+
+def _file(tmp_path: Path, name: str, rows, commit: int, *, preliminary: bool = False, drop: tuple[str, ...] = ()):
+    """A landed file, as ``(path, {column: type})`` the way the manifest describes it."""
+    table = with_lineage(conform(make_table(USAGE, rows, preliminary=preliminary), USAGE, "acme"), commit, T0)
+    table = table.drop_columns(list(drop))
+    path = tmp_path / name
+    pq.write_table(table, path)
+    return str(path), {f.name: str(f.type) for f in table.schema}
+
+
+def test_view_dedupes_types_and_tolerates_schema_drift(tmp_path: Path) -> None:
+    old = _file(tmp_path, "old.parquet", [{"conf_id": 1, "conf_name": "v1"}, {"conf_id": 2, "conf_name": "a"}], 1,
+                drop=("meeting_uuid",))  # an older file, before meeting_uuid existed  # fmt: skip
+    new = _file(tmp_path, "new.parquet", [{"conf_id": 1, "conf_name": "v2", "meeting_uuid": "u"}], 2)
+    pre = _file(tmp_path, "pre.parquet", [{"conf_id": 2, "conf_name": "prelim"}], 3, preliminary=True)
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW v AS {dataset_view_sql(USAGE, [old, new, pre])}")
+    rows = con.sql("SELECT conf_id, conf_name, meeting_uuid, _commit FROM v ORDER BY conf_id").fetchall()
+    assert rows == [(1, "v2", "u", 2), (2, "a", None, 1)]  # newest wins; final beats a later preliminary
+    assert [(r[0], r[1]) for r in con.sql("DESCRIBE v").fetchall()] == _expected_columns(USAGE)
+
+
+def test_view_reads_a_declared_column_no_file_has_yet_and_keeps_extras(tmp_path: Path) -> None:
+    old = _file(tmp_path, "old.parquet", [{"conf_id": 1}], 1, drop=("meeting_uuid",))
+    path = tmp_path / "extra.parquet"
+    table = pq.read_table(old[0]).append_column("promoted", pa.array(["x"]))
+    table = table.set_column(table.column_names.index("conf_id"), "conf_id", pa.array([2], pa.int64()))
+    pq.write_table(table, path)
+    extra = (str(path), {f.name: str(f.type) for f in table.schema})
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW v AS {dataset_view_sql(USAGE, [old, extra])}")
+    rows = con.sql("SELECT conf_id, meeting_uuid, typeof(meeting_uuid), promoted FROM v ORDER BY 1").fetchall()
+    assert rows == [(1, None, "VARCHAR", None), (2, None, "VARCHAR", "x")]
+
+
+def test_state_store_transaction_rolls_back(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.duckdb")
+    with pytest.raises(WarehouseError, match="boom"):
+        with store.transaction("boom") as con:
+            StateStore.insert_commit(con, commit_id=1, kind="window", site="s", dataset="d", window=None,
+                                     run_id=None, committed_at=T0, rows=0, files=0)  # fmt: skip
+            con.execute("SELECT * FROM no_such_table")
+    assert store.max_commit() == 0
+    store.close()
+    assert not (tmp_path / "state.duckdb.wal").exists()
+
+
+def test_cursor_never_moves_backwards(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.duckdb")
+    for cursor in (T0 + timedelta(days=2), T0, None, T0 + timedelta(days=1)):
+        with store.transaction("advance") as con:
+            StateStore.advance_cursor(con, site="s", dataset="d", cursor_to=cursor, commit_id=None, at=T0)
+    assert store.sync_row("s", "d")["cursor"] == T0 + timedelta(days=2)
+    store.close()
+
+
+def test_naive_datetimes_are_refused(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.duckdb")
+    with pytest.raises(WarehouseError, match="naive"):
+        with store.transaction("advance") as con:
+            StateStore.advance_cursor(con, site="s", dataset="d", cursor_to=datetime(2026, 1, 1), commit_id=None, at=T0)
+    store.close()
+
+
+def test_build_and_swap_catalog_for_a_reader_process(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    store = StateStore(tmp_path / "state.duckdb")
+    gen1 = tmp_path / "gen1.duckdb"
+    build_catalog(store, gen1, lake, generation=1, max_commit=0, published_at=T0, lake_readable=True)
+    catalog = tmp_path / "webex.duckdb"
+    swap_in(gen1, catalog)
+    assert catalog.samefile(gen1) and not Path(str(catalog) + ".wal").exists()
+    out = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print(c.sql('SELECT count(*) FROM meeting_attendees').fetchall(), c.sql('SELECT generation FROM catalog_info').fetchall())",
+         str(catalog)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "[(0,)] [(1,)]"
+    store.close()
+
+
+def test_in_use_sees_a_reader_in_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "c.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    con.close()
+    assert not in_use(path)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('open', flush=True); sys.stdin.readline()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        assert in_use(path)
+    finally:
+        reader.communicate("\n", timeout=30)
+    assert not in_use(path)
+    assert not in_use(tmp_path / "missing.duckdb")
