@@ -351,8 +351,9 @@ class StateStore:
             VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, CAST(? AS TIMESTAMPTZ))
             ON CONFLICT (site, dataset) DO UPDATE SET
                 "cursor" = greatest(sync_state."cursor", excluded."cursor"),
-                cursor_updated_at = CASE WHEN excluded."cursor" > coalesce(sync_state."cursor", '-infinity'::TIMESTAMPTZ)
-                                         THEN excluded.cursor_updated_at ELSE sync_state.cursor_updated_at END,
+                cursor_updated_at = CASE
+                    WHEN excluded."cursor" > coalesce(sync_state."cursor", '-infinity'::TIMESTAMPTZ)
+                    THEN excluded.cursor_updated_at ELSE sync_state.cursor_updated_at END,
                 last_commit_id = coalesce(excluded.last_commit_id, sync_state.last_commit_id),
                 last_commit_at = coalesce(excluded.last_commit_at, sync_state.last_commit_at)
             """,
@@ -427,7 +428,9 @@ def dataset_view_sql(dataset: Dataset, files: Sequence[tuple[str, Mapping[str, s
     for schema, uris in groups.items():
         have = {n for n, _ in schema}
         parts = [
-            f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}" if n in have else f"CAST(NULL AS {t}) AS {quote_ident(n)}"
+            f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}"
+            if n in have
+            else f"CAST(NULL AS {t}) AS {quote_ident(n)}"
             for n, t in declared
         ]
         parts += [quote_ident(n) if n in have else f"NULL AS {quote_ident(n)}" for n in extras]
@@ -523,7 +526,13 @@ def swap_in(generation_file: Path, catalog: Path) -> None:
     period alone).
     """
     temp = catalog.with_name(f".{catalog.name}.{os.getpid()}.tmp")
+    # A WAL beside the catalog can only come from someone who opened it read-write and wrote
+    # (then crashed): it belongs to the file being replaced, and DuckDB refuses to open the new
+    # file next to it ("WAL does not match database file").  Those writes die with the old file.
+    stale_wal = catalog.with_name(catalog.name + ".wal")
     try:
+        if stale_wal.exists():
+            stale_wal.unlink()
         if temp.exists():
             temp.unlink()
         try:

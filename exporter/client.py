@@ -20,7 +20,7 @@ import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -160,6 +160,8 @@ class WebexClient:
         self._renew_at = float("-inf")
         self._auth_lock = asyncio.Lock()
         self._fatal: FatalSiteError | None = None
+        #: One ``batching.CallBatcher`` per API group, made by ``batching.batcher_for``.
+        self.batchers: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"WebexClient(site={self.site.name!r}, auth={self.site.auth!r}, url={self.site.url!r})"

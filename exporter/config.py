@@ -39,7 +39,7 @@ DEFAULT_CONFIG_PATH = Path("config.toml")
 DEFAULT_REQUESTS_PER_MINUTE = 240
 DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_PAGE_SIZE = 500
-DEFAULT_BODIES_PER_REQUEST = 4
+DEFAULT_BODIES_PER_REQUEST = 10
 DEFAULT_COOLDOWN_SECONDS = 60.0
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_BACKOFF_BASE_SECONDS = 0.5
@@ -52,6 +52,7 @@ DEFAULT_RETENTION_DAYS = 90
 DEFAULT_SETTLE_HOURS = 0
 DEFAULT_MAX_WINDOW_RECORDS = 50_000
 DEFAULT_GAP_WARNING_DAYS = 75
+DEFAULT_SCHEDULED_AHEAD_DAYS = 30
 ALL_DATASETS = tuple(d.name for d in DATASETS)
 
 AuthMethod = Literal["password", "ticket", "token"]
@@ -125,6 +126,7 @@ class ExportSettings:
     settle_hours: int = DEFAULT_SETTLE_HOURS
     max_window_records: int = DEFAULT_MAX_WINDOW_RECORDS
     gap_warning_days: int = DEFAULT_GAP_WARNING_DAYS
+    scheduled_ahead_days: int = DEFAULT_SCHEDULED_AHEAD_DAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +449,7 @@ def parse_settings(
 
     export_raw = c.table(data.get("export"), "export")
     c.unknown(export_raw, "export", {"window_hours", "lookback_days", "retention_days", "settle_hours",
-                                     "max_window_records", "gap_warning_days"})  # fmt: skip
+                                     "max_window_records", "gap_warning_days", "scheduled_ahead_days"})  # fmt: skip
     export = ExportSettings(
         window_hours=c.integer(export_raw, "window_hours", "export", DEFAULT_WINDOW_HOURS, low=1, high=24 * 31),
         lookback_days=c.integer(export_raw, "lookback_days", "export", DEFAULT_LOOKBACK_DAYS, low=0, high=90),
@@ -455,6 +457,9 @@ def parse_settings(
         settle_hours=c.integer(export_raw, "settle_hours", "export", DEFAULT_SETTLE_HOURS, low=0, high=24 * 14),
         max_window_records=c.integer(export_raw, "max_window_records", "export", DEFAULT_MAX_WINDOW_RECORDS, low=1, high=10_000_000),
         gap_warning_days=c.integer(export_raw, "gap_warning_days", "export", DEFAULT_GAP_WARNING_DAYS, low=1, high=3650),
+        scheduled_ahead_days=c.integer(
+            export_raw, "scheduled_ahead_days", "export", DEFAULT_SCHEDULED_AHEAD_DAYS, low=0, high=366
+        ),
     )
     if export.gap_warning_days >= export.retention_days:
         c.fail("export.gap_warning_days", f"must be below export.retention_days ({export.retention_days})")

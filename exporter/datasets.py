@@ -71,6 +71,8 @@ class Dataset:
     request_extras: tuple[tuple[str, str], ...] = ()
     preliminary_operation: str | None = None
     matching_records_first: bool = False
+    #: Lists sessions that have not happened yet (scheduled meetings): plan windows past now.
+    looks_ahead: bool = False
 
     @property
     def xsi_type(self) -> str:
@@ -327,6 +329,7 @@ DATASETS: tuple[Dataset, ...] = (
         sends_time_zone_id=True,
         request_extras=(("returnScheduledPMR", "true"),),
         matching_records_first=True,
+        looks_ahead=True,
     ),
 )
 

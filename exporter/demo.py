@@ -82,6 +82,9 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
         configure_logging("text", "debug" if debug else "warning")
         if fresh:
             _clear_warehouse(settings)
+        # Freeze the simulated clock: sessions that end while the demo runs would otherwise become
+        # visible after the export planned its windows, and the comparison below would be unfair.
+        sim.clock.freeze()
         now = sim.clock.now()
         click.echo(f"simulator at {sim.url}; exporting {len(settings.sites)} sites into {settings.warehouse.root} ...")
         began = time.monotonic()

@@ -342,7 +342,9 @@ class Lake:
         with storage_errors(f"listing {self.uri(under)}"):
             infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
         prefix = self._base + "/"
-        return sorted(i.path[len(prefix):] for i in infos if i.type == pafs.FileType.File and i.path.startswith(prefix))
+        return sorted(
+            i.path[len(prefix) :] for i in infos if i.type == pafs.FileType.File and i.path.startswith(prefix)
+        )
 
     def read(self, rels: Sequence[str]) -> pa.Table:
         """The files ``rels`` as one table; older files lacking newer columns get nulls."""

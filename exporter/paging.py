@@ -17,12 +17,14 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import tzinfo
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from . import parse
+from .batching import batcher_for
 from .client import RequestStats, WebexClient, run_all
 from .config import SiteSettings
 from .datasets import Dataset
@@ -30,7 +32,7 @@ from .errors import IncompleteListingError
 from .protocol import BodyResponse, list_body, scope_zone
 from .windows import Window
 
-__all__ = ["WindowFetch", "fetch_window", "dedupe", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH"]
+__all__ = ["WindowFetch", "fetch_window", "count_window", "dedupe", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,30 @@ async def fetch_window(
         zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
     lister = _Lister(client, dataset, site, zone, preliminary, max_window_records, on_page, max_rescans)
     return await lister.window(window, depth=0)
+
+
+async def count_window(
+    client: WebexClient,
+    dataset: Dataset,
+    window: Window,
+    *,
+    site: SiteSettings,
+    zone: tzinfo | None = None,
+    preliminary: bool = False,
+    stats: RequestStats | None = None,
+) -> int:
+    """``matchingRecords/total`` for ``window``: one body asking for a single record (cheap,
+    and batched with other bodies).  0 when the server answers 000015."""
+    if zone is None:
+        zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
+    body = list_body(dataset, window, start_from=1, maximum_num=1, time_zone_id=site.time_zone_id, zone=zone,
+                     preliminary=preliminary)  # fmt: skip
+    (answer,) = await batcher_for(client, dataset.api_group).call([body], stats=stats)
+    if answer.empty:
+        return 0
+    if answer.total is None:
+        raise IncompleteListingError(f"site {site.name}, {dataset.name} {window}: the answer has no matchingRecords/total")
+    return answer.total
 
 
 class _Lister:
@@ -229,7 +255,7 @@ class _Lister:
                       time_zone_id=self.site.time_zone_id, zone=self.zone, preliminary=self.preliminary)  # fmt: skip
             for start in starts
         ]
-        answers = await self.client.call(bodies, self.dataset.api_group, stats=stats)
+        answers = await batcher_for(self.client, self.dataset.api_group).call(bodies, stats=stats)
         pages = []
         for start, answer in zip(starts, answers, strict=True):
             parsed = parse.parse_records(self.dataset, answer.records, site=self.site.name, zone=self.zone,

@@ -629,12 +629,7 @@ class _Page:
         for index, column in enumerate(self.plan.columns):
             arrow_type = _ARROW_TYPES[column.type]
             if column.type == "json":
-                values = self.side.get(index)
-                arrays.append(
-                    pa.nulls(self.n, arrow_type)
-                    if values is None
-                    else pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], arrow_type)
-                )
+                arrays.append(self.json_column(index))
                 continue
             column_texts = texts.get(index)
             if column_texts is None and index in self.side:
@@ -647,6 +642,13 @@ class _Page:
         arrays.append(self.extra_column())
         arrays.append(pa.repeat(pa.scalar(preliminary, pa.bool_()), self.n))
         return pa.Table.from_arrays(arrays, schema=self.plan.schema)
+
+    def json_column(self, index: int) -> pa.Array:
+        """A json column: each row's occurrences as a JSON list, null when there were none."""
+        values = self.side.get(index)
+        if values is None:
+            return pa.nulls(self.n, pa.string())
+        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string())
 
     def extra_column(self) -> pa.Array:
         """``extra`` as JSON objects, null for rows with nothing extra."""

@@ -43,8 +43,9 @@ __all__ = ["RunOptions", "RunReport", "DatasetOutcome", "export", "run_once"]
 
 #: How often the reader-facing catalog is rebuilt while windows are committing.
 PUBLISH_INTERVAL_SECONDS = 5.0
-#: Windows of one dataset fetched at the same time (requests are still bounded by the throttle).
-WINDOWS_IN_FLIGHT = 4
+#: Windows of one dataset listed at the same time.  Requests stay bounded by the site's throttle;
+#: more windows in flight let their small first pages share HTTP requests (see ``batching.py``).
+WINDOWS_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ def plan_dataset_windows(
     failed: Iterable[Window],
     now: datetime,
     resume_done: Iterable[Window] = (),
+    dataset: Dataset | None = None,
 ) -> tuple[list[Window], bool]:
     """The windows to fetch for one dataset, and whether they may advance the cursor.
 
@@ -158,9 +160,15 @@ def plan_dataset_windows(
         start = options.since
         advances = cursor is None or options.since <= cursor or options.backfill
     end = options.until or now
+    if dataset is not None and dataset.looks_ahead and options.until is None:
+        # Scheduled sessions exist before they happen; they are re-read every run as plans change.
+        end = now + timedelta(days=export.scheduled_ahead_days)
     start = clamp_to_retention(start, now, export.retention_days)
-    skip = set(resume_done) if not options.backfill else set()
-    windows = [w for w in plan_windows(start, end, export.window_hours) if w not in skip] if start < end else []
+    done = [] if options.backfill else list(resume_done)
+    windows = [
+        w for w in (plan_windows(start, end, export.window_hours) if start < end else [])
+        if not any(d.start <= w.start and w.end <= d.end for d in done)
+    ]  # fmt: skip
     planned = set(windows)
     retry = [w for w in failed if w not in planned and w.end > oldest]
     return sorted(retry, key=lambda w: w.start) + windows, advances
@@ -309,26 +317,100 @@ def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN
 async def _export_dataset(ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome) -> None:
     state = await asyncio.to_thread(ctx.warehouse.state, site.name, dataset.name)  # type: ignore[attr-defined]
     windows, advances = plan_dataset_windows(
-        ctx.settings, ctx.options, state.cursor, state.failed_windows, ctx.now, state.resume_done
+        ctx.settings, ctx.options, state.cursor, state.failed_windows, ctx.now, state.resume_done, dataset
     )
     outcome.windows_planned = len(windows)
     outcome.cursor = state.cursor
     if not windows:
         return
     tracker = ctx.progress.dataset(site.name, dataset.name, windows=len(windows))
-    cursor_plan = _CursorPlan([w for w in windows if w not in set(state.failed_windows)], state.cursor, advances, ctx)
+    failed = set(state.failed_windows)
+    planned = [w for w in windows if w not in failed]
+    cursor_plan = _CursorPlan(planned, state.cursor, advances, ctx)
     gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
-
-    async def one(window: Window) -> None:
-        async with gate:
-            if ctx.stop.is_set():
-                return
-            await _export_window(ctx, client, site, dataset, window, outcome, tracker, cursor_plan)
+    job = _DatasetJob(ctx, client, site, dataset, outcome, tracker, cursor_plan, gate)
 
     async with asyncio.TaskGroup() as group:
-        for window in windows:
-            group.create_task(one(window), name=f"window:{site.name}:{dataset.name}:{window}")
+        for window in (w for w in windows if w in failed):
+            group.create_task(job.one(window), name=f"window:{site.name}:{dataset.name}:{window}")
+        for run in _contiguous_runs(planned):
+            group.create_task(job.cover(run), name=f"window:{site.name}:{dataset.name}:probe")
     tracker.done()
+
+
+def _contiguous_runs(windows: list[Window]) -> list[list[Window]]:
+    """Split sorted windows into runs without gaps between them."""
+    runs: list[list[Window]] = []
+    for window in sorted(windows, key=lambda w: w.start):
+        if runs and runs[-1][-1].end == window.start:
+            runs[-1].append(window)
+        else:
+            runs.append([window])
+    return runs
+
+
+@dataclass(slots=True)
+class _DatasetJob:
+    """The windows of one (site, dataset) in one run."""
+
+    ctx: _Context
+    client: object
+    site: SiteSettings
+    dataset: Dataset
+    outcome: DatasetOutcome
+    tracker: object
+    cursor_plan: _CursorPlan
+    gate: asyncio.Semaphore
+
+    async def one(self, window: Window) -> None:
+        """List and land one window (at most ``WINDOWS_IN_FLIGHT`` at once)."""
+        async with self.gate:
+            if self.ctx.stop.is_set():
+                return
+            await _export_window(self.ctx, self.client, self.site, self.dataset, window, self.outcome, self.tracker,
+                                 self.cursor_plan)  # fmt: skip
+
+    async def cover(self, run: list[Window]) -> None:
+        """Land a contiguous run of planned windows, probing first so that empty and sparse stretches
+        cost one request and one commit instead of one per window.
+
+        One body asking for a single record gives the run's ``total``: 0 lands the run as one empty
+        commit; up to a page lists the run as one window; otherwise the run is halved while its
+        average stays under half a page per window (sparse), and listed window by window once it
+        is dense, so dense history pays for one probe only.
+        """
+        from .paging import count_window
+
+        if self.ctx.stop.is_set():
+            return
+        if len(run) == 1:
+            await self.one(run[0])
+            return
+        whole = Window(run[0].start, run[-1].end)
+        page = self.site.throttle.page_size
+        stats = _probe_stats()
+        try:
+            total = await count_window(self.client, self.dataset, whole, site=self.site,
+                                       zone=_zone_for(self.ctx, self.site, self.dataset), stats=stats)  # fmt: skip
+        except (WindowFailedError, ParseError, RetryableError):
+            total = None  # no shortcut: list window by window, each failing or landing on its own
+        _add_stats(self.outcome, stats)
+        wants_preliminary = bool(self.site.preliminary and self.dataset.preliminary_operation)
+        if total == 0 and not (wants_preliminary and _is_recent(self.ctx, whole)):
+            await _land(self.ctx, self.site, self.dataset, whole, None, self.outcome, self.tracker, self.cursor_plan)
+        elif total is not None and total <= page:
+            await self.one(whole)
+        elif total is not None and total / len(run) <= page / 2:
+            half = len(run) // 2
+            await asyncio.gather(self.cover(run[:half]), self.cover(run[half:]))
+        else:
+            await asyncio.gather(*(self.one(w) for w in run))
+
+
+def _probe_stats() -> object:
+    from .client import RequestStats
+
+    return RequestStats()
 
 
 class _CursorPlan:
@@ -343,8 +425,10 @@ class _CursorPlan:
         self._limit = ctx.now - timedelta(hours=ctx.settings.export.settle_hours)
 
     def finish(self, window: Window) -> datetime | None:
-        """Mark ``window`` finished; the new cursor value, or None when it does not move."""
+        """Mark ``window`` (one planned window, or a range covering several) finished; the new
+        cursor value, or None when it does not move."""
         self._finished.add(window)
+        self._finished.update(w for w in self._pending if window.start <= w.start and w.end <= window.end)
         if not self._advances:
             return None
         moved = None
@@ -389,20 +473,8 @@ async def _export_window(
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     for fetch in stats:
         _add_stats(outcome, fetch)
-    async with ctx.commit_lock:
-        # Once a commit starts it finishes, even if the run is being stopped.
-        cursor_to = cursor_plan.finish(window)
-        await _finish_in_thread(
-            ctx.warehouse.commit_window,  # type: ignore[attr-defined]
-            site.name, dataset.name, window, table, cursor_to=cursor_to, run_id=ctx.report.run_id,
-        )  # fmt: skip
-        ctx.dirty = True
-    outcome.windows_committed += 1
-    outcome.records += table.num_rows
-    if cursor_to is not None:
-        outcome.cursor = cursor_to
+    await _land(ctx, site, dataset, window, table, outcome, tracker, cursor_plan)
     elapsed = asyncio.get_running_loop().time() - started
-    tracker.window_done(table.num_rows)  # type: ignore[attr-defined]
     event(
         "window committed", site=site.name, dataset=dataset.name, window=str(window), records=table.num_rows,
         total=fetched.total, pages=fetched.pages, requests=fetched.requests, retries=fetched.retries,
@@ -430,13 +502,45 @@ async def _finish_in_thread(func: Callable[..., object], *args: object, **kwargs
     return result
 
 
+async def _land(
+    ctx: _Context,
+    site: SiteSettings,
+    dataset: Dataset,
+    window: Window,
+    table: pa.Table | None,
+    outcome: DatasetOutcome,
+    tracker: object,
+    cursor_plan: _CursorPlan,
+) -> None:
+    """Commit one window's rows (None: a window known to be empty) and move the cursor."""
+    async with ctx.commit_lock:
+        # Once a commit starts it finishes, even if the run is being stopped.
+        cursor_to = cursor_plan.finish(window)
+        await _finish_in_thread(
+            ctx.warehouse.commit_window,  # type: ignore[attr-defined]
+            site.name, dataset.name, window, table, cursor_to=cursor_to, run_id=ctx.report.run_id,
+        )  # fmt: skip
+        ctx.dirty = True
+    rows = table.num_rows if table is not None else 0
+    outcome.windows_committed += 1
+    outcome.records += rows
+    if cursor_to is not None:
+        outcome.cursor = cursor_to
+    tracker.window_done(rows)  # type: ignore[attr-defined]
+
+
 def _is_recent(ctx: _Context, window: Window) -> bool:
     """Preliminary history matters only where final history may not be complete yet."""
     return window.end > ctx.now - timedelta(days=max(ctx.settings.export.lookback_days, 2))
 
 
 def _add_stats(outcome: DatasetOutcome, fetched: object) -> None:
-    for name in ("pages", "requests", "retries", "throttles", "rescans"):
+    """Fold a ``WindowFetch`` (or a probe's ``RequestStats``) into the outcome's counters."""
+    throttles = getattr(fetched, "throttles", 0)
+    if not isinstance(throttles, int):  # RequestStats keeps a Counter by cause
+        throttles = sum(throttles.values())
+    outcome.throttles += throttles
+    for name in ("pages", "requests", "retries", "rescans"):
         setattr(outcome, name, getattr(outcome, name) + getattr(fetched, name, 0))
     outcome.throttle_wait_seconds += getattr(fetched, "throttle_wait_seconds", 0.0)
     outcome.unknown_elements.update(getattr(fetched, "unknown_elements", {}))

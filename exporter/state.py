@@ -161,9 +161,7 @@ def subtract_window(failed: Window, committed: _Span) -> list[Window]:
     return left
 
 
-def gap_warning(
-    state: DatasetState, now: datetime, retention_days: int, gap_warning_days: int
-) -> GapWarning | None:
+def gap_warning(state: DatasetState, now: datetime, retention_days: int, gap_warning_days: int) -> GapWarning | None:
     """A warning when the oldest uncovered instant of ``state`` is older than ``gap_warning_days``.
 
     Uncovered: everything after the cursor (or everything, with no cursor) and every failed window.
@@ -192,9 +190,8 @@ def gap_warning(
             "is already gone upstream and more is lost every day until it runs"
         )
     else:
-        message = (
-            f"{state.site}/{state.dataset}: history since {since.isoformat()} is not landed ({reason}); "
-            + (f"the server starts dropping it in {left:.1f} days" if left > 0 else "the server is dropping it now")
+        message = f"{state.site}/{state.dataset}: history since {since.isoformat()} is not landed ({reason}); " + (
+            f"the server starts dropping it in {left:.1f} days" if left > 0 else "the server is dropping it now"
         )
     return GapWarning(state.site, state.dataset, reason, since, round(age, 3), round(left, 3), message)
 

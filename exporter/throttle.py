@@ -85,6 +85,16 @@ class RateBudget:
         """Booked requests in ``[moment, before)`` (``before`` open-ended when ``None``)."""
         return sum(1 for t in self._booked if t >= moment and (before is None or t < before))
 
+    def peek(self, now: float) -> float:
+        """How long a request made at ``now`` would wait, without booking anything."""
+        booked = [t for t in self._booked if t > now - self.period]
+        tau = (self.burst - 1) * self.interval
+        send_at = max(now, max(self._tat, now) - tau)
+        cap = int(self.limit)
+        if len(booked) >= cap:
+            send_at = max(send_at, booked[-cap] + self.period + 1e-3)
+        return send_at - now
+
     def reserve(self, now: float) -> float:
         """Book the earliest allowed send time at or after ``now``; return the wait in seconds."""
         while self._booked and self._booked[0] <= now - self.period:
@@ -223,6 +233,12 @@ class GroupThrottle:
             yield permit
         finally:
             self.concurrency.release()
+
+    def ready_in(self) -> float:
+        """Seconds until a request could leave (cool-down, site pause, budget); books nothing."""
+        now = _now()
+        blocked = max(self.blocked_until, self.site.paused_until) - now
+        return max(0.0, blocked, self.budget.peek(now))
 
     def report_success(self, permit: Permit) -> None:
         """The request was answered without throttling: grow concurrency."""

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -72,6 +74,11 @@ __all__ = [
     "read_status",
     "DEFAULT_RETIRE_GRACE_SECONDS",
 ]
+
+_log = logging.getLogger(__name__)
+
+#: Site names as the configuration allows them: safe as a path segment on every filesystem.
+_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 #: How long a superseded catalog generation (and the files only it names) is kept at least, even
 #: when no reader seems to hold it: covers a reader that resolved the path just before the swap.
@@ -383,6 +390,7 @@ class Warehouse:
             started = time.perf_counter()
             store, lake = self.store, self.lake
             ds = self._dataset(dataset)
+            _check_site(site)
             window = _window(window)
             now = self._now()
             commit_id = store.max_commit() + 1
@@ -391,7 +399,9 @@ class Warehouse:
             staged: list[StagedFile] = []
             try:
                 for partition, rows in split_partitions(shaped, ds.start_column):
-                    staged.append(lake.write_staged(rows, dataset=ds, site=site, partition=partition, commit_id=commit_id))
+                    staged.append(
+                        lake.write_staged(rows, dataset=ds, site=site, partition=partition, commit_id=commit_id)
+                    )
                 self._hook("staged")
                 with store.transaction(f"committing {site}/{dataset} {window}") as con:
                     store.insert_commit(
@@ -400,7 +410,9 @@ class Warehouse:
                         rows=shaped.num_rows, files=len(staged), cursor_to=cursor_to,
                     )  # fmt: skip
                     store.add_files(con, commit_id=commit_id, dataset=dataset, site=site, files=staged)
-                    store.advance_cursor(con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=commit_id, at=now)
+                    store.advance_cursor(
+                        con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=commit_id, at=now
+                    )
                     _clear_failures(con, site, dataset, window)
             except BaseException:
                 for f in staged:
@@ -411,7 +423,12 @@ class Warehouse:
                 raise
             self._dirty = True
             self._hook("committed")
-            self._place(staged)
+            try:
+                self._place(staged)
+            except WarehouseError as exc:
+                # The window is committed; only the move is pending.  The next publish (or start)
+                # finishes it, and no catalog names these files before that.
+                _log.warning("committed window %s/%s %s: moving its files is pending: %s", site, dataset, window, exc)
             self._hook("placed")
             cursor = (store.sync_row(site, dataset) or {}).get("cursor")
             return CommitResult(
@@ -447,6 +464,7 @@ class Warehouse:
         list, not the cursor, guarantees it is retried."""
         with self._mutex:
             self._dataset(dataset)
+            _check_site(site)
             window = _window(window)
             message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
             now = self._now()
@@ -515,7 +533,10 @@ class Warehouse:
                 )
             self._dirty = True
         if self.auto_compact:
-            self.compact()
+            try:
+                self.compact()
+            except WarehouseError as exc:  # compaction is housekeeping: the run's data is safe
+                _log.warning("compaction after run %s failed (will retry next run): %s", run_id, exc)
 
     # ------------------------------------------------------------------ compaction
 
@@ -553,13 +574,17 @@ class Warehouse:
                 )  # fmt: skip
                 self._hook("compact-staged")
                 try:
-                    with store.transaction(f"compacting {group['dataset']}/{group['site']}/{group['partition']}") as con:
+                    with store.transaction(
+                        f"compacting {group['dataset']}/{group['site']}/{group['partition']}"
+                    ) as con:
                         store.insert_commit(
                             con, commit_id=commit_id, kind="compaction", site=group["site"], dataset=group["dataset"],
                             window=None, run_id=None, committed_at=now, rows=new.rows, files=1,
                         )  # fmt: skip
                         con.execute("DELETE FROM manifest WHERE list_contains(?, path)", [paths])
-                        store.add_files(con, commit_id=commit_id, dataset=group["dataset"], site=group["site"], files=[new])
+                        store.add_files(
+                            con, commit_id=commit_id, dataset=group["dataset"], site=group["site"], files=[new]
+                        )
                         for path in paths:
                             con.execute(
                                 "INSERT INTO retired_files VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ))",
@@ -636,9 +661,12 @@ class Warehouse:
             con.execute("LOAD httpfs")
         except Exception:  # noqa: BLE001 - any failure means "not available"; callers degrade honestly
             return False
-        options = [f"KEY_ID {quote_str(os.environ.get('AWS_ACCESS_KEY_ID', ''))}",
-                   f"SECRET {quote_str(os.environ.get('AWS_SECRET_ACCESS_KEY', ''))}",
-                   f"REGION {quote_str(self.settings.s3_region or os.environ.get('AWS_REGION', 'us-east-1'))}"]  # fmt: skip
+        region = self.settings.s3_region or os.environ.get("AWS_REGION", "us-east-1")
+        options = [
+            f"KEY_ID {quote_str(os.environ.get('AWS_ACCESS_KEY_ID', ''))}",
+            f"SECRET {quote_str(os.environ.get('AWS_SECRET_ACCESS_KEY', ''))}",
+            f"REGION {quote_str(region)}",
+        ]
         if endpoint := self.settings.s3_endpoint_url:
             scheme, _, host = endpoint.partition("://")
             options += [f"ENDPOINT {quote_str(host or scheme)}", "URL_STYLE 'path'",
@@ -660,18 +688,27 @@ class Warehouse:
                 continue
             if _same_file(path, self.catalog_path) or in_use(path):
                 continue
-            with storage_errors(f"removing old catalog {path}"):
+            try:
                 path.unlink(missing_ok=True)
+            except OSError as exc:
+                _log.warning("cannot remove old catalog generation %s: %s", path, exc)
+                continue
             store.execute("UPDATE generations SET removed = true WHERE generation = ?", [g["generation"]])
         live = store.generations()
         floor = min((g["max_commit"] for g in live), default=None)
         retired = store.rows(
             "SELECT path FROM retired_files WHERE ? IS NULL OR retired_by <= ? ORDER BY path", [floor, floor]
         )
+        deleted = []
         for r in retired:
-            lake.delete(r["path"])
-        if retired:
-            store.execute("DELETE FROM retired_files WHERE list_contains(?, path)", [[r["path"] for r in retired]])
+            try:
+                lake.delete(r["path"])
+            except WarehouseError as exc:  # housekeeping: try again next time
+                _log.warning("cannot delete retired file %s yet: %s", r["path"], exc)
+                continue
+            deleted.append(r["path"])
+        if deleted:
+            store.execute("DELETE FROM retired_files WHERE list_contains(?, path)", [deleted])
             self._hook("compact-reaped")
 
     # ------------------------------------------------------------------ status
@@ -808,7 +845,11 @@ def read_status(
     catalog = Path(settings.catalog).expanduser()
     if not catalog.exists():
         return _status_rows(
-            [DatasetState(s, d, lookback_days=export.lookback_days) for s, d in sorted(set(expected))], now, export, {}, None
+            [DatasetState(s, d, lookback_days=export.lookback_days) for s, d in sorted(set(expected))],
+            now,
+            export,
+            {},
+            None,
         )
     import duckdb
 
@@ -844,8 +885,16 @@ def read_status(
         finally:
             con.close()
     pairs = sorted(set(sync) | set(failed) | set(files) | set(expected))
-    states = [_dataset_state(s, d, sync.get((s, d)), failed.get((s, d), ()), (), export.lookback_days) for s, d in pairs]
+    states = [
+        _dataset_state(s, d, sync.get((s, d)), failed.get((s, d), ()), (), export.lookback_days) for s, d in pairs
+    ]
     return _status_rows(states, now, export, files, held)
+
+
+def _check_site(site: str) -> None:
+    """Site names become path segments (``site=<name>``): refuse anything the config would."""
+    if not isinstance(site, str) or not _SITE_NAME.match(site):
+        raise WarehouseError(f"invalid site name {site!r}: letters, digits, '_', '.', '-' (max 63)")
 
 
 def _window(window: Any) -> Window:
@@ -867,11 +916,15 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _clear_failures(con: Any, site: str, dataset: str, window: Window) -> None:
     """Remove ``window`` from the failed windows it overlaps, keeping the parts it does not cover."""
-    rows = con.sql(
-        "SELECT * FROM failed_windows WHERE site = ? AND dataset = ? "
-        "AND window_start < CAST(? AS TIMESTAMPTZ) AND window_end > CAST(? AS TIMESTAMPTZ)",
-        params=[site, dataset, ts(window.end), ts(window.start)],
-    ).to_arrow_table().to_pylist()
+    rows = (
+        con.sql(
+            "SELECT * FROM failed_windows WHERE site = ? AND dataset = ? "
+            "AND window_start < CAST(? AS TIMESTAMPTZ) AND window_end > CAST(? AS TIMESTAMPTZ)",
+            params=[site, dataset, ts(window.end), ts(window.start)],
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
     for row in rows:
         failed = Window(row["window_start"], row["window_end"])
         con.execute(
@@ -893,11 +946,15 @@ def _record_failure(
 ) -> None:
     """Add ``window`` to the failed list: a window already inside a failed one bumps that one's
     attempts; failed windows inside the new one are merged into it."""
-    rows = con.sql(
-        "SELECT * FROM failed_windows WHERE site = ? AND dataset = ? "
-        "AND window_start < CAST(? AS TIMESTAMPTZ) AND window_end > CAST(? AS TIMESTAMPTZ)",
-        params=[site, dataset, ts(window.end), ts(window.start)],
-    ).to_arrow_table().to_pylist()
+    rows = (
+        con.sql(
+            "SELECT * FROM failed_windows WHERE site = ? AND dataset = ? "
+            "AND window_start < CAST(? AS TIMESTAMPTZ) AND window_end > CAST(? AS TIMESTAMPTZ)",
+            params=[site, dataset, ts(window.end), ts(window.start)],
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
     where = "site = ? AND dataset = ? AND window_start = CAST(? AS TIMESTAMPTZ) AND window_end = CAST(? AS TIMESTAMPTZ)"
     for row in rows:
         if row["window_start"] <= window.start and row["window_end"] >= window.end:

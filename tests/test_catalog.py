@@ -118,7 +118,8 @@ def test_build_and_swap_catalog_for_a_reader_process(tmp_path: Path) -> None:
     assert catalog.samefile(gen1) and not Path(str(catalog) + ".wal").exists()
     out = subprocess.run(
         [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
-         "print(c.sql('SELECT count(*) FROM meeting_attendees').fetchall(), c.sql('SELECT generation FROM catalog_info').fetchall())",
+         "print(c.sql('SELECT count(*) FROM meeting_attendees').fetchall(), "
+         "c.sql('SELECT generation FROM catalog_info').fetchall())",
          str(catalog)],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
@@ -144,3 +145,25 @@ def test_in_use_sees_a_reader_in_another_process(tmp_path: Path) -> None:
         reader.communicate("\n", timeout=30)
     assert not in_use(path)
     assert not in_use(tmp_path / "missing.duckdb")
+
+
+def test_swap_in_removes_a_stale_wal_left_by_a_read_write_session(tmp_path: Path) -> None:
+    """Someone opened the catalog read-write, wrote, and was killed: the WAL left behind belongs
+    to the old file and would make DuckDB refuse the new one."""
+    catalog = tmp_path / "webex.duckdb"
+    first, second = tmp_path / "gen1.duckdb", tmp_path / "gen2.duckdb"
+    for path, table in ((first, "t1"), (second, "t2")):
+        con = duckdb.connect(str(path))
+        con.execute(f"CREATE TABLE {table} AS SELECT 1 AS x")
+        con.close()
+    swap_in(first, catalog)
+    subprocess.run(
+        [sys.executable, "-c", "import duckdb, os, signal, sys; c = duckdb.connect(sys.argv[1]); "
+         "c.execute('CREATE TABLE mine AS SELECT 42 AS z'); os.kill(os.getpid(), signal.SIGKILL)", str(catalog)],
+        timeout=60,
+    )  # fmt: skip
+    assert Path(str(catalog) + ".wal").exists()
+    swap_in(second, catalog)
+    con = duckdb.connect(str(catalog), read_only=True)
+    assert con.sql("SHOW TABLES").fetchall() == [("t2",)]
+    con.close()

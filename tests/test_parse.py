@@ -589,3 +589,51 @@ def test_comments_and_processing_instructions_are_ignored() -> None:
     page = parse_records(ACCESS, records, site="s", zone=GMT)
     assert rows(page)[0]["conf_id"] == 1 and rows(page)[0]["extra"] is None
     assert not page.unknown_elements
+
+
+def test_every_record_a_different_shape() -> None:
+    # Optional elements come and go: many tag tuples on one page must still land row by row.
+    records = []
+    for i in range(120):
+        items: list[Item] = [("confID", str(i))]
+        if i & 1:
+            items.append(("userName", f"u{i}"))
+        if i & 2:
+            items.append(("computerName", None))
+        if i & 4:
+            items.insert(0, ("duration", str(i % 7)))
+        if i & 8:
+            items.append(("clientIP", f"10.0.0.{i}"))
+        if i & 16:
+            items.append((f"new{i % 3}", "x"))
+        records.append(items)
+    page = parse(ACCESS, records, zone=GMT)
+    table = page.table
+    assert table.column("conf_id").to_pylist() == list(range(120))
+    assert table.column("user_name").to_pylist() == [f"u{i}" if i & 1 else None for i in range(120)]
+    assert table.column("computer_name").to_pylist() == ["" if i & 2 else None for i in range(120)]
+    assert table.column("duration").to_pylist() == [i % 7 if i & 4 else None for i in range(120)]
+    assert table.column("client_ip").to_pylist() == [f"10.0.0.{i}" if i & 8 else None for i in range(120)]
+    assert sum(page.unknown_elements.values()) == sum(1 for i in range(120) if i & 16)
+
+
+def test_container_oddities_are_kept() -> None:
+    usage = by_name("meeting_usage")
+    page = parse(
+        usage,
+        [
+            [
+                ("confID", "1"),
+                ("trackingCode", [("trackingCode1", "a"), ("trackingCode1", "b"), ("trackingCode2", [("x", "1")])]),
+                ("trackingCode", [("trackingCode3", "c"), ("trackingCode1", "d")]),
+            ],
+            [("confID", "2"), ("assistService", "Dry Run")],  # a container sent as a leaf
+        ],
+    )
+    first, second = rows(page)
+    assert (first["tracking_code1"], first["tracking_code2"], first["tracking_code3"]) == ("a", None, "c")
+    assert extra(first) == {"trackingCode": {"trackingCode1": ["b", "d"], "trackingCode2": {"x": "1"}}}
+    assert page.bad_values == {"tracking_code1": 2, "tracking_code2": 1}
+    assert second["assist_request"] is None
+    assert extra(second) == {"assistService": {"#text": "Dry Run"}}
+    assert page.unknown_elements == {"assistService/#text": 1}

@@ -26,7 +26,9 @@ WINDOWS = 12
 DURABLE_STAGES = {"committed", "placed"}
 
 
-def run_writer(root: Path | str, *extra: str, kill_after: float | None = None, windows: int = WINDOWS) -> tuple[int, list[str]]:
+def run_writer(
+    root: Path | str, *extra: str, kill_after: float | None = None, windows: int = WINDOWS
+) -> tuple[int, list[str]]:
     """Run the writer; SIGKILL it ``kill_after`` seconds after it is ready (if given)."""
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), "writer", str(root), "--windows", str(windows), *extra],

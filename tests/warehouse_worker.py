@@ -115,7 +115,7 @@ def _writer(args: list[str]) -> None:
     from exporter.windows import Window
 
     root = args[0]
-    opts = dict(zip(args[1::2], args[2::2]))
+    opts = dict(zip(args[1::2], args[2::2], strict=False))
     kill_stage, kill_at = opts.get("--kill-stage"), int(opts.get("--kill-at", "1"))
     windows = int(opts.get("--windows", "40"))
     catalog = opts.get("--catalog") or str(Path(root) / "webex.duckdb")
@@ -139,7 +139,9 @@ def _writer(args: list[str]) -> None:
             print(f"COMMITTED {i} 1", flush=True)
             if i % 3 == 2:
                 s, e = window_bounds(i - 1)
-                wh.commit_window(SITE, DATASET, Window(s, e), make_table(DATASET, window_rows(i - 1, 2)), run_id="worker")
+                wh.commit_window(
+                    SITE, DATASET, Window(s, e), make_table(DATASET, window_rows(i - 1, 2)), run_id="worker"
+                )
                 print(f"COMMITTED {i - 1} 2", flush=True)
             if i % 4 == 3:
                 wh.compact(min_files=2)
@@ -152,7 +154,7 @@ def _reader(args: list[str]) -> None:
     import duckdb
 
     catalog, stop = Path(args[0]), Path(args[1])
-    opts = dict(zip(args[2::2], args[3::2]))
+    opts = dict(zip(args[2::2], args[3::2], strict=False))
     fs = None
     if endpoint := opts.get("--s3-endpoint"):
         import pyarrow.fs as pafs
@@ -195,7 +197,7 @@ def _reader(args: list[str]) -> None:
                 con = connect()
             check(con, mode)
             summary["loops"] += 1
-            time.sleep(0.005)  # leave the (shared, 2-core) CPU to the writer now and then
+            time.sleep(0.02)  # leave the (shared, 2-core) CPU to the writer now and then
             if mode == "fresh" or summary["loops"] % 25 == 0:
                 con.close()
                 con = None

@@ -185,7 +185,18 @@ def build_resources(w: Workload, fetcher: Fetcher, disposition: str) -> list[Any
 
             @dlt.defer
             def later_page(window: dict[str, datetime], start_from: int) -> pa.Table:
-                return fetcher.page(ds, window, start_from)[0]
+                return keyed(fetcher.page(ds, window, start_from)[0])
+
+            str_keys = [k for k in ds.natural_key if ds.column_by_name[k].type == "str"]
+
+            def keyed(table: pa.Table) -> pa.Table:
+                # dlt makes primary-key columns NOT NULL; call-in attendees have no e-mail.
+                if disposition != "merge":
+                    return table
+                for k in str_keys:
+                    i = table.schema.get_field_index(k)
+                    table = table.set_column(i, k, pc.fill_null(table.column(k), ""))
+                return table
 
             hints: dict[str, Any] = {"write_disposition": disposition}
             if disposition == "merge":
@@ -194,7 +205,7 @@ def build_resources(w: Workload, fetcher: Fetcher, disposition: str) -> list[Any
             @dlt.transformer(name=ds.name, **hints)
             def pages(first: dict[str, Any]) -> Any:
                 if first["table"].num_rows:
-                    yield first["table"]
+                    yield keyed(first["table"])
                 for start_from in range(1 + PAGE, first["total"] + 1, PAGE):
                     yield later_page(first["window"], start_from)
 
