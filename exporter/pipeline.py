@@ -299,14 +299,22 @@ async def _export_site(ctx: _Context, site: SiteSettings) -> None:
             for dataset in datasets:
                 group.create_task(_export_dataset(ctx, client, site, dataset, outcomes[dataset.name]))
     except* (FatalSiteError, SitePausedError) as caught:
-        exc = caught.exceptions[0]
+        exc = _first_leaf(caught)
         message = f"{type(exc).__name__}: {exc}"
         ctx.report.site_errors[site.name] = message
         event("site stopped", level=40, site=site.name, error=message)
     except* ExporterError as caught:  # anything else unexpected from our code, reported per site
-        message = f"{type(caught.exceptions[0]).__name__}: {caught.exceptions[0]}"
+        exc = _first_leaf(caught)
+        message = f"{type(exc).__name__}: {exc}"
         ctx.report.site_errors[site.name] = message
         event("site failed", level=40, site=site.name, error=message)
+
+
+def _first_leaf(group: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) task-group exception groups."""
+    while isinstance(group, BaseExceptionGroup) and group.exceptions:
+        group = group.exceptions[0]
+    return group
 
 
 def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN202 - ZoneInfo
@@ -574,7 +582,8 @@ def _warn_about_gaps(ctx: _Context) -> None:
     except AttributeError:
         return
     for warning in warnings:
-        event("history gap close to the retention limit", level=30, **warning)
+        fields = {k: v for k, v in warning.items() if k != "message"}
+        event(str(warning.get("message") or "history gap close to the retention limit"), level=30, **fields)
 
 
 # --------------------------------------------------------------------------------- sync entry

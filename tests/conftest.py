@@ -36,3 +36,34 @@ def sim_factory() -> Iterator[Callable[..., Any]]:
 def simulator(sim_factory: Callable[..., Any]) -> Any:
     """A small simulator: site ``demo`` (admin / sim-password), clock frozen at 2026-03-10 12:00 UTC."""
     return sim_factory()
+
+
+# --------------------------------------------------------------------------- exporter settings
+# Settings for a run of the real exporter against a simulator, landing in a temporary warehouse.
+
+
+def exporter_settings_dict(url: str, root: str, *, sites: tuple[str, ...] = ("demo",), **export: Any) -> dict:
+    """A config.toml-shaped dict pointing every site at ``url`` (password auth via env WEBEX_TEST_PW)."""
+    return {
+        "sites": [
+            {"name": name, "url": url, "site_name": name, "auth": "ticket", "webex_id": "admin",
+             "password_env": "WEBEX_TEST_PW"}
+            for name in sites
+        ],
+        "export": export,
+        "throttle": {"requests_per_minute": 6000, "cooldown_seconds": 0.2, "backoff_base_seconds": 0.01,
+                     "backoff_max_seconds": 0.05, "gsb_pause_seconds": 0.2, "request_timeout_seconds": 10},
+        "warehouse": {"root": root, "catalog": f"{root}/webex.duckdb"},
+    }
+
+
+@pytest.fixture
+def make_settings(tmp_path: Any) -> Callable[..., Any]:
+    """``make_settings(sim, sites=("demo",), data=None, **export)`` -> validated Settings."""
+    from exporter.config import parse_settings
+
+    def build(sim: Any, *, sites: tuple[str, ...] = ("demo",), data: dict | None = None, **export: Any) -> Any:
+        raw = data or exporter_settings_dict(sim.url, str(tmp_path / "warehouse"), sites=sites, **export)
+        return parse_settings(raw, env={"WEBEX_TEST_PW": "sim-password"})
+
+    return build
