@@ -199,7 +199,7 @@ def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[
     Example:
       webex-exporter run --site demo --dataset meeting_usage --since 2026-11-01 --until 2026-11-08
     """
-    from .pipeline import RunOptions, run_once
+    from .pipeline import RunOptions, run_once, validate_options
 
     settings = _load(config_path, debug)
     options = RunOptions(
@@ -208,6 +208,7 @@ def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[
         since=_parse_when(since, "--since"),
         until=_parse_when(until, "--until"),
     )
+    validate_options(settings, options)
     report = run_once(settings, options)
     click.echo(report.summary())
     sys.exit(report.exit_code)
@@ -226,10 +227,12 @@ def backfill(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: t
     Example:
       webex-exporter backfill --site demo
     """
-    from .pipeline import RunOptions, run_once
+    from .pipeline import RunOptions, run_once, validate_options
 
     settings = _load(config_path, debug)
-    report = run_once(settings, RunOptions(sites=sites or None, datasets=datasets or None, backfill=True))
+    options = RunOptions(sites=sites or None, datasets=datasets or None, backfill=True)
+    validate_options(settings, options)
+    report = run_once(settings, options)
     click.echo(report.summary())
     sys.exit(report.exit_code)
 

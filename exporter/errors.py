@@ -49,7 +49,10 @@ class ConfigError(ExporterError):
 
     def __init__(self, problems: list[str] | str) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("invalid configuration:\n  " + "\n  ".join(self.problems))
+        if len(self.problems) == 1:
+            super().__init__(self.problems[0])
+        else:
+            super().__init__(f"{len(self.problems)} configuration problems:\n  " + "\n  ".join(self.problems))
 
 
 class RetryableError(ExporterError):

@@ -174,6 +174,29 @@ def plan_dataset_windows(
     return sorted(retry, key=lambda w: w.start) + windows, advances
 
 
+def validate_options(settings: Settings, options: RunOptions) -> None:
+    """Unknown sites or datasets, or an empty range, fail before any request is sent."""
+    import difflib
+
+    from .config import ALL_DATASETS
+    from .errors import ConfigError
+
+    problems = []
+    for name in options.datasets or ():
+        if name not in ALL_DATASETS:
+            hint = difflib.get_close_matches(name, ALL_DATASETS, n=1)
+            problems.append(f"--dataset: unknown dataset {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f"; known: {', '.join(ALL_DATASETS)}")  # fmt: skip
+    known_sites = [s.name for s in settings.sites]
+    for name in options.sites or ():
+        if name not in known_sites:
+            problems.append(f"--site: no site {name!r} in the config; configured: {', '.join(known_sites)}")
+    if options.since and options.until and options.since >= options.until:
+        problems.append(f"--since {options.since.isoformat()} is not before --until {options.until.isoformat()}")
+    if problems:
+        raise ConfigError(problems)
+
+
 # --------------------------------------------------------------------------------- running
 
 
@@ -253,9 +276,8 @@ async def export(
     ctx = _Context(settings, options, warehouse, report, now, stop or asyncio.Event(), progress, pool)
     if commit_lock is not None:
         ctx.commit_lock = commit_lock
+    validate_options(settings, options)
     sites = [settings.site(name) for name in options.sites] if options.sites else list(settings.sites)
-    for name in options.datasets or ():
-        by_name(name)  # unknown names fail before any request is sent
     warehouse.start_run(report.run_id, report.started_at)  # type: ignore[attr-defined]
     publisher = asyncio.create_task(_publish_periodically(ctx))
     try:
@@ -406,6 +428,8 @@ class _DatasetJob:
         wants_preliminary = bool(self.site.preliminary and self.dataset.preliminary_operation)
         if total == 0 and not (wants_preliminary and _is_recent(self.ctx, whole)):
             await _land(self.ctx, self.site, self.dataset, whole, None, self.outcome, self.tracker, self.cursor_plan)
+            event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(whole), records=0,
+                  total=0, pages=0, requests=getattr(stats, "requests", 0), probed=len(run))  # fmt: skip
         elif total is not None and total <= page:
             await self.one(whole)
         elif total is not None and total / len(run) <= page / 2:

@@ -67,6 +67,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None, ready:
             task = asyncio.current_task()
             assert task is not None
             running.add(task)
+            event("job started", site=site, dataset=dataset)
             try:
                 report = await export(
                     settings, RunOptions(sites=(site,), datasets=(dataset,)), warehouse=warehouse,
