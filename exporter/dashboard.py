@@ -24,8 +24,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;
 h1{font-size:22px;margin:0 0 4px} .sub{color:#6b7280;margin-bottom:20px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:14px}
-.card h2{font-size:15px;margin:0 0 8px} .empty{color:#9ca3af;font-style:italic;padding:30px 0;text-align:center}
-table{border-collapse:collapse;font-size:13px;width:100%} td,th{border-bottom:1px solid #e5e7eb;padding:4px 6px;text-align:left}
+.card{overflow-x:auto} .card h2{font-size:15px;margin:0 0 8px} .empty{color:#9ca3af;font-style:italic;padding:30px 0;text-align:center}
+table{border-collapse:collapse;font-size:12px;width:100%;white-space:nowrap} td,th{border-bottom:1px solid #e5e7eb;padding:4px 6px;text-align:left}
 th{background:#f3f4f6} .num{text-align:right;font-variant-numeric:tabular-nums}
 svg text{font-size:11px;fill:#374151}
 """
@@ -41,7 +41,7 @@ def _short(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
+        return value.strftime("%m-%d %H:%M")
     return str(value)
 
 
@@ -51,7 +51,7 @@ def bar_chart_svg(labels: Sequence[Any], series: dict[str, Sequence[float]], *, 
         return '<div class="empty">no data for this period</div>'
     left, right, top = 150, 60, 8
     names = list(series)
-    row = max(14, (height - top) // max(len(labels), 1))
+    row = min(30, max(14, (height - top) // max(len(labels), 1)))
     bar = max(4, (row - 4) // max(len(names), 1))
     height = top + row * len(labels) + 24
     peak = max((v or 0) for values in series.values() for v in values) or 1
@@ -90,9 +90,11 @@ def line_chart_svg(xs: Sequence[Any], series: dict[str, Sequence[float]], *, wid
     for j, (name, values) in enumerate(series.items()):
         coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, v) for i, v in enumerate(values)))
         parts.append(f'<polyline fill="none" stroke="{_PALETTE[j % len(_PALETTE)]}" stroke-width="2" points="{coords}"/>')
-    for i in sorted({0, len(xs) // 2, len(xs) - 1}):
+    last = len(xs) - 1
+    for i in sorted({0, len(xs) // 2, last}):
         x, _ = point(i, 0)
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 14}" text-anchor="middle">{_esc(xs[i])}</text>')
+        anchor = "start" if i == 0 else "end" if i == last else "middle"
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 14}" text-anchor="{anchor}">{_esc(xs[i])}</text>')
     parts.append(_legend(list(series), left, height - 8))
     parts.append("</svg>")
     return "".join(parts)

@@ -1,0 +1,38 @@
+"""The Prometheus endpoint: counters from run reports, a health check, no secrets."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+
+from exporter.metrics import Metrics
+from exporter.pipeline import DatasetOutcome, RunReport
+
+
+def test_metrics_and_health_endpoints():
+    async def main() -> tuple[str, dict]:
+        metrics = Metrics(warehouse=None)
+        port = await metrics.start("127.0.0.1", 0)
+        outcome = DatasetOutcome("acme", "meeting_usage", windows_committed=3, records=120, requests=7, retries=2,
+                                 throttles=1, cursor=datetime.now(timezone.utc) - timedelta(hours=2))  # fmt: skip
+        metrics.observe_run(RunReport("r1", datetime.now(timezone.utc), outcomes=[outcome]))
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    text = await response.text()
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    health = await response.json()
+        finally:
+            await metrics.stop()
+        return text, health
+
+    text, health = asyncio.run(main())
+    assert 'webex_exporter_records_total{dataset="meeting_usage",site="acme"} 120.0' in text
+    assert 'webex_exporter_throttles_total{dataset="meeting_usage",site="acme"} 1.0' in text
+    assert 'webex_exporter_runs_total{dataset="meeting_usage",outcome="ok",site="acme"} 1.0' in text
+    lag = [line for line in text.splitlines() if line.startswith("webex_exporter_lag_seconds{")][0]
+    assert 7000 < float(lag.split()[-1]) < 7300
+    assert "webex_exporter_last_success_timestamp_seconds" in text
+    assert health["status"] == "ok"
