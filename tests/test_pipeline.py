@@ -197,3 +197,12 @@ def test_empty_and_sparse_stretches_cost_few_requests(sim_factory, make_settings
     assert outcome.requests <= 8, outcome  # probes instead of ~90 listings
     assert outcome.windows_committed < 20
     assert_equal_to_ground_truth(settings, sim, "recording_access")
+
+
+def test_secrets_never_reach_the_warehouse(simulator, make_settings, tmp_path):
+    settings = make_settings(simulator)
+    run(settings, simulator)
+    secret = b"sim-password"
+    files = [p for p in (tmp_path / "warehouse").rglob("*") if p.is_file()]
+    assert len(files) > 10
+    assert [p for p in files if secret in p.read_bytes()] == []
