@@ -31,7 +31,8 @@ class Metrics:
         self.requests = Counter("webex_exporter_requests_total", "HTTP requests sent", labels, registry=self.registry)
         self.records = Counter("webex_exporter_records_total", "Records landed", labels, registry=self.registry)
         self.retries = Counter("webex_exporter_retries_total", "Requests retried", labels, registry=self.registry)
-        self.throttles = Counter("webex_exporter_throttles_total", "Throttle responses (000045, 403, 429)", labels, registry=self.registry)
+        self.throttles = Counter("webex_exporter_throttles_total", "Throttle responses by cause (000045, http403, http429)",
+                                 (*labels, "cause"), registry=self.registry)  # fmt: skip
         self.windows_failed = Counter("webex_exporter_windows_failed_total", "Windows that failed", labels, registry=self.registry)
         self.lag = Gauge("webex_exporter_lag_seconds", "Now minus the cursor", labels, registry=self.registry)
         self.last_success = Gauge("webex_exporter_last_success_timestamp_seconds", "Last run without failures", labels, registry=self.registry)
@@ -47,7 +48,12 @@ class Metrics:
             self.requests.labels(*labels).inc(o.requests)
             self.records.labels(*labels).inc(o.records)
             self.retries.labels(*labels).inc(o.retries)
-            self.throttles.labels(*labels).inc(o.throttles)
+            causes = dict(getattr(o, "throttles_by_cause", {}) or {})
+            unexplained = o.throttles - sum(causes.values())
+            if unexplained > 0:
+                causes["unknown"] = causes.get("unknown", 0) + unexplained
+            for cause, count in causes.items():
+                self.throttles.labels(*labels, cause).inc(count)
             self.windows_failed.labels(*labels).inc(o.windows_failed)
             if o.cursor is not None:
                 self.lag.labels(*labels).set((now - o.cursor).total_seconds())

@@ -14,6 +14,7 @@ exhausted ``RetryableError`` fail that window; ``FatalSiteError`` (auth) stops t
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import uuid
 from collections import Counter
@@ -74,6 +75,7 @@ class DatasetOutcome:
     requests: int = 0
     retries: int = 0
     throttles: int = 0
+    throttles_by_cause: Counter[str] = field(default_factory=Counter)
     throttle_wait_seconds: float = 0.0
     rescans: int = 0
     unknown_elements: Counter[str] = field(default_factory=Counter)
@@ -488,7 +490,8 @@ async def _export_window(
     try:
         fetched = await fetch_window(
             client, dataset, window, site=site, zone=zone,
-            max_window_records=ctx.settings.export.max_window_records, on_page=tracker.page,  # type: ignore[attr-defined]
+            max_window_records=ctx.settings.export.max_window_records,
+            on_page=functools.partial(tracker.page, window_key=hash(window)),  # type: ignore[attr-defined]
         )  # fmt: skip
         tables = [fetched.table]
         stats = [fetched]
@@ -570,7 +573,10 @@ def _add_stats(outcome: DatasetOutcome, fetched: object) -> None:
     """Fold a ``WindowFetch`` (or a probe's ``RequestStats``) into the outcome's counters."""
     throttles = getattr(fetched, "throttles", 0)
     if not isinstance(throttles, int):  # RequestStats keeps a Counter by cause
+        outcome.throttles_by_cause.update(throttles)
         throttles = sum(throttles.values())
+    else:
+        outcome.throttles_by_cause.update(getattr(fetched, "throttles_by_cause", {}))
     outcome.throttles += throttles
     for name in ("pages", "requests", "retries", "rescans"):
         setattr(outcome, name, getattr(outcome, name) + getattr(fetched, name, 0))

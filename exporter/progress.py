@@ -34,7 +34,8 @@ class DatasetProgress:
     def page(self, done: int, known: int, records: int, window_key: int = 0) -> None:
         """Called by paging after each page: pages done / known for the current window."""
         self.pages_done += 1
-        self.pages_known[window_key] = known
+        # ``known`` counts pages of the windows listed so far (it grows as windows start).
+        self.pages_known[window_key] = max(known, self.pages_known.get(window_key, 0))
         self.records += records
         if self.owner:
             self.owner.redraw()
@@ -59,7 +60,8 @@ class DatasetProgress:
         eta = "done" if self.finished else (_clock(elapsed / fraction - elapsed) if fraction > 0 else "--:--")
         return (
             f"{self.site}/{self.dataset:<20} windows {self.windows_done:>4}/{self.windows:<4} "
-            f"pages {self.pages_done:>6} records {self.records:>9} {rate:>8.0f}/s ETA {eta:>6} "
+            f"pages {self.pages_done:>6}/{sum(self.pages_known.values()):<6} records {self.records:>9} "
+            f"{rate:>8.0f}/s ETA {eta:>6} "
             f"throttle-wait {throttle_wait:>5.0f}s"
         )
 

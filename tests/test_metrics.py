@@ -16,7 +16,8 @@ def test_metrics_and_health_endpoints():
         metrics = Metrics(warehouse=None)
         port = await metrics.start("127.0.0.1", 0)
         outcome = DatasetOutcome("acme", "meeting_usage", windows_committed=3, records=120, requests=7, retries=2,
-                                 throttles=1, cursor=datetime.now(timezone.utc) - timedelta(hours=2))  # fmt: skip
+                                 throttles=3, cursor=datetime.now(timezone.utc) - timedelta(hours=2))  # fmt: skip
+        outcome.throttles_by_cause.update({"000045": 2, "http429": 1})
         metrics.observe_run(RunReport("r1", datetime.now(timezone.utc), outcomes=[outcome]))
         try:
             async with aiohttp.ClientSession() as session:
@@ -30,7 +31,8 @@ def test_metrics_and_health_endpoints():
 
     text, health = asyncio.run(main())
     assert 'webex_exporter_records_total{dataset="meeting_usage",site="acme"} 120.0' in text
-    assert 'webex_exporter_throttles_total{dataset="meeting_usage",site="acme"} 1.0' in text
+    assert 'webex_exporter_throttles_total{cause="000045",dataset="meeting_usage",site="acme"} 2.0' in text
+    assert 'webex_exporter_throttles_total{cause="http429",dataset="meeting_usage",site="acme"} 1.0' in text
     assert 'webex_exporter_runs_total{dataset="meeting_usage",outcome="ok",site="acme"} 1.0' in text
     lag = [line for line in text.splitlines() if line.startswith("webex_exporter_lag_seconds{")][0]
     assert 7000 < float(lag.split()[-1]) < 7300
