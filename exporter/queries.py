@@ -106,9 +106,20 @@ def open_catalog(settings: Settings) -> Any:
     if not path.exists():
         raise WarehouseError(f"no catalog at {path} yet: run `webex-exporter run` (or `demo`) first")
     try:
-        return duckdb.connect(str(path), read_only=True)
+        connection = duckdb.connect(str(path), read_only=True)
+        connection.execute("SET TimeZone = 'UTC'")
+        (root,) = connection.execute("SELECT lake_root FROM catalog_info").fetchone() or ("",)
     except duckdb.Error as exc:
         raise WarehouseError(f"cannot open the catalog {path}: {exc}") from None
+    if str(root).startswith("s3://"):
+        # Read the S3 lake through pyarrow's client: DuckDB's httpfs may not be installable.
+        from .lake import Lake
+
+        filesystem = Lake(str(root), s3_endpoint_url=settings.warehouse.s3_endpoint_url,
+                          s3_region=settings.warehouse.s3_region).duckdb_filesystem()  # fmt: skip
+        if filesystem is not None:
+            connection.register_filesystem(filesystem)
+    return connection
 
 
 def run_query(

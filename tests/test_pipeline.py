@@ -35,10 +35,11 @@ def run(settings: Any, sim: Any, **options: Any) -> Any:
 
 def landed(settings: Any, dataset: str, site: str = "demo", *, final_only: bool = True) -> dict[tuple, dict]:
     """Rows of a catalog view, keyed by natural key, without lineage columns."""
+    from exporter.queries import open_catalog
+
     ds = by_name(dataset)
-    con = duckdb.connect(settings.warehouse.catalog, read_only=True)
+    con = open_catalog(settings)  # what `webex-exporter query` uses (registers an S3 lake's filesystem)
     try:
-        con.execute("SET TimeZone = 'UTC'")
         where = "site = ?" + (" AND NOT _preliminary" if final_only else "")
         cursor = con.execute(f"SELECT * FROM {dataset} WHERE {where}", [site])
         names = [d[0] for d in cursor.description]
