@@ -113,6 +113,16 @@ def _parse_when(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def _export_and_exit(settings: Any, options: Any) -> None:
+    """Check the selection, run one export, print its summary, exit with its code."""
+    from .pipeline import run_once, validate_options
+
+    validate_options(settings, options)
+    report = run_once(settings, options)
+    click.echo(report.summary())
+    sys.exit(report.exit_code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="webex-history-exporter")
 def cli() -> None:
@@ -199,19 +209,13 @@ def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[
     Example:
       webex-exporter run --site demo --dataset meeting_usage --since 2026-11-01 --until 2026-11-08
     """
-    from .pipeline import RunOptions, run_once, validate_options
+    from .pipeline import RunOptions
 
     settings = _load(config_path, debug)
-    options = RunOptions(
-        sites=sites or None,
-        datasets=datasets or None,
-        since=_parse_when(since, "--since"),
-        until=_parse_when(until, "--until"),
-    )
-    validate_options(settings, options)
-    report = run_once(settings, options)
-    click.echo(report.summary())
-    sys.exit(report.exit_code)
+    _export_and_exit(settings, RunOptions(
+        sites=sites or None, datasets=datasets or None,
+        since=_parse_when(since, "--since"), until=_parse_when(until, "--until"),
+    ))  # fmt: skip
 
 
 @cli.command()
@@ -227,14 +231,10 @@ def backfill(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: t
     Example:
       webex-exporter backfill --site demo
     """
-    from .pipeline import RunOptions, run_once, validate_options
+    from .pipeline import RunOptions
 
     settings = _load(config_path, debug)
-    options = RunOptions(sites=sites or None, datasets=datasets or None, backfill=True)
-    validate_options(settings, options)
-    report = run_once(settings, options)
-    click.echo(report.summary())
-    sys.exit(report.exit_code)
+    _export_and_exit(settings, RunOptions(sites=sites or None, datasets=datasets or None, backfill=True))
 
 
 @cli.command()

@@ -87,7 +87,7 @@ def line_chart_svg(xs: Sequence[Any], series: dict[str, Sequence[float]], *, wid
     parts.append(f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#9ca3af"/>')
     parts.append(f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{_esc(_short(peak))}</text>')
     parts.append(f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end">0</text>')
-    for j, (name, values) in enumerate(series.items()):
+    for j, values in enumerate(series.values()):
         coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in (point(i, v) for i, v in enumerate(values)))
         parts.append(f'<polyline fill="none" stroke="{_PALETTE[j % len(_PALETTE)]}" stroke-width="2" points="{coords}"/>')
     last = len(xs) - 1

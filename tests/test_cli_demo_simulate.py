@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from urllib.request import urlopen
 
 from cli_helpers import ROOT

@@ -12,12 +12,10 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import duckdb
-import pytest
 
 from exporter.datasets import DATASETS, by_name
 from exporter.pipeline import RunOptions, export
-from exporter.simulator import SimulatorConfig, SiteConfig
+from exporter.simulator import SiteConfig
 from exporter.warehouse import Warehouse
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
