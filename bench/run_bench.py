@@ -625,6 +625,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--write", action="store_true", help=f"write the table into {DOC.relative_to(ROOT)}")
     p.add_argument("--keep", action="store_true", help="keep each run's output and logs (bench/results/runs)")
     p.add_argument("--json", type=Path, default=None, help="also write every measurement to this JSON file")
+    p.add_argument("--reuse", action="append", default=[], metavar="CONTENDER=FILE",
+                   help="take this contender's repetitions from an earlier --json file of the same workload "
+                        "(e.g. the slow sequential pager) instead of running it again; marked in the table")
     args = p.parse_args(argv)
     if args.quick:
         args.size = "quick"
@@ -641,6 +644,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         by_name(name)
     args.dataset_names = tuple(names)
     return args
+
+
+def load_reused(specs: list[str], w: Workload, contenders: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Repetitions of some contenders taken from earlier ``--json`` files (same workload only)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if name not in contenders or not path:
+            raise SystemExit(f"--reuse {spec!r}: want CONTENDER=FILE for one of {', '.join(contenders)}")
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        mine = dataclasses.asdict(w)
+        theirs = dict(data["workload"])
+        theirs["datasets"] = tuple(theirs["datasets"])
+        mine["datasets"] = tuple(mine["datasets"])
+        if theirs != mine:
+            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+            raise SystemExit(f"--reuse {spec!r}: different workload ({', '.join(diff)})")
+        runs = data["runs"].get(name) or []
+        if not runs:
+            raise SystemExit(f"--reuse {spec!r}: no runs of {name} in that file")
+        for r in runs:
+            r.setdefault("notes", []).append(f"measured in an earlier invocation ({Path(path).name}), same workload")
+        out[name] = runs
+    return out
 
 
 def workload_for(args: argparse.Namespace) -> Workload:
@@ -683,9 +710,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sequential: about {n} requests one at a time, expected ~{secs:.0f} s per repetition "
                   f"({args.repeat} repetitions); leave it out with --skip sequential", file=sys.stderr)  # fmt: skip
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+        reused = load_reused(args.reuse, w, contenders)
+        runs.update(reused)
         for rep in range(args.repeat):
             order = contenders if rep % 2 == 0 else list(reversed(contenders))  # alternate the order
             for contender in order:
+                if contender in reused:
+                    continue
                 print(f"[{w.name}] {contender} repetition {rep + 1}/{args.repeat} ...", file=sys.stderr, flush=True)
                 r = run_contender(contender, w, workdir, rep, args)
                 runs[contender].append(r)

@@ -86,7 +86,16 @@ def check(result: dict[str, Any], truth_dir: Path, datasets: list[str]) -> dict[
         elif where and kind == "jsonl" and Path(where).exists():
             rows = _jsonl_keys(dataset, where)
             if rows:
-                con.executemany(f"INSERT INTO landed VALUES ({', '.join('?' for _ in ds.natural_key)})", rows)
+                import pyarrow as pa
+
+                types = {c.name: c.type for c in ds.columns}
+                arrow = pa.table({
+                    name: pa.array([r[i] for r in rows], pa.int64() if types[name] in ("int", "timestamp") else pa.string())
+                    for i, name in enumerate(ds.natural_key)
+                })  # fmt: skip
+                con.register("landed_rows", arrow)
+                con.execute("INSERT INTO landed SELECT * FROM landed_rows")
+                con.unregister("landed_rows")
         (rows,) = con.execute("SELECT count(*) FROM landed").fetchone()
         (distinct,) = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM landed)").fetchone()
         (total,) = con.execute("SELECT count(*) FROM truth").fetchone()
