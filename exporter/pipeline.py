@@ -493,7 +493,6 @@ async def _export_window(
 ) -> None:
     """Fetch one window (holding a slot of ``gate``) and land it (after giving the slot back, so
     fetching goes on while commits run)."""
-    from .paging import fetch_window
 
     zone = _zone_for(ctx, site, dataset)
     started = asyncio.get_running_loop().time()
