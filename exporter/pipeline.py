@@ -50,7 +50,7 @@ PUBLISH_INTERVAL_SECONDS = 5.0
 #: more windows in flight let their small first pages share HTTP requests (see ``batching.py``).
 WINDOWS_IN_FLIGHT = 16
 #: Windows of one dataset fetched but not committed yet (they wait for a group commit).
-WINDOWS_UNLANDED = 64
+WINDOWS_UNLANDED = 32
 
 
 @dataclass(frozen=True, slots=True)
