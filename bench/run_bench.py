@@ -280,7 +280,10 @@ def run_contender(contender: str, w: Workload, workdir: Path, rep: int, args: ar
         result["error"] = f"worker exited with {code}"
     result["exit_code"] = code
     result["cpu_process_s"] = rusage.ru_utime + rusage.ru_stime
-    result["peak_rss_mib"] = rusage.ru_maxrss / 1024.0
+    # VmHWM reported by the worker itself; ru_maxrss from wait4 also holds the harness's own peak
+    # (Linux carries the parent's high-water mark across vfork + exec), so it is only a fallback.
+    result["peak_rss_mib"] = result.get("peak_rss_self_mib") or rusage.ru_maxrss / 1024.0
+    result["ru_maxrss_mib"] = rusage.ru_maxrss / 1024.0
     result["server"] = server
     worker_cpu = rusage.ru_utime + rusage.ru_stime
     result["simulator_cpu_s"] = sim1 - sim0
@@ -409,7 +412,7 @@ def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], args: arg
         "- wall s: the contender's run in its own process, imports excluded, landing included. requests / "
         "throttled: counted by the simulator (throttled = bodyContent answers with 000045). records/s: ground-truth "
         "records landed per wall second. CPU s: user+system of the contender's process during the run (the "
-        "simulator runs in another process). Peak RSS: `ru_maxrss` of the contender's process. landed / truth: "
+        "simulator runs in another process). Peak RSS: the contender process's `VmHWM` (peak resident set). landed / truth: "
         "distinct natural keys landed that the simulator's ground truth holds; missing = truth keys never landed; "
         "extra = landed keys not in the truth; dup rows = rows landed minus distinct keys. server CPU s: the "
         "simulator process's CPU while the contender ran (it renders every page; it shares the machine's "

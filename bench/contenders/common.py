@@ -14,6 +14,7 @@ import json
 import resource
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -190,21 +191,29 @@ def list_request(w: Workload, ds: Dataset, start: datetime, end_inclusive: datet
 
 
 class Limiter:
-    """A hand-written, thread-safe request budget: requests evenly spaced ``60 / rate`` seconds
-    apart (never a burst above the rate), plus a shared cool-down after a throttle answer.
+    """A hand-written, thread-safe request budget for the dlt baseline.
 
-    dlt has no rate limiter of its own (its docs suggest ``time.sleep`` or a library), so the dlt
-    baseline gets this one; it is the same pacing idea as our exporter's, without the adaptive
-    parts.
+    Requests are evenly spaced ``60 / rate`` seconds apart, and -- because a server that allows
+    ``rate`` requests in any 60 s counts *arrivals*, which jitter -- never more than ``rate - 2``
+    are booked in any trailing 60.5 s.  A throttle answer starts a shared cool-down.  dlt has no
+    rate limiter of its own (its docs suggest ``time.sleep`` or a library), so this is added by
+    hand, as ../shared/lessons-from-peers.md section 6 says.  (A first version without the
+    trailing-window cap tripped the simulator's limit once per run and lost 60 s to the block.)
     """
 
-    def __init__(self, per_minute: int) -> None:
-        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+    MARGIN = 2
+    SLACK_SECONDS = 0.5
+
+    def __init__(self, per_minute: int, *, period: float = 60.0) -> None:
+        self.interval = period / per_minute if per_minute > 0 else 0.0
+        self.cap = max(1, per_minute - self.MARGIN) if per_minute > 0 else 0
+        self.window = period + self.SLACK_SECONDS
+        self._booked: deque[float] = deque()
         self._next = 0.0
         self._blocked_until = 0.0
         self._lock = threading.Lock()
         self.waited = 0.0
-        self.cooldowns = 0
+        self.cooldowns = 0  # throttle answers seen (one episode may answer several requests)
 
     def acquire(self) -> None:
         """Block until this thread may send one request."""
@@ -215,6 +224,12 @@ class Limiter:
                     wait, booked = self._blocked_until - now, False
                 else:
                     slot = max(now, self._next)
+                    if self.cap:
+                        while self._booked and self._booked[0] <= slot - self.window:
+                            self._booked.popleft()
+                        if len(self._booked) >= self.cap:
+                            slot = max(slot, self._booked[-self.cap] + self.window)
+                        self._booked.append(slot)
                     self._next = slot + self.interval
                     wait, booked = slot - now, True
                 self.waited += max(0.0, wait)
@@ -234,13 +249,29 @@ class Limiter:
 
 
 def usage() -> dict[str, float]:
-    """CPU seconds and peak RSS (MiB) of this process and its waited-for children so far."""
+    """CPU seconds of this process (and waited-for children) so far, and its peak RSS in MiB.
+
+    Peak RSS is ``VmHWM`` from /proc/self/status, not ``ru_maxrss``: on Linux a process started by
+    fork/vfork + exec inherits its parent's high-water mark into ``ru_maxrss`` (the harness's own
+    memory would show up as the contender's), while ``VmHWM`` belongs to this process image only.
+    """
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "cpu_s": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
-        "peak_rss_mib": max(me.ru_maxrss, kids.ru_maxrss) / 1024.0,
+        "peak_rss_mib": vm_hwm_mib(),
     }
+
+
+def vm_hwm_mib(pid: int | str = "self") -> float | None:
+    """Peak resident set size of a process image (``VmHWM``), MiB; None when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 @dataclass

@@ -254,5 +254,5 @@ def run(w: Workload, url: str, out_dir: Path, *, destination: str = "filesystem"
     outcome.client_requests = fetcher.requests
     outcome.client_throttles = fetcher.throttles
     if fetcher.limiter.cooldowns:
-        outcome.notes.append(f"{fetcher.limiter.cooldowns} hand-written 60 s cool-down(s) after 000045")
+        outcome.notes.append(f"{fetcher.limiter.cooldowns} throttle answer(s) (000045): hand-written 60 s cool-down")
     return outcome
