@@ -50,7 +50,9 @@ PUBLISH_INTERVAL_SECONDS = 5.0
 #: more windows in flight let their small first pages share HTTP requests (see ``batching.py``).
 WINDOWS_IN_FLIGHT = 16
 #: Windows of one dataset fetched but not committed yet (they wait for a group commit).
-WINDOWS_UNLANDED = 32
+WINDOWS_UNLANDED = 16
+#: Most rows landed by one group commit.
+GROUP_COMMIT_MAX_ROWS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,12 +605,18 @@ async def _land(
 
 
 def _contiguous_ready(queued: list[_Ready]) -> list[list[_Ready]]:
+    """Contiguous runs of ready windows, each at most ``GROUP_COMMIT_MAX_ROWS`` rows: a group only
+    needs to be big enough to amortise a commit's fixed cost, and landing copies it a few times."""
     runs: list[list[_Ready]] = []
+    rows = 0
     for item in sorted(queued, key=lambda r: r.window.start):
-        if runs and runs[-1][-1].window.end == item.window.start:
+        size = item.table.num_rows if item.table is not None else 0
+        if runs and runs[-1][-1].window.end == item.window.start and rows + size <= GROUP_COMMIT_MAX_ROWS:
             runs[-1].append(item)
+            rows += size
         else:
             runs.append([item])
+            rows = size
     return runs
 
 
