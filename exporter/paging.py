@@ -13,6 +13,7 @@ scans = 1 + ``max_rescans``, split depth <= ``MAX_SPLIT_DEPTH``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter
@@ -78,11 +79,16 @@ class WindowFetch:
 
 @dataclass(slots=True)
 class _Page:
-    """One page as received: what we asked, what came back, its typed rows."""
+    """One page as received: what we asked, what came back (without its XML), its typed rows.
+
+    ``answer`` is kept without ``records``/``content``: those elements pin the response's whole
+    lxml tree, and a dense window would otherwise hold the trees of all its pages until it ends.
+    """
 
     start_from: int
     answer: BodyResponse
     table: pa.Table
+    count: int  # records the page held
 
 
 async def fetch_window(
@@ -207,7 +213,7 @@ class _Lister:
         self, window: Window, first: _Page, total: int, fetch: WindowFetch, stats: RequestStats
     ) -> tuple[pa.Table, str | None]:
         """All pages after the first; the scan's rows and the first inconsistency (None: clean)."""
-        got = len(first.answer.records)
+        got = first.count
         step = self.page_size
         if not first.answer.empty and 0 < got < min(self.page_size, total):
             step = got  # the server pages smaller than we asked (its own cap): follow its page size
@@ -233,7 +239,7 @@ class _Lister:
             return f"total changed from {total} to {answer.total} during the listing"
         if answer.start_from is not None and answer.start_from != page.start_from:
             return f"asked for startFrom={page.start_from}, the server answered startFrom={answer.start_from}"
-        got = len(answer.records)
+        got = page.count
         if answer.returned is not None and answer.returned != got:
             return f"page startFrom={page.start_from} says returned={answer.returned} but holds {got} records"
         if got != expected:
@@ -264,7 +270,8 @@ class _Lister:
             fetch.bad_values.update(parsed.bad_values)
             fetch.ambiguous_times.update(parsed.ambiguous_times)
             fetch.pages += 1
-            page = _Page(start, answer, parsed.table)
+            # Drop the XML: the typed table is all we keep (see _Page).
+            page = _Page(start, dataclasses.replace(answer, records=[], content=None), parsed.table, len(answer.records))
             pages.append(page)
             if report:
                 self._progress(page)
@@ -273,7 +280,7 @@ class _Lister:
     def _progress(self, page: _Page) -> None:
         self.done_pages += 1
         if self.on_page is not None:
-            self.on_page(self.done_pages, max(self.known_pages, self.done_pages), len(page.answer.records))
+            self.on_page(self.done_pages, max(self.known_pages, self.done_pages), page.count)
 
     # ------------------------------------------------------------------------------- results
 
