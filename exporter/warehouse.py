@@ -914,9 +914,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _clear_failures(con: Any, site: str, dataset: str, window: Window) -> None:
-    """Remove ``window`` from the failed windows it overlaps, keeping the parts it does not cover."""
-    rows = (
+def _overlapping_failures(con: Any, site: str, dataset: str, window: Window) -> list[dict[str, Any]]:
+    """The failed windows of (site, dataset) that overlap ``window``."""
+    return (
         con.sql(
             "SELECT * FROM failed_windows WHERE site = ? AND dataset = ? "
             "AND window_start < CAST(? AS TIMESTAMPTZ) AND window_end > CAST(? AS TIMESTAMPTZ)",
@@ -925,6 +925,11 @@ def _clear_failures(con: Any, site: str, dataset: str, window: Window) -> None:
         .to_arrow_table()
         .to_pylist()
     )
+
+
+def _clear_failures(con: Any, site: str, dataset: str, window: Window) -> None:
+    """Remove ``window`` from the failed windows it overlaps, keeping the parts it does not cover."""
+    rows = _overlapping_failures(con, site, dataset, window)
     for row in rows:
         failed = Window(row["window_start"], row["window_end"])
         con.execute(
@@ -946,15 +951,7 @@ def _record_failure(
 ) -> None:
     """Add ``window`` to the failed list: a window already inside a failed one bumps that one's
     attempts; failed windows inside the new one are merged into it."""
-    rows = (
-        con.sql(
-            "SELECT * FROM failed_windows WHERE site = ? AND dataset = ? "
-            "AND window_start < CAST(? AS TIMESTAMPTZ) AND window_end > CAST(? AS TIMESTAMPTZ)",
-            params=[site, dataset, ts(window.end), ts(window.start)],
-        )
-        .to_arrow_table()
-        .to_pylist()
-    )
+    rows = _overlapping_failures(con, site, dataset, window)
     where = "site = ? AND dataset = ? AND window_start = CAST(? AS TIMESTAMPTZ) AND window_end = CAST(? AS TIMESTAMPTZ)"
     for row in rows:
         if row["window_start"] <= window.start and row["window_end"] >= window.end:
