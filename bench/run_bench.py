@@ -84,13 +84,13 @@ class Ideal:
 
 
 def ideal_for(w: Workload, truth_dir: Path) -> Ideal:
-    """Pages per window from the ground truth (by start column, the exporter's windows), then
-    ``ideal = max(ceil(N / C) * L, N / R * 60)`` for N requests, C in flight, latency L, R per minute.
+    """``ideal = max(max(ceil(N / C), 2) * L, N / R * 60)`` for N requests, C in flight, latency L,
+    R requests per minute.
 
-    N is a lower bound: P pages packed B to a request with nothing wasted (the first page of a
-    window must come back before the others are known, but other windows' pages can fill the
-    request meanwhile, which is what the exporter's batching does), and at least two round trips
-    whenever a window has more than one page.
+    N is a lower bound: P = the fewest pages that can hold the ground truth (every dataset's
+    records in pages of ``page_size``, as if windows were cut perfectly), packed B pages to a
+    request with nothing wasted; two round trips at least (a window's first page must come back
+    before its other offsets are known).  1-day windows need a few more pages (reported too).
     """
     import pyarrow.parquet as pq
 
@@ -98,35 +98,31 @@ def ideal_for(w: Workload, truth_dir: Path) -> Ideal:
     step = w.window_hours * 3600
     lo, hi = int(since.timestamp()), int(until.timestamp())
     n_windows = math.ceil((hi - lo) / step)
-    pages = 0
-    multi_page = False
+    pages = pages_day = 0
     for dataset in w.datasets:
         starts = pq.read_table(truth_dir / f"{dataset}.parquet", columns=["_start"]).column("_start").to_pylist()
         counts = [0] * n_windows
         for s in starts:
             if s is not None and lo <= s < hi:
                 counts[(s - lo) // step] += 1
-        for n in counts:
-            p = max(1, math.ceil(n / w.page_size))
-            pages += p
-            multi_page = multi_page or p > 1
+        pages += max(1, math.ceil(sum(counts) / w.page_size))
+        pages_day += sum(max(1, math.ceil(n / w.page_size)) for n in counts)
 
     def seconds(n: int) -> float:
-        trips = max(math.ceil(n / w.concurrency), 2 if multi_page else 1)
+        trips = max(math.ceil(n / w.concurrency), 2)
         rate = n / w.rate_limit * 60.0 if w.rate_limit else 0.0
         return max(trips * w.latency_ms / 1000.0, rate)
 
     b = max(1, min(w.bodies_per_request, w.body_content_limit))
     n_b, n_max = math.ceil(pages / b), math.ceil(pages / w.body_content_limit)
     formula = (
-        f"ideal = max(ceil(N / C) x L, N / R x 60 s) with C = {w.concurrency} requests in flight, "
+        f"ideal = max(max(ceil(N / C), 2) x L, N / R x 60 s) with C = {w.concurrency} requests in flight, "
         f"L = {w.latency_ms:g} ms, R = {w.rate_limit or 'unlimited'} requests/min per API group (all list "
-        f"datasets share one group), N = HTTP requests needed: P = {pages} pages of {w.page_size} (every "
-        f"{w.window_hours} h window at least one page, from the ground truth) packed B per request, "
-        f"N = ceil(P / B) (and at least 2 round trips). B = 1 (one page per request, the baselines): "
-        f"N = {pages}, {seconds(pages):.1f} s; B = {b} (ours, --bodies-per-request): N = {n_b}, "
-        f"{seconds(n_b):.1f} s; B = {w.body_content_limit} (the simulator's bodyContent limit): N = {n_max}, "
-        f"{seconds(n_max):.1f} s"
+        f"datasets share one group) and N = ceil(P / B) requests: P = {pages} pages, the fewest that hold the "
+        f"ground truth ({w.page_size} records each, windows cut perfectly; {w.window_hours} h windows need "
+        f"{pages_day}), B pages per request. B = 1 (the baselines): N = {pages}, {seconds(pages):.1f} s; "
+        f"B = {b} (ours, --bodies-per-request): N = {n_b}, {seconds(n_b):.1f} s; B = {w.body_content_limit} "
+        f"(the simulator's bodyContent limit, the floor for any client): N = {n_max}, {seconds(n_max):.1f} s"
     )
     return Ideal(pages, pages, n_b, n_max, seconds(pages), seconds(n_b), seconds(n_max), formula)
 
@@ -368,16 +364,18 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
-def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], args: argparse.Namespace,
-           started: datetime, elapsed: float) -> str:  # fmt: skip
+def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], command: str, started: datetime,
+           elapsed: float | None, rendered_from: str | None = None) -> str:  # fmt: skip
     """The markdown report of one export benchmark."""
     ours = next((s for s in summaries if s["contender"] == "ours"), None)
     since, until = bench_range(w)
     lines = [
-        f"### Export benchmark: `--size {w.name}` ({', '.join(w.datasets)})",
+        f"### Export benchmark: `--size {w.name}`, {w.latency_ms:g} ms, {w.rate_limit or 'no'} requests/min "
+        f"({', '.join(w.datasets)})",
         "",
         f"Run {started:%Y-%m-%d %H:%M} UTC, {summaries[0]['reps'] if summaries else 0} repetition(s) per contender "
-        f"(medians shown), {elapsed / 60:.1f} min in all. Command: `{' '.join(['bench/run_bench.py'] + sys.argv[1:])}`",
+        f"(medians shown)" + (f", {elapsed / 60:.1f} min in all" if elapsed else "") + f". Command: `{command}`"
+        + (f" (table re-rendered from `{rendered_from}` with `--render`)" if rendered_from else ""),
         "",
         f"Workload: one simulated site, {w.days} days ({since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC), "
         f"{w.meetings_per_day} meetings/day x ~{w.attendees_per_meeting} attendees, seed {w.seed}; server latency "
@@ -475,8 +473,8 @@ def run_memory(args: argparse.Namespace, workdir: Path) -> str:
         f"meeting_attendees only, 90 days, latency {latency:g} ms, rate limit {rate or 'none'}; "
         f"{args.repeat} repetition(s), medians. Command: `{' '.join(['bench/run_bench.py'] + sys.argv[1:])}`",
         "",
-        "| records | contender | wall s | records/s | CPU s | peak RSS MiB | landed / truth |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| records | contender | wall s | records/s | CPU s | peak RSS MiB | landed / truth | others' load |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     contenders = [c for c in (args.contenders or ["ours"]) if c not in args.skip]
     for records in args.memory_records:
@@ -496,9 +494,17 @@ def run_memory(args: argparse.Namespace, workdir: Path) -> str:
             s = summarise(contender, runs)
             lines.append(f"| {s['truth']:,} | {contender} | {_fmt(s['wall_s'])} | {_fmt(s['records_per_s'], 0)} | "
                          f"{_fmt(s['cpu_s'])} | {_fmt(s['peak_rss_mib'], 0)} | {s['truth'] - s['missing']:,} / "
-                         f"{s['truth']:,} |")  # fmt: skip
+                         f"{s['truth']:,} | {_fmt(s['others_load'], 2)} |")  # fmt: skip
+            lines_rss = ", ".join(_fmt(r.get("peak_rss_mib"), 0) for r in runs)
+            lines.append(f"<!-- {contender} {records}: peak RSS per repetition {lines_rss} MiB -->")
             for error in s["errors"]:
                 lines.append(f"<!-- {contender} error: {error} -->")
+    lines += [
+        "",
+        "Peak RSS is the exporter process's `VmHWM`; the simulator runs in another process. Latency and rate "
+        "limit are low here so the run is bound by the exporter's own work; the export benchmark above "
+        "shows RSS under the 300 ms / 600 per minute workload.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -578,7 +584,9 @@ contender works is in the docstrings of `bench/contenders/*.py`.
 Options: `--size quick|small|full|large`, `--latency-ms`, `--rate-limit` (requests/min per API group,
 0 = none), `--datasets all`, `--repeat`, `--contenders`/`--skip`, `--concurrency`,
 `--bodies-per-request` (ours), `--dlt-destination filesystem|duckdb`, `--dlt-disposition append|merge`,
-`--keep` (keep outputs and logs under `bench/results/runs/`), `--json FILE` (every measurement).
+`--keep` (keep outputs and logs under `bench/results/runs/`), `--json FILE` (every measurement),
+`--render FILE` (print/store the table of an earlier `--json` file again, running nothing),
+`--reuse sequential=FILE` (take the slow pager's repetitions from an earlier file of the same workload).
 Every contender run gets a fresh simulator process (same seed, same records) and runs in its own
 process; contenders alternate order between repetitions; medians are shown.
 
@@ -598,8 +606,9 @@ process; contenders alternate order between repetitions; medians are shown.
   every window fetched in dlt's thread pool (`parallelized=True` transformer), the remaining pages as
   `@dlt.defer` items in the same pool (`[extract] workers` = `max_parallel_items` = `--concurrency`),
   pages parsed with lxml into pyarrow Tables with an explicit schema (dlt skips normalisation), HTTP
-  through dlt's retrying `requests` client, a hand-written request budget at the server's rate and a
-  60 s cool-down on 000045 (dlt has neither), `filesystem` destination, Parquet, `append`.
+  through dlt's retrying `requests` client, a hand-written request budget (evenly spaced at the server's
+  rate, and never more than rate - 2 in any 60.5 s) and a 60 s cool-down on 000045 (dlt has neither),
+  `filesystem` destination, Parquet, `append`.
 """
 
 
@@ -628,6 +637,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--write", action="store_true", help=f"write the table into {DOC.relative_to(ROOT)}")
     p.add_argument("--keep", action="store_true", help="keep each run's output and logs (bench/results/runs)")
     p.add_argument("--json", type=Path, default=None, help="also write every measurement to this JSON file")
+    p.add_argument("--render", type=Path, default=None, metavar="FILE",
+                   help="print the table of an earlier --json file again (current formulas), run nothing")
     p.add_argument("--reuse", action="append", default=[], metavar="CONTENDER=FILE",
                    help="take this contender's repetitions from an earlier --json file of the same workload "
                         "(e.g. the slow sequential pager) instead of running it again; marked in the table")
@@ -647,6 +658,36 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         by_name(name)
     args.dataset_names = tuple(names)
     return args
+
+
+def section_name(w: Workload) -> str:
+    """The docs/benchmarks.md section of a workload: size, plus latency and rate when not the default."""
+    size = w.name.split("-")[0]
+    section = f"export-{w.name}"
+    if w.latency_ms != SIZES.get(size, {}).get("latency_ms", 300.0):
+        section += f"-latency{w.latency_ms:g}"
+    if w.rate_limit != 600:
+        section += f"-rate{w.rate_limit}"
+    return section
+
+
+def rerender(args: argparse.Namespace) -> int:
+    """Print (and with --write, store) the table of an earlier --json file with the current formulas."""
+    data = json.loads(args.render.read_text(encoding="utf-8"))
+    raw = dict(data["workload"])
+    raw["datasets"] = tuple(raw["datasets"])
+    w = Workload(**raw)
+    runs = data["runs"]
+    contenders = [c for c in CONTENDERS if runs.get(c)]
+    summaries = [summarise(c, runs[c]) for c in contenders]
+    started = (datetime.fromisoformat(data["started"]) if data.get("started")
+               else datetime.fromtimestamp(args.render.stat().st_mtime, timezone.utc))  # fmt: skip
+    report = render(w, ideal_for(w, truth_dir(w)), summaries, data.get("command", "(not recorded)"), started,
+                    data.get("elapsed_s"), rendered_from=args.render.name)  # fmt: skip
+    print(report)
+    if args.write:
+        write_doc(section_name(w), report)
+    return 0
 
 
 def load_reused(specs: list[str], w: Workload, contenders: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -696,6 +737,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = base / started.strftime("%Y%m%dT%H%M%S")
     workdir.mkdir(parents=True, exist_ok=True)
     try:
+        if args.render:
+            return rerender(args)
         if args.memory:
             report = run_memory(args, workdir)
             print(report)
@@ -730,13 +773,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"others' load {_fmt(r.get('others_load'), 2)} cores"
                       + (f", error: {r['error']}" if r.get("error") else ""), file=sys.stderr, flush=True)  # fmt: skip
         summaries = [summarise(c, runs[c]) for c in contenders]
-        report = render(w, ideal, summaries, args, started, time.perf_counter() - t0)
+        command = " ".join(["bench/run_bench.py"] + sys.argv[1:])
+        elapsed = time.perf_counter() - t0
+        report = render(w, ideal, summaries, command, started, elapsed)
         print(report)
         if args.json:
             args.json.write_text(json.dumps({"workload": dataclasses.asdict(w), "ideal": dataclasses.asdict(ideal),
-                                             "runs": runs, "summaries": summaries}, indent=1, default=str))  # fmt: skip
+                                             "runs": runs, "summaries": summaries, "started": started.isoformat(),
+                                             "elapsed_s": elapsed, "command": command}, indent=1, default=str))  # fmt: skip
         if args.write:
-            write_doc(f"export-{w.name}", report)
+            write_doc(section_name(w), report)
         return 0
     finally:
         if not args.keep:
