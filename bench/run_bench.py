@@ -235,7 +235,7 @@ def run_worker(contender: str, workload_file: Path, url: str, out_dir: Path, res
     """Run one contender in a fresh process; its exit status and resource usage (``wait4``)."""
     with open(log, "ab") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.contenders.worker", contender, str(workload_file), url, str(out_dir),
+            os.environ.get("BENCH_WRAP", "").split() + [sys.executable, "-m", "bench.contenders.worker", contender, str(workload_file), url, str(out_dir),
              str(result_file), json.dumps(options)],
             stdout=sink, stderr=sink, cwd=ROOT, env=_env(),
         )  # fmt: skip
@@ -587,6 +587,8 @@ Options: `--size quick|small|full|large`, `--latency-ms`, `--rate-limit` (reques
 `--keep` (keep outputs and logs under `bench/results/runs/`), `--json FILE` (every measurement),
 `--render FILE` (print/store the table of an earlier `--json` file again, running nothing),
 `--reuse sequential=FILE` (take the slow pager's repetitions from an earlier file of the same workload).
+Environment: `BENCH_PROFILE=PREFIX` writes a cProfile dump of each contender's main thread;
+`BENCH_WRAP="py-spy record -o out --subprocesses --"` runs each contender under a wrapper command.
 Every contender run gets a fresh simulator process (same seed, same records) and runs in its own
 process; contenders alternate order between repetitions; medians are shown.
 

@@ -37,7 +37,8 @@ from .errors import (
     ThrottledError,
     TransportError,
 )
-from .protocol import Body, BodyResponse, authenticate_body, build_request, parse_response
+from .decoding import ResponseDecoder
+from .protocol import Body, BodyResponse, authenticate_body, build_request
 from .throttle import Permit, SiteThrottle
 
 __all__ = ["WebexClient", "RequestStats", "run_all", "USER_GROUP", "LIST_GROUP", "RENEW_FRACTION", "MAX_GSB_PAUSES"]
@@ -135,7 +136,8 @@ class WebexClient:
 
     ``throttle`` is the site's shared :class:`SiteThrottle` (one is made when omitted);
     ``clock`` returns seconds and times ticket renewal (default: the event loop's clock; tests
-    pass the simulator's clock to move time without sleeping).
+    pass the simulator's clock to move time without sleeping).  ``decoder`` parses responses
+    (default: inline, on the event loop; the pipeline shares one with worker processes).
     """
 
     def __init__(
@@ -147,8 +149,10 @@ class WebexClient:
         clock: Callable[[], float] | None = None,
         codes: CodeTable = DEFAULT_CODES,
         rng: random.Random | None = None,
+        decoder: ResponseDecoder | None = None,
     ) -> None:
         self.site = site
+        self.decoder = decoder or ResponseDecoder(0)
         self.throttle = throttle or SiteThrottle(site.name, site.throttle)
         self.stats = RequestStats()
         self._session = session
@@ -412,12 +416,7 @@ class WebexClient:
             return _Reply(None, {}, TransportError(_describe(exc)))
         if not 200 <= status < 300:
             return _Reply(status, headers, None)
-        try:
-            answer: list[BodyResponse] | BaseException = parse_response(
-                data, record_elements=[body.record_element for body in batch]
-            )
-        except ParseError as exc:
-            answer = exc
+        answer: list[BodyResponse] | BaseException = await self.decoder.decode(data, batch)
         return _Reply(status, headers, answer)
 
     def _scrub(self, text: str) -> str:

@@ -127,6 +127,8 @@ class ExportSettings:
     max_window_records: int = DEFAULT_MAX_WINDOW_RECORDS
     gap_warning_days: int = DEFAULT_GAP_WARNING_DAYS
     scheduled_ahead_days: int = DEFAULT_SCHEDULED_AHEAD_DAYS
+    #: Processes that parse large responses; None = "auto" (the usable cores, at most 4), 0 = none.
+    parse_workers: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,7 +451,8 @@ def parse_settings(
 
     export_raw = c.table(data.get("export"), "export")
     c.unknown(export_raw, "export", {"window_hours", "lookback_days", "retention_days", "settle_hours",
-                                     "max_window_records", "gap_warning_days", "scheduled_ahead_days"})  # fmt: skip
+                                     "max_window_records", "gap_warning_days", "scheduled_ahead_days",
+                                     "parse_workers"})  # fmt: skip
     export = ExportSettings(
         window_hours=c.integer(export_raw, "window_hours", "export", DEFAULT_WINDOW_HOURS, low=1, high=24 * 31),
         lookback_days=c.integer(export_raw, "lookback_days", "export", DEFAULT_LOOKBACK_DAYS, low=0, high=90),
@@ -460,6 +463,7 @@ def parse_settings(
         scheduled_ahead_days=c.integer(
             export_raw, "scheduled_ahead_days", "export", DEFAULT_SCHEDULED_AHEAD_DAYS, low=0, high=366
         ),
+        parse_workers=_parse_workers(c, export_raw.get("parse_workers", "auto")),
     )
     if export.gap_warning_days >= export.retention_days:
         c.fail("export.gap_warning_days", f"must be below export.retention_days ({export.retention_days})")
@@ -532,6 +536,15 @@ def parse_settings(
         simulator=simulator,
         source=source,
     )
+
+
+def _parse_workers(c: _Checker, value: object) -> int | None:
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+        c.fail("export.parse_workers", f'must be "auto" or an integer between 0 and 64, got {value!r}')
+        return None
+    return value
 
 
 def load_settings(path: str | os.PathLike[str] = DEFAULT_CONFIG_PATH, *, env: dict[str, str] | None = None) -> Settings:

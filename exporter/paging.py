@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import parse
 from .batching import batcher_for
@@ -258,20 +259,24 @@ class _Lister:
         """Request the pages at ``starts`` in one call (one HTTP request, several bodyContent)."""
         bodies = [
             list_body(self.dataset, window, start_from=start, maximum_num=self.page_size,
-                      time_zone_id=self.site.time_zone_id, zone=self.zone, preliminary=self.preliminary)  # fmt: skip
+                      time_zone_id=self.site.time_zone_id, zone=self.zone, preliminary=self.preliminary,
+                      typed_for_site=self.site.name)  # fmt: skip
             for start in starts
         ]
         answers = await batcher_for(self.client, self.dataset.api_group).call(bodies, stats=stats)
         pages = []
         for start, answer in zip(starts, answers, strict=True):
-            parsed = parse.parse_records(self.dataset, answer.records, site=self.site.name, zone=self.zone,
-                                         preliminary=self.preliminary)  # fmt: skip
+            parsed = answer.parsed
+            if parsed is None:  # typed by the client already unless the body asked otherwise
+                parsed = parse.parse_records(self.dataset, answer.records, site=self.site.name, zone=self.zone,
+                                             preliminary=self.preliminary)  # fmt: skip
             fetch.unknown_elements.update(parsed.unknown_elements)
             fetch.bad_values.update(parsed.bad_values)
             fetch.ambiguous_times.update(parsed.ambiguous_times)
             fetch.pages += 1
             # Drop the XML: the typed table is all we keep (see _Page).
-            page = _Page(start, dataclasses.replace(answer, records=[], content=None), parsed.table, len(answer.records))
+            page = _Page(start, dataclasses.replace(answer, records=[], content=None, parsed=None), parsed.table,
+                         parsed.table.num_rows)
             pages.append(page)
             if report:
                 self._progress(page)
@@ -326,14 +331,15 @@ class _Lister:
 
 def dedupe(table: pa.Table, key: Sequence[str]) -> tuple[pa.Table, int]:
     """One row per natural ``key`` (the last listed wins: the freshest copy), in listing order;
-    also how many rows were dropped."""
+    also how many rows were dropped.  Null is a key value like any other."""
     if table.num_rows == 0:
         return table, 0
-    columns = [table.column(name).to_pylist() for name in key]
-    last: dict[tuple[object, ...], int] = {}
-    for index, values in enumerate(zip(*columns, strict=True)):
-        last[values] = index
-    if len(last) == table.num_rows:
+    keys = table.select(list(key))
+    # Hash grouping in Arrow's C++: ~100x faster than Python tuples for a 500k-row window.
+    if keys.group_by(list(key)).aggregate([]).num_rows == table.num_rows:
         return table, 0
-    keep = sorted(last.values())
-    return table.take(pa.array(keep, type=pa.int64())), table.num_rows - len(keep)
+    rows = keys.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    last = rows.group_by(list(key), use_threads=False).aggregate([("_row", "max")]).column("_row_max")
+    keep = pc.sort_indices(last)
+    keep = last.take(keep)
+    return table.take(keep), table.num_rows - len(keep)

@@ -210,13 +210,17 @@ def validate_options(settings: Settings, options: RunOptions) -> None:
 
 class ClientPool:
     """One HTTP session and one :class:`~exporter.client.WebexClient` per site, created on first
-    use.  A run owns a pool for its duration; ``serve`` keeps one for its lifetime so that every
+    use, and the response decoder they share.  A run owns a pool for its duration; ``serve`` keeps one for its lifetime so that every
     scheduled job of a site shares that site's request budget and session ticket."""
 
-    def __init__(self) -> None:
+    def __init__(self, parse_workers: int | None = 0) -> None:
+        from .decoding import ResponseDecoder, auto_workers
+
         self._clients: dict[str, object] = {}
         self._sessions: list[aiohttp.ClientSession] = []
         self._lock = asyncio.Lock()
+        #: Shared by every site: parse worker processes (``export.parse_workers``; None = auto).
+        self.decoder = ResponseDecoder(auto_workers() if parse_workers is None else parse_workers)
 
     async def client(self, site: SiteSettings) -> object:
         """The client for ``site`` (created once)."""
@@ -229,7 +233,8 @@ class ClientPool:
                 connector = aiohttp.TCPConnector(limit=max(site.throttle.max_concurrency, 1))
                 session = aiohttp.ClientSession(timeout=timeout, connector=connector)
                 self._sessions.append(session)
-                self._clients[site.name] = WebexClient(site, session, throttle=SiteThrottle(site.name, site.throttle))
+                self._clients[site.name] = WebexClient(site, session, throttle=SiteThrottle(site.name, site.throttle),
+                                                       decoder=self.decoder)  # fmt: skip
             return self._clients[site.name]
 
     def throttle_wait(self, site: str) -> float:
@@ -239,11 +244,12 @@ class ClientPool:
         return float(getattr(stats, "throttle_wait_seconds", 0.0))
 
     async def close(self) -> None:
-        """Close every session."""
+        """Close every session and stop the parse workers."""
         for session in self._sessions:
             await session.close()
         self._sessions.clear()
         self._clients.clear()
+        await asyncio.to_thread(self.decoder.close)
 
 
 @dataclass(slots=True)
@@ -279,7 +285,7 @@ async def export(
     now = (options.now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     report = RunReport(run_id=uuid.uuid4().hex[:12], started_at=datetime.now(timezone.utc))
     own_pool = clients is None
-    pool = clients or ClientPool()
+    pool = clients or ClientPool(settings.export.parse_workers)
     progress = progress or Progress.disabled()
     progress.throttle_wait = pool.throttle_wait
     ctx = _Context(settings, options, warehouse, report, now, stop or asyncio.Event(), progress, pool)

@@ -20,7 +20,7 @@ from lxml import etree
 from .config import Secret, SiteSettings
 from .datasets import Dataset
 from .errors import ParseError
-from .parse import format_webex_time
+from .parse import ParsedPage, format_webex_time
 from .timezones import zoneinfo_for
 from .windows import Window
 from .xmlsafe import local_name, parse_xml
@@ -32,6 +32,7 @@ __all__ = [
     "Body",
     "BodyResponse",
     "Node",
+    "RecordSpec",
     "authenticate_body",
     "build_request",
     "list_body",
@@ -50,14 +51,27 @@ Node = tuple[str, str | Secret | tuple["Node", ...]]
 
 
 @dataclass(frozen=True, slots=True)
+class RecordSpec:
+    """How to type the records of one list body: the dataset, the site name for the lineage
+    column, the zone the response's times are in, and whether the operation is preliminary."""
+
+    dataset: str
+    site: str
+    zone: ZoneInfo
+    preliminary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Body:
     """One ``bodyContent``: its ``xsi:type``, child elements, and the record element its response
-    lists (``None`` for non-list operations such as AuthenticateUser)."""
+    lists (``None`` for non-list operations such as AuthenticateUser).  With ``parse_as``, the
+    records are typed as soon as the response is parsed (see ``decoding.py``)."""
 
     xsi_type: str
     children: tuple[Node, ...] = ()
     record_element: str | None = None
     label: str = ""  # e.g. "LstmeetingusageHistory startFrom=501": for messages, never secret
+    parse_as: RecordSpec | None = None
 
     @property
     def operation(self) -> str:
@@ -75,7 +89,8 @@ class BodyResponse:
 
     ``total``, ``returned`` and ``start_from`` come from ``matchingRecords`` wherever it stands
     (first in some responses, last in others); ``None`` when the response has none.  ``records``
-    are the direct children of ``bodyContent`` named like the body's record element.
+    are the direct children of ``bodyContent`` named like the body's record element; once typed
+    (``parsed``, a :class:`~exporter.parse.ParsedPage`), they are dropped.
     """
 
     result: str
@@ -89,6 +104,12 @@ class BodyResponse:
     response_type: str = ""
     content: etree._Element | None = field(default=None, repr=False, compare=False)
     empty: bool = False  # set by the client when the answer means "no records" (000015)
+    parsed: ParsedPage | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def record_count(self) -> int:
+        """How many records the body listed."""
+        return len(self.records) if self.parsed is None else self.parsed.table.num_rows
 
     @property
     def success(self) -> bool:
@@ -134,13 +155,15 @@ def list_body(
     time_zone_id: int | None,
     zone: ZoneInfo | None = None,
     preliminary: bool = False,
+    typed_for_site: str | None = None,
 ) -> Body:
     """A list request for one page of ``window``.
 
     The window ``[s, e)`` is sent as ``s`` .. ``e - 1 s`` (the wire is inclusive, one-second
     resolution), written in ``zone``.  ``timeZoneID`` is sent only when the dataset sends one
     (inside the scope container when ``time_scope.zone_inside``); ``zone`` defaults to that ID's
-    zone and must be given for datasets whose times are unlabeled.
+    zone and must be given for datasets whose times are unlabeled.  With ``typed_for_site``, the
+    answer's records come back typed, with that site name in their lineage column.
     """
     if start_from < 1:
         raise ValueError(f"startFrom counts from 1, got {start_from}")
@@ -182,6 +205,7 @@ def list_body(
         children=tuple(children),
         record_element=dataset.record_element,
         label=f"{xsi_type.rpartition('.')[2]} {window} startFrom={start_from}",
+        parse_as=None if typed_for_site is None else RecordSpec(dataset.name, typed_for_site, zone, preliminary),
     )
 
 

@@ -55,7 +55,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None, ready:
             loop.add_signal_handler(sig, _on_signal, stop, sig)
         except (NotImplementedError, RuntimeError):
             pass
-    clients = ClientPool()
+    clients = ClientPool(settings.export.parse_workers)
     commit_lock = asyncio.Lock()
     running: set[asyncio.Task[object]] = set()
     with Warehouse(settings.warehouse, export=settings.export) as warehouse:

@@ -112,3 +112,19 @@ def test_site_throttle_inherits_and_overrides():
     site = parse_settings(data, env=ENV).sites[0]
     assert site.throttle.requests_per_minute == 30
     assert site.throttle.page_size == 500
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", None), (0, 0), (3, 3)])
+def test_parse_workers_auto_or_a_count(value, expected):
+    data = _base()
+    data["export"]["parse_workers"] = value
+    assert parse_settings(data, env=ENV).export.parse_workers == expected
+
+
+@pytest.mark.parametrize("value", ["many", -1, 65, True, 2.5])
+def test_parse_workers_rejects_anything_else(value):
+    data = _base()
+    data["export"]["parse_workers"] = value
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, env=ENV)
+    assert any(p.startswith("export.parse_workers: must be \"auto\" or an integer") for p in caught.value.problems)

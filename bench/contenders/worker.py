@@ -49,7 +49,15 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"unknown contender {name!r}")
     before = usage()
     started = time.perf_counter()
-    outcome = module.run(w, url, Path(out_dir), **kwargs)
+    profile_to = os.environ.get("BENCH_PROFILE")  # a cProfile dump of the run, for finding hot spots
+    if profile_to:
+        import cProfile
+
+        with cProfile.Profile() as profiler:
+            outcome = module.run(w, url, Path(out_dir), **kwargs)
+        profiler.dump_stats(f"{profile_to}.{name}")
+    else:
+        outcome = module.run(w, url, Path(out_dir), **kwargs)
     outcome.wall_s = time.perf_counter() - started
     after = usage()
     data = dataclasses.asdict(outcome)

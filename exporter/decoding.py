@@ -1,0 +1,127 @@
+"""Response bytes -> answers with typed tables, in worker processes when a response is large.
+
+Parsing is most of the exporter's CPU: lxml builds the tree, then ``parse.py`` walks every record
+in Python.  Done on the event loop it holds the GIL, so one core parses while the requests of
+every other window wait for it.  A :class:`ResponseDecoder` parses small responses inline (a
+round trip to a worker costs more than it saves) and large ones in a pool of worker processes;
+workers send back Arrow tables, which pickle as buffers rather than Python objects.  Both paths
+run the same pure function, :func:`decode_response`, so they give the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from . import parse
+from .datasets import by_name
+from .errors import ParseError
+from .protocol import Body, BodyResponse, RecordSpec, parse_response
+
+__all__ = ["INLINE_BELOW_BYTES", "ResponseDecoder", "auto_workers", "decode_response", "jobs_for"]
+
+log = logging.getLogger(__name__)
+
+#: Responses smaller than this are parsed on the event loop (a 500-record attendee page is ~0.5 MB;
+#: below ~64 KiB, pickling the bytes and the table costs about what parsing them does).
+INLINE_BELOW_BYTES = 64 * 1024
+
+#: One body's decoding job: its record element and how to type its records (None: keep elements).
+Job = tuple[str | None, RecordSpec | None]
+
+
+def auto_workers() -> int:
+    """The default pool size: the cores this process may use, at most 4; 0 on a single core
+    (a worker would only compete with the event loop for it)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return 0 if cores <= 1 else min(cores, 4)
+
+
+def jobs_for(bodies: Sequence[Body]) -> list[Job]:
+    """The decoding jobs of a batch (what a worker needs; no credentials ever leave the process)."""
+    return [(body.record_element, body.parse_as) for body in bodies]
+
+
+def decode_response(data: bytes, jobs: Sequence[Job]) -> list[BodyResponse] | ParseError:
+    """Parse one response; the records of every body with a :class:`RecordSpec` become a typed
+    table in ``BodyResponse.parsed`` and their elements are dropped.  A response that is not a
+    readable Webex message comes back as its :class:`ParseError` (a value, so it crosses processes)."""
+    try:
+        answers = parse_response(data, record_elements=[element for element, _ in jobs])
+    except ParseError as exc:
+        return exc
+    out = []
+    for index, answer in enumerate(answers):
+        spec = jobs[index][1] if index < len(jobs) else None
+        if spec is not None and answer.success:
+            page = parse.parse_records(by_name(spec.dataset), answer.records, site=spec.site, zone=spec.zone,
+                                       preliminary=spec.preliminary)  # fmt: skip
+            answer = dataclasses.replace(answer, records=[], content=None, parsed=page)
+        out.append(answer)
+    return out
+
+
+def _worker_started() -> None:
+    # Ctrl-C is the parent's to handle: it cancels the run and shuts the pool down in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class ResponseDecoder:
+    """Decodes responses inline or in up to ``workers`` processes (``0``: always inline).
+
+    The pool starts on the first large response, so short runs never pay for it; ``close()``
+    stops it.  A pool whose worker died is replaced; that response is parsed inline.
+    """
+
+    def __init__(self, workers: int, *, inline_below: int = INLINE_BELOW_BYTES) -> None:
+        self.workers = max(0, workers)
+        self.inline_below = inline_below
+        self.in_pool = 0  # responses decoded by a worker (for tests and benchmarks)
+        self._executor: ProcessPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"ResponseDecoder(workers={self.workers}, inline_below={self.inline_below})"
+
+    async def decode(self, data: bytes, bodies: Sequence[Body]) -> list[BodyResponse] | ParseError:
+        """The answers to ``bodies`` in ``data`` (see :func:`decode_response`)."""
+        jobs = jobs_for(bodies)
+        # Bodies without a spec keep their lxml elements, which cannot cross a process boundary.
+        if self.workers == 0 or len(data) < self.inline_below or any(spec is None for _, spec in jobs):
+            return decode_response(data, jobs)
+        executor = self._pool()
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(executor, decode_response, data, jobs)
+        except BrokenProcessPool:
+            log.warning("a parse worker process died; starting a new pool and parsing this response inline")
+            self._discard(executor)
+            return decode_response(data, jobs)
+        self.in_pool += 1
+        return result
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # spawn, not fork: the parent has threads (the commit thread, aiohttp's resolver).
+            context = multiprocessing.get_context("spawn")
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started)
+        return self._executor
+
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        if self._executor is executor:
+            self._executor = None
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the worker processes (they finish the response in hand)."""
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            executor.shutdown(wait=True, cancel_futures=True)

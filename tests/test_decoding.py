@@ -1,0 +1,113 @@
+"""Parsing in worker processes: the same typed tables as inline parsing, over real HTTP, and a
+pool whose worker dies is replaced without losing the response."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+from exporter.client import LIST_GROUP, WebexClient
+from exporter.datasets import DATASETS, by_name
+from exporter.decoding import ResponseDecoder, auto_workers, decode_response
+from exporter.errors import ParseError
+from exporter.paging import fetch_window
+from exporter.protocol import list_body
+from exporter.simulator import Simulator, SiteConfig
+from exporter.windows import Window
+from source_fixtures import NOW, assert_equals_truth, make_site, sim_config, truth_in
+
+WINDOW = Window(NOW - timedelta(days=4), NOW - timedelta(days=1))
+
+
+async def _fetch_all(sim: Simulator, decoder: ResponseDecoder, datasets, zone: int = 20) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    site = make_site(sim.url, page_size=50, bodies_per_request=4, time_zone_id=4, unlabeled_time_zone_id=zone)
+    async with aiohttp.ClientSession() as session:
+        client = WebexClient(site, session, decoder=decoder)
+        return {d.name: await fetch_window(client, d, WINDOW, site=site, max_window_records=100_000) for d in datasets}
+
+
+def test_workers_give_the_same_tables_as_inline_parsing() -> None:
+    """Every dataset (containers, json columns, odd zones) typed in two worker processes equals
+    the inline result and the ground truth; the pool really did the work."""
+    config = sim_config(sites=(SiteConfig("demo", default_time_zone_id=45, return_scheduled_pmr_switch=True),))
+
+    async def main() -> None:
+        async with Simulator(config) as sim:
+            pooled = ResponseDecoder(2, inline_below=0)
+            try:
+                in_pool = await _fetch_all(sim, pooled, DATASETS, 45)
+            finally:
+                pooled.close()
+            inline = await _fetch_all(sim, ResponseDecoder(0), DATASETS, 45)
+            assert pooled.in_pool >= len(DATASETS)
+            for dataset in DATASETS:
+                got, want = in_pool[dataset.name], inline[dataset.name]
+                assert got.table.equals(want.table), dataset.name  # type: ignore[attr-defined]
+                assert (got.unknown_elements, got.bad_values) == (want.unknown_elements, want.bad_values)  # type: ignore[attr-defined]
+                assert_equals_truth(got.table, truth_in(sim, dataset, WINDOW), dataset)  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_a_dead_worker_costs_nothing() -> None:
+    """SIGKILL every worker between two windows: the next response is parsed inline, a new pool
+    takes the one after, and both windows are complete."""
+    dataset = by_name("meeting_attendees")
+
+    async def main() -> None:
+        async with Simulator(sim_config()) as sim:
+            decoder = ResponseDecoder(1, inline_below=0)
+            try:
+                await _fetch_all(sim, decoder, [dataset])
+                executor = decoder._executor
+                assert executor is not None
+                for pid in list(executor._processes):  # type: ignore[union-attr]
+                    os.kill(pid, signal.SIGKILL)
+                await asyncio.sleep(0.2)  # the pool notices its worker is gone
+                fetched = (await _fetch_all(sim, decoder, [dataset]))[dataset.name]
+                assert decoder._executor is not executor
+            finally:
+                decoder.close()
+            assert_equals_truth(fetched.table, truth_in(sim, dataset, WINDOW), dataset)  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_small_responses_and_bodies_without_a_spec_stay_inline() -> None:
+    """Below the size threshold no pool is started; a body that asked for elements (no spec)
+    gets them even when the response is large, since elements cannot leave the process."""
+    dataset = by_name("meeting_usage")
+
+    async def main() -> None:
+        async with Simulator(sim_config()) as sim:
+            small = ResponseDecoder(2, inline_below=10**9)
+            await _fetch_all(sim, small, [dataset])
+            assert small.in_pool == 0 and small._executor is None
+            untyped = ResponseDecoder(2, inline_below=0)
+            site = make_site(sim.url)
+            body = list_body(dataset, WINDOW, start_from=1, maximum_num=100, time_zone_id=20)
+            async with aiohttp.ClientSession() as session:
+                (answer,) = await WebexClient(site, session, decoder=untyped).call([body], LIST_GROUP)
+            assert answer.parsed is None and answer.records and answer.record_count == len(answer.records)
+            assert untyped.in_pool == 0 and untyped._executor is None
+
+    asyncio.run(main())
+
+
+def test_an_unreadable_response_is_a_parse_error_value() -> None:
+    """A worker returns the error rather than raising it, so it crosses the process boundary;
+    the records of an untyped body stay elements."""
+    body = list_body(by_name("meeting_usage"), WINDOW, start_from=1, maximum_num=10, time_zone_id=20)
+    result = decode_response(b"<serv:message><oops", [(body.record_element, body.parse_as)])
+    assert isinstance(result, ParseError) and "not well-formed" in str(result)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_auto_uses_no_worker_on_one_core(monkeypatch: pytest.MonkeyPatch, cores: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    assert auto_workers() == (0 if cores == 1 else 2)
