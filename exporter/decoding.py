@@ -53,9 +53,10 @@ def jobs_for(bodies: Sequence[Body]) -> list[Job]:
 
 
 def decode_response(data: bytes, jobs: Sequence[Job]) -> list[BodyResponse] | ParseError:
-    """Parse one response; the records of every body with a :class:`RecordSpec` become a typed
-    table in ``BodyResponse.parsed`` and their elements are dropped.  A response that is not a
-    readable Webex message comes back as its :class:`ParseError` (a value, so it crosses processes)."""
+    """Parse one response; the records of every successful body with a :class:`RecordSpec`
+    become a typed table in ``BodyResponse.parsed``.  Such bodies keep no lxml elements, failed
+    ones included (classifying reads only their scalar fields), so answers can cross processes.
+    A response that is not a readable Webex message comes back as its :class:`ParseError`."""
     try:
         answers = parse_response(data, record_elements=[element for element, _ in jobs])
     except ParseError as exc:
@@ -63,9 +64,11 @@ def decode_response(data: bytes, jobs: Sequence[Job]) -> list[BodyResponse] | Pa
     out = []
     for index, answer in enumerate(answers):
         spec = jobs[index][1] if index < len(jobs) else None
-        if spec is not None and answer.success:
-            page = parse.parse_records(by_name(spec.dataset), answer.records, site=spec.site, zone=spec.zone,
-                                       preliminary=spec.preliminary)  # fmt: skip
+        if spec is not None:
+            page = None
+            if answer.success:
+                page = parse.parse_records(by_name(spec.dataset), answer.records, site=spec.site, zone=spec.zone,
+                                           preliminary=spec.preliminary)  # fmt: skip
             answer = dataclasses.replace(answer, records=[], content=None, parsed=page)
         out.append(answer)
     return out

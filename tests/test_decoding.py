@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -95,6 +96,30 @@ def test_small_responses_and_bodies_without_a_spec_stay_inline() -> None:
                 (answer,) = await WebexClient(site, session, decoder=untyped).call([body], LIST_GROUP)
             assert answer.parsed is None and answer.records and answer.record_count == len(answer.records)
             assert untyped.in_pool == 0 and untyped._executor is None
+
+    asyncio.run(main())
+
+
+def test_failed_bodies_cross_the_process_boundary_too() -> None:
+    """A batch mixing a full page with pages past the end (000015) and a bad request: every
+    answer comes back from the worker, classified as the inline path would."""
+    dataset = by_name("meeting_attendees")
+
+    async def main() -> None:
+        async with Simulator(sim_config()) as sim:
+            site = make_site(sim.url)
+            bodies = [list_body(dataset, WINDOW, start_from=start, maximum_num=100, time_zone_id=20,
+                                zone=ZoneInfo("Etc/GMT"), typed_for_site="demo")  # fmt: skip
+                      for start in (1, 900_001)]
+            decoder = ResponseDecoder(1, inline_below=0)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    first, past_end = await WebexClient(site, session, decoder=decoder).call(bodies, LIST_GROUP)
+            finally:
+                decoder.close()
+            assert decoder.in_pool == 1
+            assert first.success and first.record_count == 100 and first.parsed.table.num_rows == 100
+            assert past_end.empty and past_end.exception_id == "000015" and past_end.record_count == 0
 
     asyncio.run(main())
 
