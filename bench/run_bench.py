@@ -631,7 +631,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--contenders", default=None, help=f"comma list of {', '.join(CONTENDERS)} (default all)")
     p.add_argument("--skip", default="", help="comma list of contenders to leave out")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight (ours and dlt)")
-    p.add_argument("--bodies-per-request", type=int, default=4, help="pages per HTTP request (ours)")
+    p.add_argument("--bodies-per-request", type=int, default=10,
+                   help="pages per HTTP request (ours; 10 = the exporter's default and the simulator's limit)")
     p.add_argument("--dlt-destination", choices=("filesystem", "duckdb"), default="filesystem")
     p.add_argument("--dlt-disposition", choices=("append", "merge"), default="append")
     p.add_argument("--seed", type=int, default=7)

@@ -140,8 +140,8 @@ def with_lineage(table: pa.Table, commit_id: int, landed_at: datetime) -> pa.Tab
     for name in (COMMIT_COLUMN, LANDED_COLUMN):
         if name in table.column_names:
             table = table.drop_columns([name])
-    table = table.append_column(pa.field(COMMIT_COLUMN, pa.int64()), pa.array([commit_id] * n, pa.int64()))
-    return table.append_column(pa.field(LANDED_COLUMN, _TIMESTAMP), pa.array([landed_at] * n, _TIMESTAMP))
+    table = table.append_column(pa.field(COMMIT_COLUMN, pa.int64()), pa.repeat(pa.scalar(commit_id, pa.int64()), n))
+    return table.append_column(pa.field(LANDED_COLUMN, _TIMESTAMP), pa.repeat(pa.scalar(landed_at, _TIMESTAMP), n))
 
 
 def dedupe_latest(table: pa.Table, key: Sequence[str]) -> pa.Table:
@@ -175,11 +175,15 @@ def split_partitions(table: pa.Table, start_column: str) -> list[tuple[str, pa.T
     statistics let readers skip data by time); null starts go to :data:`UNKNOWN_DATE`."""
     if table.num_rows == 0:
         return []
-    dates = pc.fill_null(pc.strftime(table.column(start_column), format="%Y-%m-%d"), UNKNOWN_DATE)
+    # One stable sort, then each date is one contiguous run (null starts sort last): slices,
+    # not a filter per date, and no strftime per row.
+    table = table.sort_by([(start_column, "ascending")])
+    days = pc.run_end_encode(pc.cast(table.column(start_column), pa.date32()).combine_chunks())
     out = []
-    for date in sorted(pc.unique(dates).to_pylist()):
-        part = table.filter(pc.equal(dates, date)).sort_by([(start_column, "ascending")])
-        out.append((date, part))
+    begin = 0
+    for end, day in zip(days.run_ends.to_pylist(), days.values.to_pylist(), strict=True):
+        out.append((UNKNOWN_DATE if day is None else day.isoformat(), table.slice(begin, end - begin)))
+        begin = end
     return out
 
 

@@ -71,7 +71,7 @@ class Workload:
     # Client-side limits, the same for every contender that can use them.
     concurrency: int = 8
     page_size: int = 500
-    bodies_per_request: int = 4  # ours only: pages per HTTP request (bodyContent elements)
+    bodies_per_request: int = 10  # ours only: pages per HTTP request (bodyContent elements), the config default
     window_hours: int = 24
 
     def to_json(self) -> str:
