@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import resource
 import threading
 import time
@@ -272,6 +273,65 @@ def vm_hwm_mib(pid: int | str = "self") -> float | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s children, grandchildren, ... (from /proc/<pid>/task/*/children)."""
+    out: list[int] = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            out += kids
+            stack += kids
+    return out
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class TreeRss:
+    """The peak of (this process + all its descendants) resident memory, sampled every ``period``
+    seconds in a thread.  A contender that parses in worker processes must be charged for them:
+    ``VmHWM`` covers one process image only."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        self.period = period
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tree-rss", daemon=True)
+
+    def __enter__(self) -> TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while True:
+            total = sum(_rss_kib(pid) for pid in [me, *_descendants(me)])
+            self.peak_kib = max(self.peak_kib, total)
+            if self._stop.wait(self.period):
+                return
+
+    @property
+    def peak_mib(self) -> float:
+        """The largest sum seen, MiB."""
+        return self.peak_kib / 1024.0
 
 
 @dataclass
