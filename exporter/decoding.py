@@ -16,6 +16,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -74,9 +76,22 @@ def decode_response(data: bytes, jobs: Sequence[Job]) -> list[BodyResponse] | Pa
     return out
 
 
-def _worker_started() -> None:
+#: How often a worker checks that the exporter that started it is still alive.
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _worker_started(parent: int) -> None:
     # Ctrl-C is the parent's to handle: it cancels the run and shuts the pool down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent killed outright (SIGKILL, OOM) cannot shut the pool down, and every worker holds
+    # the task queue's write end too, so no worker ever sees EOF: each watches its parent instead.
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 class ResponseDecoder:
@@ -115,7 +130,8 @@ class ResponseDecoder:
         if self._executor is None:
             # spawn, not fork: the parent has threads (the commit thread, aiohttp's resolver).
             context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started)
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started,
+                                                 initargs=(os.getpid(),))  # fmt: skip
         return self._executor
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:

@@ -136,3 +136,48 @@ def test_an_unreadable_response_is_a_parse_error_value() -> None:
 def test_auto_uses_no_worker_on_one_core(monkeypatch: pytest.MonkeyPatch, cores: int) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
     assert auto_workers() == (0 if cores == 1 else 2)
+
+
+_ORPHAN_PROBE = """
+import asyncio, os, sys, time
+from exporter.decoding import ResponseDecoder
+from exporter.protocol import RecordSpec, Body
+from zoneinfo import ZoneInfo
+
+RESPONSE = (b'<serv:message xmlns:serv="http://www.webex.com/schemas/2002/06/service">'
+            b'<serv:header><serv:response><serv:result>SUCCESS</serv:result></serv:response></serv:header>'
+            b'<serv:body><serv:bodyContent/></serv:body></serv:message>')
+body = Body("x.LstmeetingusageHistory", record_element="meetingUsageHistory",
+            parse_as=RecordSpec("meeting_usage", "demo", ZoneInfo("UTC")))
+decoder = ResponseDecoder(2, inline_below=0)
+asyncio.run(decoder.decode(RESPONSE, [body]))
+print(" ".join(str(p) for p in decoder._executor._processes), flush=True)
+time.sleep(60)
+"""
+
+
+def test_workers_exit_when_the_exporter_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL leaves no time to shut the pool down: the workers notice their parent is gone."""
+    import subprocess
+    import sys
+    import time
+
+    probe = subprocess.Popen([sys.executable, "-c", _ORPHAN_PROBE], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in probe.stdout.readline().split()]  # type: ignore[union-attr]
+        assert workers and all(_alive(pid) for pid in workers)
+    finally:
+        probe.kill()
+        probe.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "parse workers outlived their killed parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"  # a zombie is dead, only not yet reaped
+    except FileNotFoundError:
+        return False
