@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from exporter.config import ExportSettings, WarehouseSettings
 from exporter.datasets import DATASETS, by_name
 from exporter.errors import WarehouseError
 from exporter.lake import STAGING_DIR, UNKNOWN_DATE
+from exporter.pipeline import DatasetOutcome, RunReport
 from exporter.warehouse import Warehouse, read_status
 from exporter.windows import Window
 
@@ -58,36 +58,8 @@ def usage(keys: list[int], when: datetime, *, name: str = "v1", preliminary: boo
     return make_table("meeting_usage", rows, preliminary=preliminary)
 
 
-@dataclass
-class Outcome:
-    """The fields of ``pipeline.DatasetOutcome`` the warehouse reads."""
-
-    site: str
-    dataset: str
-    outcome: str = "ok"
-    windows_committed: int = 0
-    windows_failed: int = 0
-    records: int = 0
-    pages: int = 0
-    requests: int = 0
-    retries: int = 0
-    throttles: int = 0
-    throttle_wait_seconds: float = 0.0
-    unknown_elements: Counter = field(default_factory=Counter)
-    bad_values: Counter = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    """The fields of ``pipeline.RunReport`` the warehouse reads."""
-
-    run_id: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    outcomes: list[Outcome] = field(default_factory=list)
-    site_errors: dict[str, str] = field(default_factory=dict)
-    interrupted: bool = False
+# The warehouse records what the pipeline reports: the real report types, not stand-ins.
+Outcome, Report = DatasetOutcome, RunReport
 
 
 # ------------------------------------------------------------------------------ basics
@@ -272,7 +244,7 @@ def test_a_crashed_run_resumes_without_refetching_committed_windows(settings: Wa
 
 def test_finish_run_writes_runs_rows_and_last_outcome(settings: WarehouseSettings) -> None:
     report = Report("run-1", T0, T0 + timedelta(minutes=5), [
-        Outcome(SITE, DATASET, "partial", windows_committed=3, windows_failed=1, records=42, pages=5, requests=7,
+        Outcome(SITE, DATASET, windows_committed=3, windows_failed=1, records=42, pages=5, requests=7,
                 retries=2, throttles=1, unknown_elements=Counter({"newThing": 3}), bad_values=Counter({"duration": 1}),
                 errors=["[w]: ApiError: x"]),
         Outcome("other", DATASET),
