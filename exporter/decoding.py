@@ -76,6 +76,9 @@ def decode_response(data: bytes, jobs: Sequence[Job]) -> list[BodyResponse] | Pa
     return out
 
 
+#: Pools lost in a row (workers killed, or none can start) before the decoder stops using workers.
+MAX_BROKEN_POOLS = 3
+
 #: How often a worker checks that the exporter that started it is still alive.
 PARENT_CHECK_SECONDS = 0.5
 
@@ -98,7 +101,8 @@ class ResponseDecoder:
     """Decodes responses inline or in up to ``workers`` processes (``0``: always inline).
 
     The pool starts on the first large response, so short runs never pay for it; ``close()``
-    stops it.  A pool whose worker died is replaced; that response is parsed inline.
+    stops it.  A pool whose worker died is replaced and that response parsed inline; after
+    ``MAX_BROKEN_POOLS`` losses in a row every response is parsed inline.
     """
 
     def __init__(self, workers: int, *, inline_below: int = INLINE_BELOW_BYTES) -> None:
@@ -106,6 +110,7 @@ class ResponseDecoder:
         self.inline_below = inline_below
         self.in_pool = 0  # responses decoded by a worker (for tests and benchmarks)
         self._executor: ProcessPoolExecutor | None = None
+        self._broken = 0  # pools lost in a row
 
     def __repr__(self) -> str:
         return f"ResponseDecoder(workers={self.workers}, inline_below={self.inline_below})"
@@ -119,10 +124,18 @@ class ResponseDecoder:
         executor = self._pool()
         try:
             result = await asyncio.get_running_loop().run_in_executor(executor, decode_response, data, jobs)
-        except BrokenProcessPool:
-            log.warning("a parse worker process died; starting a new pool and parsing this response inline")
+        except (BrokenProcessPool, OSError) as exc:  # a worker died, or none could be started
             self._discard(executor)
+            self._broken += 1
+            if self._broken >= MAX_BROKEN_POOLS:
+                log.warning("parse workers failed %d times in a row (%s); parsing on the event loop from now on",
+                            self._broken, type(exc).__name__)  # fmt: skip
+                self.workers = 0
+            else:
+                log.warning("a parse worker process died (%s); parsing this response inline, a new pool takes the "
+                            "next one", type(exc).__name__)  # fmt: skip
             return decode_response(data, jobs)
+        self._broken = 0
         self.in_pool += 1
         return result
 

@@ -181,3 +181,21 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ")[-1][0] != "Z"  # a zombie is dead, only not yet reaped
     except FileNotFoundError:
         return False
+
+
+def test_workers_that_never_start_fall_back_to_inline_parsing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A parent the spawn method cannot re-import (a script on stdin) gets no workers: every
+    response is still parsed, inline, and after a few tries the pool is not tried again."""
+    import subprocess
+    import sys
+
+    script = _ORPHAN_PROBE.split("print(")[0].replace(
+        "asyncio.run(decoder.decode(RESPONSE, [body]))",
+        "for _ in range(5):\n    assert asyncio.run(decoder.decode(RESPONSE, [body]))[0].success\n"
+        "print('workers', decoder.workers, 'in_pool', decoder.in_pool)",
+    )
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "workers 0 in_pool 0" in done.stdout
+    assert done.stderr.count("parsing on the event loop from now on") == 1
