@@ -340,6 +340,5 @@ def dedupe(table: pa.Table, key: Sequence[str]) -> tuple[pa.Table, int]:
         return table, 0
     rows = keys.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
     last = rows.group_by(list(key), use_threads=False).aggregate([("_row", "max")]).column("_row_max")
-    keep = pc.sort_indices(last)
-    keep = last.take(keep)
+    keep = last.take(pc.sort_indices(last))  # survivors in listing order
     return table.take(keep), table.num_rows - len(keep)

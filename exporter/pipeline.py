@@ -210,8 +210,9 @@ def validate_options(settings: Settings, options: RunOptions) -> None:
 
 class ClientPool:
     """One HTTP session and one :class:`~exporter.client.WebexClient` per site, created on first
-    use, and the response decoder they share.  A run owns a pool for its duration; ``serve`` keeps one for its lifetime so that every
-    scheduled job of a site shares that site's request budget and session ticket."""
+    use, and the response decoder (parse workers) they all share.  A run owns a pool for its
+    duration; ``serve`` keeps one for its lifetime so that every scheduled job of a site shares
+    that site's request budget and session ticket."""
 
     def __init__(self, parse_workers: int | None = 0) -> None:
         from .decoding import ResponseDecoder, auto_workers
