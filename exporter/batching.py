@@ -10,7 +10,13 @@ up to the client's current ``bodies_per_request`` (which itself adapts on ``0000
 Batches fill because the batcher sends a batch only when the site's request budget could let a
 request leave now (``GroupThrottle.ready_in``) and a concurrency slot is free; meanwhile new bodies
 queue up, so each request leaves as full as the queue allows.  (Flushing eagerly would send each
-body alone, every one of them then waiting for budget inside the client.)
+body alone, every one of them then waiting for budget inside the client.)  A caller's bodies may
+be split over two requests, so no request leaves part-empty while bodies wait.
+
+Order: callers pass a priority; lower goes first, ties in arrival order.  Listings ask for their
+first page with :data:`FIRST` (it unlocks all their other pages) and for the rest with
+:data:`REST` plus their own age, so the oldest listing finishes first and lands early instead of
+every listing finishing together at the end.
 
 Isolation: if a combined request fails, every caller's bodies are sent again on their own, so one
 window's ``ApiError`` never fails the windows that happened to share its request.  Site-level
@@ -20,6 +26,8 @@ errors (auth, GSB pause) are raised to every caller, as they would be anyway.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,17 +35,54 @@ from .client import RequestStats, WebexClient
 from .errors import FatalSiteError, SitePausedError
 from .protocol import Body, BodyResponse
 
-__all__ = ["CallBatcher", "batcher_for", "DEFAULT_LINGER_SECONDS"]
+__all__ = ["FIRST", "REST", "CallBatcher", "batcher_for", "DEFAULT_LINGER_SECONDS"]
 
 #: How long the first body of a batch waits for company.  Small against any network round trip.
 DEFAULT_LINGER_SECONDS = 0.003
+#: Priority classes (the first item of a priority tuple): probes and first pages, then the rest.
+FIRST, REST = 0, 1
+
+Priority = tuple[int, int]
 
 
 @dataclass(slots=True)
 class _Waiter:
+    """One caller's bodies, answered together once every part of them is."""
+
     bodies: list[Body]
     stats: RequestStats | None
+    answers: list[BodyResponse | None] = field(init=False)
+    taken: int = 0  # bodies already put into a batch
+    unanswered: int = field(init=False)
     future: asyncio.Future[list[BodyResponse]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def __post_init__(self) -> None:
+        self.answers = [None] * len(self.bodies)
+        self.unanswered = len(self.bodies)
+
+
+@dataclass(slots=True)
+class _Part:
+    """``waiter.bodies[start:end]``, riding in one batch."""
+
+    waiter: _Waiter
+    start: int
+    end: int
+
+    @property
+    def bodies(self) -> list[Body]:
+        return self.waiter.bodies[self.start : self.end]
+
+    def answered(self, answers: Sequence[BodyResponse]) -> None:
+        waiter = self.waiter
+        waiter.answers[self.start : self.end] = answers
+        waiter.unanswered -= self.end - self.start
+        if waiter.unanswered == 0 and not waiter.future.done():
+            waiter.future.set_result(waiter.answers)  # type: ignore[arg-type]
+
+    def failed(self, exception: BaseException) -> None:
+        if not self.waiter.future.done():
+            self.waiter.future.set_exception(exception)
 
 
 class CallBatcher:
@@ -47,7 +92,8 @@ class CallBatcher:
         self.client = client
         self.api_group = api_group
         self.linger = linger
-        self._queue: list[_Waiter] = []
+        self._queue: list[tuple[Priority, int, _Waiter]] = []  # a heap
+        self._arrivals = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._slot_freed = asyncio.Event()
@@ -56,13 +102,15 @@ class CallBatcher:
         #: Requests that carried bodies of more than one caller (for tests and metrics).
         self.shared_requests = 0
 
-    async def call(self, bodies: Sequence[Body], *, stats: RequestStats | None = None) -> list[BodyResponse]:
-        """Answers for ``bodies``, in order, sent together with other callers' bodies when possible."""
-        capacity = max(1, self.client.bodies_per_request)
-        if len(bodies) >= capacity:  # already a full request: nothing to gain by waiting
-            return await self.client.call(bodies, self.api_group, stats=stats)
+    async def call(
+        self, bodies: Sequence[Body], *, stats: RequestStats | None = None, priority: Priority = (REST, 0)
+    ) -> list[BodyResponse]:
+        """Answers for ``bodies``, in order, sent together with other callers' bodies when possible
+        (lower ``priority`` first)."""
+        if not bodies:
+            return []
         waiter = _Waiter(list(bodies), stats)
-        self._queue.append(waiter)
+        heapq.heappush(self._queue, (priority, next(self._arrivals), waiter))
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
         return await waiter.future
@@ -78,25 +126,38 @@ class CallBatcher:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            # The client books the budget only once its task runs, so pace by our own last send too.
+            # The client books the budget only once its task runs, so pace by our own last send too
+            # (unless the budget allows a burst: after a throttle the learned budget may be spent at once).
             delay = max(group.ready_in(), self._next_send_at - loop.time())
             if delay > 0:
                 await asyncio.sleep(delay)
                 continue
-            self._send(self._take_batch())
-            self._next_send_at = loop.time() + group.budget.interval
+            batch = self._take_batch()
+            if batch:
+                self._send(batch)
+                spacing = group.budget.interval if group.budget.burst <= 1 else 0.0
+                self._next_send_at = loop.time() + spacing
+                await asyncio.sleep(0)  # let the request's task book its budget before we look again
 
-    def _take_batch(self) -> list[_Waiter]:
-        capacity = max(1, self.client.bodies_per_request)
-        batch: list[_Waiter] = []
-        size = 0
-        while self._queue and (not batch or size + len(self._queue[0].bodies) <= capacity):
-            waiter = self._queue.pop(0)
-            batch.append(waiter)
-            size += len(waiter.bodies)
+    def _take_batch(self) -> list[_Part]:
+        """Up to ``bodies_per_request`` bodies from the front of the queue, splitting the last
+        caller's bodies if they do not all fit."""
+        room = max(1, self.client.bodies_per_request)
+        batch: list[_Part] = []
+        while self._queue and room:
+            waiter = self._queue[0][2]
+            if waiter.future.done():  # its caller was cancelled
+                heapq.heappop(self._queue)
+                continue
+            take = min(room, len(waiter.bodies) - waiter.taken)
+            batch.append(_Part(waiter, waiter.taken, waiter.taken + take))
+            waiter.taken += take
+            room -= take
+            if waiter.taken == len(waiter.bodies):
+                heapq.heappop(self._queue)
         return batch
 
-    def _send(self, batch: list[_Waiter]) -> None:
+    def _send(self, batch: list[_Part]) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(batch))
         self._tasks.add(task)
         task.add_done_callback(self._sent)
@@ -105,57 +166,49 @@ class CallBatcher:
         self._tasks.discard(task)
         self._slot_freed.set()
 
-    async def _deliver(self, batch: list[_Waiter]) -> None:
-        live = [w for w in batch if not w.future.done()]  # a caller may have been cancelled
+    async def _deliver(self, batch: list[_Part]) -> None:
+        live = [p for p in batch if not p.waiter.future.done()]  # a caller may have been cancelled
         if not live:
             return
         if len(live) == 1:
             await self._deliver_alone(live[0])
             return
         stats = RequestStats()
-        bodies = [body for waiter in live for body in waiter.bodies]
+        bodies = [body for part in live for body in part.bodies]
         try:
             answers = await self.client.call(bodies, self.api_group, stats=stats)
         except (FatalSiteError, SitePausedError) as exc:
-            for waiter in live:
-                _settle(waiter, exception=exc)
+            for part in live:
+                part.failed(exc)
             return
         except Exception:
             # Isolate: each caller's own bodies, alone, decide its own fate.
-            await asyncio.gather(*(self._deliver_alone(w) for w in live))
+            await asyncio.gather(*(self._deliver_alone(p) for p in live))
             return
         except asyncio.CancelledError:
-            for waiter in live:
-                waiter.future.cancel()
+            for part in live:
+                part.waiter.future.cancel()
             raise
         self.shared_requests += stats.requests
         # The shared request is accounted to the first caller; the others rode along for free.
-        if live[0].stats is not None:
-            live[0].stats.add(stats)
+        if live[0].waiter.stats is not None:
+            live[0].waiter.stats.add(stats)
         offset = 0
-        for waiter in live:
-            _settle(waiter, result=answers[offset : offset + len(waiter.bodies)])
-            offset += len(waiter.bodies)
+        for part in live:
+            size = part.end - part.start
+            part.answered(answers[offset : offset + size])
+            offset += size
 
-    async def _deliver_alone(self, waiter: _Waiter) -> None:
+    async def _deliver_alone(self, part: _Part) -> None:
         try:
-            answers = await self.client.call(waiter.bodies, self.api_group, stats=waiter.stats)
+            answers = await self.client.call(part.bodies, self.api_group, stats=part.waiter.stats)
         except asyncio.CancelledError:
-            waiter.future.cancel()
+            part.waiter.future.cancel()
             raise
         except Exception as exc:
-            _settle(waiter, exception=exc)
+            part.failed(exc)
             return
-        _settle(waiter, result=answers)
-
-
-def _settle(waiter: _Waiter, *, result: list[BodyResponse] | None = None, exception: BaseException | None = None) -> None:
-    if waiter.future.done():
-        return
-    if exception is not None:
-        waiter.future.set_exception(exception)
-    else:
-        waiter.future.set_result(result or [])
+        part.answered(answers)
 
 
 def batcher_for(client: WebexClient, api_group: str) -> CallBatcher:

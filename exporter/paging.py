@@ -14,6 +14,7 @@ scans = 1 + ``max_rescans``, split depth <= ``MAX_SPLIT_DEPTH``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 from collections import Counter
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import parse
-from .batching import batcher_for
+from .batching import FIRST, REST, batcher_for
 from .client import RequestStats, WebexClient, run_all
 from .config import SiteSettings
 from .datasets import Dataset
@@ -44,6 +45,9 @@ DEFAULT_MAX_RESCANS = 3
 MAX_SPLIT_DEPTH = 12
 
 PageCallback = Callable[[int, int, int], None]
+
+#: Listings in the order they started: the batcher sends an older listing's pages first.
+_LISTING_AGES = itertools.count(1)
 
 
 @dataclass(slots=True)
@@ -135,7 +139,7 @@ async def count_window(
         zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
     body = list_body(dataset, window, start_from=1, maximum_num=1, time_zone_id=site.time_zone_id, zone=zone,
                      preliminary=preliminary)  # fmt: skip
-    (answer,) = await batcher_for(client, dataset.api_group).call([body], stats=stats)
+    (answer,) = await batcher_for(client, dataset.api_group).call([body], stats=stats, priority=(FIRST, 0))
     if answer.empty:
         return 0
     if answer.total is None:
@@ -169,6 +173,7 @@ class _Lister:
         self.schema = parse.arrow_schema(dataset)
         self.done_pages = 0
         self.known_pages = 0
+        self.age = next(_LISTING_AGES)
 
     # ------------------------------------------------------------------------------- windows
 
@@ -250,20 +255,24 @@ class _Lister:
     # ------------------------------------------------------------------------------- pages
 
     async def _page(self, window: Window, start_from: int, fetch: WindowFetch, stats: RequestStats) -> _Page:
-        (page,) = await self._pages(window, [start_from], fetch, stats, report=False)
+        (page,) = await self._pages(window, [start_from], fetch, stats, report=False, priority=FIRST)
         return page
 
     async def _pages(
-        self, window: Window, starts: Sequence[int], fetch: WindowFetch, stats: RequestStats, *, report: bool = True
+        self, window: Window, starts: Sequence[int], fetch: WindowFetch, stats: RequestStats, *, report: bool = True,
+        priority: int = REST,
     ) -> list[_Page]:
-        """Request the pages at ``starts`` in one call (one HTTP request, several bodyContent)."""
+        """Request the pages at ``starts`` in one call (one HTTP request, several bodyContent).  A
+        first page goes before other pages (it unlocks a whole listing); the rest go oldest
+        listing first, so listings finish, and land, one after another."""
         bodies = [
             list_body(self.dataset, window, start_from=start, maximum_num=self.page_size,
                       time_zone_id=self.site.time_zone_id, zone=self.zone, preliminary=self.preliminary,
                       typed_for_site=self.site.name)  # fmt: skip
             for start in starts
         ]
-        answers = await batcher_for(self.client, self.dataset.api_group).call(bodies, stats=stats)
+        answers = await batcher_for(self.client, self.dataset.api_group).call(bodies, stats=stats,
+                                                                               priority=(priority, self.age))
         pages = []
         for start, answer in zip(starts, answers, strict=True):
             parsed = answer.parsed

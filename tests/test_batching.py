@@ -1,0 +1,92 @@
+"""The call batcher over real HTTP: full requests from many callers' bodies, each caller gets its
+own answers, first pages before the rest, and one caller's failure stays its own."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from exporter.batching import FIRST, REST, batcher_for
+from exporter.client import LIST_GROUP
+from exporter.datasets import by_name
+from exporter.errors import ApiError
+from exporter.protocol import Body, list_body
+from exporter.windows import Window
+from source_fixtures import NOW, simulated
+
+DATASET = by_name("meeting_usage")
+WINDOW = Window(NOW - timedelta(days=3), NOW - timedelta(days=1))
+
+
+def pages(*starts: int) -> list[Body]:
+    """List bodies for one-record pages at ``starts`` (each answer echoes its startFrom)."""
+    return [list_body(DATASET, WINDOW, start_from=s, maximum_num=1, time_zone_id=20) for s in starts]
+
+
+def test_callers_bodies_fill_every_request_and_come_back_to_their_caller() -> None:
+    """Four callers of six bodies each, ten bodies per request: three requests (10, 10, 4), not
+    four part-empty ones; every caller's answers are its own pages, in its order."""
+
+    async def main() -> None:
+        async with simulated(bodies_per_request=10) as (sim, client, _site):
+            batcher = batcher_for(client, LIST_GROUP)
+            callers = [list(range(1 + 6 * k, 7 + 6 * k)) for k in range(4)]
+            answers = await asyncio.gather(*(batcher.call(pages(*starts)) for starts in callers))
+            assert sim.stats()["requests"] == 3
+            for starts, got in zip(callers, answers, strict=True):
+                assert [a.start_from for a in got] == starts and all(a.success for a in got)
+
+    asyncio.run(main())
+
+
+def test_first_pages_go_before_queued_pages_of_older_listings() -> None:
+    """One request at a time, two bodies each: a first page queued after four pages of another
+    listing still leaves in the first request, and is answered first."""
+
+    async def main() -> None:
+        async with simulated(bodies_per_request=2, max_concurrency=1) as (_sim, client, _site):
+            batcher = batcher_for(client, LIST_GROUP)
+            finished: list[str] = []
+
+            async def call(name: str, starts: list[int], priority: tuple[int, int]) -> None:
+                answers = await batcher.call(pages(*starts), priority=priority)
+                assert [a.start_from for a in answers] == starts
+                finished.append(name)
+
+            rest = asyncio.create_task(call("rest", [2, 3, 4, 5], (REST, 1)))
+            first = asyncio.create_task(call("first", [1], (FIRST, 2)))
+            await asyncio.gather(rest, first)
+            assert finished == ["first", "rest"]
+
+    asyncio.run(main())
+
+
+def test_a_failing_body_fails_only_its_own_caller() -> None:
+    """A caller whose body the server refuses (unknown operation) gets the ApiError; the caller
+    that shared its request gets its answers."""
+
+    async def main() -> None:
+        async with simulated(bodies_per_request=10) as (_sim, client, _site):
+            batcher = batcher_for(client, LIST_GROUP)
+            bogus = Body("java:com.webex.service.binding.history.LstNoSuchHistory", label="LstNoSuchHistory probe")
+            good, bad = await asyncio.gather(batcher.call(pages(1, 2, 3)), batcher.call([bogus]),
+                                             return_exceptions=True)  # fmt: skip
+            assert not isinstance(good, BaseException) and [a.start_from for a in good] == [1, 2, 3]
+            assert isinstance(bad, ApiError)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("bodies", [1, 25])
+def test_any_number_of_bodies_is_answered_in_order(bodies: int) -> None:
+    """More bodies than one request holds are split over requests and put back in order."""
+
+    async def main() -> None:
+        async with simulated(bodies_per_request=10) as (sim, client, _site):
+            answers = await batcher_for(client, LIST_GROUP).call(pages(*range(1, bodies + 1)))
+            assert [a.start_from for a in answers] == list(range(1, bodies + 1))
+            assert sim.stats()["requests"] == -(-bodies // 10)
+
+    asyncio.run(main())
