@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import signal
 import uuid
 from collections import Counter
@@ -49,8 +50,14 @@ PUBLISH_INTERVAL_SECONDS = 5.0
 #: Windows of one dataset listed at the same time.  Requests stay bounded by the site's throttle;
 #: more windows in flight let their small first pages share HTTP requests (see ``batching.py``).
 WINDOWS_IN_FLIGHT = 16
-#: Windows of one dataset fetched but not committed yet (they wait for a group commit).
+#: Rows of one dataset fetched but not committed yet (they wait for a group commit), as estimated
+#: from the probe; a window of unknown size counts as ``UNLANDED_ROWS / WINDOWS_UNLANDED``.
+UNLANDED_ROWS = 160_000
 WINDOWS_UNLANDED = 16
+#: Rows one listing gathers when neighbouring windows are packed into it.  Every listing ends in a
+#: part-filled page, so one-day windows of 550 meetings cost two pages for 1.1 pages of data; one
+#: listing of ~20,000 rows wastes half a page in forty.  Capped by ``export.max_window_records``.
+PACK_ROWS = 20_000
 #: Most rows landed by one group commit.
 GROUP_COMMIT_MAX_ROWS = 50_000
 
@@ -395,6 +402,45 @@ def _contiguous_runs(windows: list[Window]) -> list[list[Window]]:
     return runs
 
 
+def pack_windows(windows: list[Window], rows: float, target_rows: int) -> list[list[Window]]:
+    """Consecutive ``windows`` (holding about ``rows`` rows in all) cut into as few listings as keep
+    each near ``target_rows`` rows, the windows spread evenly over them."""
+    if not windows:
+        return []
+    count = max(1, min(len(windows), math.ceil(rows / max(1, target_rows))))
+    size, extra = divmod(len(windows), count)
+    packs, at = [], 0
+    for index in range(count):
+        step = size + (1 if index < extra else 0)
+        packs.append(windows[at : at + step])
+        at += step
+    return packs
+
+
+class _RowBudget:
+    """Rows fetched but not yet landed, as estimated before fetching; a holder waits while the
+    rows already held plus its own would pass ``capacity`` (one larger than it all still goes,
+    alone)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.held = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, rows: float):  # noqa: ANN201 - an async context manager
+        weight = min(max(1, math.ceil(rows)), self.capacity)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.held + weight <= self.capacity)
+            self.held += weight
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.held -= weight
+                self._changed.notify_all()
+
+
 @dataclass(slots=True)
 class _DatasetJob:
     """The windows of one (site, dataset) in one run."""
@@ -407,25 +453,37 @@ class _DatasetJob:
     tracker: object
     cursor_plan: _CursorPlan
     gate: asyncio.Semaphore
-    unlanded: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(WINDOWS_UNLANDED))
+    unlanded: _RowBudget = field(default_factory=lambda: _RowBudget(UNLANDED_ROWS))
 
-    async def one(self, window: Window) -> None:
-        """List (at most ``WINDOWS_IN_FLIGHT`` at once) and land one window; at most
-        ``WINDOWS_UNLANDED`` are fetched but not yet committed, which bounds memory."""
-        async with self.unlanded:
+    async def one(self, window: Window, rows: float | None = None, *, parts: list[Window] | None = None) -> None:
+        """List (at most ``WINDOWS_IN_FLIGHT`` at once) and land ``window``, expected to hold about
+        ``rows`` rows; at most ``UNLANDED_ROWS`` are fetched but not yet committed, which bounds
+        memory.  ``parts``: the planned windows a packed listing covers; when the pack fails they
+        are listed one by one, so a failure stays as small as a window."""
+        expected = rows if rows is not None else UNLANDED_ROWS / WINDOWS_UNLANDED
+        async with self.unlanded.hold(expected):
             if self.ctx.stop.is_set():
                 return
-            await _export_window(self.ctx, self.client, self.site, self.dataset, window, self.outcome, self.tracker,
-                                 self.cursor_plan, gate=self.gate)  # fmt: skip
+            try:
+                await _export_window(self.ctx, self.client, self.site, self.dataset, window, self.outcome,
+                                     self.tracker, self.cursor_plan, gate=self.gate,
+                                     record_failure=not parts)  # fmt: skip
+                return
+            except (WindowFailedError, ParseError, RetryableError) as exc:
+                event("packed listing failed; listing its windows one by one", level=30, site=self.site.name,
+                      dataset=self.dataset.name, window=str(window), windows=len(parts or ()),
+                      error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+        each = expected / len(parts or [window])
+        await asyncio.gather(*(self.one(part, each) for part in parts or ()))
 
     async def cover(self, run: list[Window]) -> None:
-        """Land a contiguous run of planned windows, probing first so that empty and sparse stretches
-        cost one request and one commit instead of one per window.
+        """Land a contiguous run of planned windows with as few listings as its size allows.
 
-        One body asking for a single record gives the run's ``total``: 0 lands the run as one empty
-        commit; up to a page lists the run as one window; otherwise the run is halved while its
-        average stays under half a page per window (sparse), and listed window by window once it
-        is dense, so dense history pays for one probe only.
+        One body asking for a single record gives the run's ``total`` (a probe): 0 lands the run as
+        one empty commit; otherwise consecutive windows are packed into listings of about
+        ``PACK_ROWS`` rows (by the run's average), since every listing pays for a part-filled last
+        page.  Recent windows that also need preliminary history are packed apart from older ones.
+        When the probe fails, the windows are listed one by one, each failing or landing on its own.
         """
         from .paging import count_window
 
@@ -435,26 +493,37 @@ class _DatasetJob:
             await self.one(run[0])
             return
         whole = Window(run[0].start, run[-1].end)
-        page = self.site.throttle.page_size
         stats = _probe_stats()
         try:
             total = await count_window(self.client, self.dataset, whole, site=self.site,
                                        zone=_zone_for(self.ctx, self.site, self.dataset), stats=stats)  # fmt: skip
         except (WindowFailedError, ParseError, RetryableError):
-            total = None  # no shortcut: list window by window, each failing or landing on its own
+            total = None
         _add_stats(self.outcome, stats)
-        wants_preliminary = bool(self.site.preliminary and self.dataset.preliminary_operation)
-        if total == 0 and not (wants_preliminary and _is_recent(self.ctx, whole)):
-            await _land(self.ctx, self.site, self.dataset, whole, None, self.outcome, self.tracker, self.cursor_plan)
-            event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(whole), records=0,
-                  total=0, pages=0, requests=getattr(stats, "requests", 0), probed=len(run))  # fmt: skip
-        elif total is not None and total <= page:
-            await self.one(whole)
-        elif total is not None and total / len(run) <= page / 2:
-            half = len(run) // 2
-            await asyncio.gather(self.cover(run[:half]), self.cover(run[half:]))
-        else:
+        if total is None:
             await asyncio.gather(*(self.one(w) for w in run))
+            return
+        average = total / len(run)
+        wants_preliminary = bool(self.site.preliminary and self.dataset.preliminary_operation)
+        older = [w for w in run if not (wants_preliminary and _is_recent(self.ctx, w))]
+        recent = run[len(older) :]
+        target = max(1, min(PACK_ROWS, self.ctx.settings.export.max_window_records))
+        listings = []
+        for part in (older, recent):
+            if not part:
+                continue
+            if total == 0 and part is older:
+                listings.append(self._land_empty(Window(part[0].start, part[-1].end), len(part), stats))
+                continue
+            for pack in pack_windows(part, average * len(part), target):
+                span = pack[0] if len(pack) == 1 else Window(pack[0].start, pack[-1].end)
+                listings.append(self.one(span, average * len(pack), parts=pack if len(pack) > 1 else None))
+        await asyncio.gather(*listings)
+
+    async def _land_empty(self, window: Window, probed: int, stats: object) -> None:
+        await _land(self.ctx, self.site, self.dataset, window, None, self.outcome, self.tracker, self.cursor_plan)
+        event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(window), records=0,
+              total=0, pages=0, requests=getattr(stats, "requests", 0), probed=probed)  # fmt: skip
 
 
 def _probe_stats() -> object:
@@ -469,10 +538,15 @@ class _CursorPlan:
 
     def __init__(self, windows: list[Window], cursor: datetime | None, advances: bool, ctx: _Context) -> None:
         self._pending = sorted(windows, key=lambda w: w.start)
+        self._planned = tuple(self._pending)
         self._finished: set[Window] = set()
         self._cursor = cursor
         self._advances = advances
         self._limit = ctx.now - timedelta(hours=ctx.settings.export.settle_hours)
+
+    def covered(self, window: Window) -> int:
+        """How many planned windows ``window`` covers (at least 1: a retried failed window counts)."""
+        return max(1, sum(1 for w in self._planned if window.start <= w.start and w.end <= window.end))
 
     def finish(self, window: Window) -> datetime | None:
         """Mark ``window`` (one planned window, or a range covering several) finished; the new
@@ -499,9 +573,11 @@ async def _export_window(
     tracker: object,
     cursor_plan: _CursorPlan,
     gate: asyncio.Semaphore | None = None,
+    record_failure: bool = True,
 ) -> None:
     """Fetch one window (holding a slot of ``gate``) and land it (after giving the slot back, so
-    fetching goes on while commits run)."""
+    fetching goes on while commits run).  A window that cannot be listed is recorded as failed,
+    or with ``record_failure=False`` its error is raised to the caller."""
 
     zone = _zone_for(ctx, site, dataset)
     started = asyncio.get_running_loop().time()
@@ -511,6 +587,8 @@ async def _export_window(
                 return
             fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone, tracker)
     except (WindowFailedError, ParseError, RetryableError) as exc:
+        if not record_failure:
+            raise
         await _record_failure(ctx, site, dataset, window, outcome, cursor_plan, exc)
         return
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -654,7 +732,8 @@ async def _commit_run(
     if cursor_to is not None:
         outcome.cursor = cursor_to
     for item in run:
-        tracker.window_done(item.table.num_rows if item.table is not None else 0)  # type: ignore[attr-defined]
+        item_rows = item.table.num_rows if item.table is not None else 0
+        tracker.window_done(item_rows, windows=cursor_plan.covered(item.window))  # type: ignore[attr-defined]
         item.done.set_result(None)
 
 

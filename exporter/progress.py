@@ -40,9 +40,9 @@ class DatasetProgress:
         if self.owner:
             self.owner.redraw()
 
-    def window_done(self, records: int) -> None:
-        """A window committed."""
-        self.windows_done += 1
+    def window_done(self, records: int, windows: int = 1) -> None:
+        """A listing committed, covering ``windows`` planned windows (several when packed)."""
+        self.windows_done += windows
         if self.owner:
             self.owner.redraw()
 

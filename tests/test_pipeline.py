@@ -198,6 +198,45 @@ def test_empty_and_sparse_stretches_cost_few_requests(sim_factory, make_settings
     assert_equal_to_ground_truth(settings, sim, "recording_access")
 
 
+def test_dense_days_are_packed_into_few_listings(sim_factory, make_settings):
+    """30 meetings a day on pages of 20: one listing per day would cost 2 pages for 1.5 pages of
+    data (40 pages for 20 days).  Packed into listings of at most 200 rows (``max_window_records``)
+    the days cost about one part-filled page per listing, and land complete."""
+    sim = sim_factory(days=20, meetings_per_day=30)
+    settings = make_settings(sim, max_window_records=200)
+    site = settings.sites[0]
+    settings = dataclasses.replace(settings, sites=(dataclasses.replace(
+        site, datasets=("meeting_usage",), throttle=dataclasses.replace(site.throttle, page_size=20),
+    ),))  # fmt: skip
+    now = sim.clock.now()
+    since = (now - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
+    until = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    report = run(settings, sim, since=since, until=until)
+    (outcome,) = report.outcomes
+    assert outcome.windows_planned == 20 and outcome.windows_failed == 0
+    rows = outcome.records
+    assert 450 <= rows <= 650
+    listings = -(-rows // 200)
+    assert outcome.pages <= -(-rows // 20) + listings + 2, outcome  # one part-filled page per listing
+    assert outcome.pages < 2 * 20  # what one listing per day costs
+    in_range = {k: r for k, r in truth(sim, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+    got = {k: r for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+    assert got.keys() == in_range.keys()
+
+
+def test_pack_windows_spreads_windows_evenly_over_listings():
+    from exporter.pipeline import pack_windows
+    from exporter.windows import plan_windows
+
+    days = plan_windows(datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 11, tzinfo=timezone.utc), 24)
+    assert len(days) == 10
+    assert [len(p) for p in pack_windows(days, 10 * 550, 2_000)] == [4, 3, 3]  # ceil(5500 / 2000) = 3
+    assert [len(p) for p in pack_windows(days, 100, 2_000)] == [10]
+    assert [len(p) for p in pack_windows(days, 10**6, 2_000)] == [1] * 10  # never more listings than windows
+    assert [w for p in pack_windows(days, 10 * 550, 2_000) for w in p] == days
+    assert pack_windows([], 0, 2_000) == []
+
+
 def test_secrets_never_reach_the_warehouse(simulator, make_settings, tmp_path):
     settings = make_settings(simulator)
     run(settings, simulator)
