@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from . import parse
@@ -91,6 +91,10 @@ def _worker_started(parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
 
 
+def _warm_up() -> None:
+    """Nothing: a worker that ran this has started and imported the parser."""
+
+
 def _exit_with_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
@@ -100,8 +104,9 @@ def _exit_with_parent(parent: int) -> None:
 class ResponseDecoder:
     """Decodes responses inline or in up to ``workers`` processes (``0``: always inline).
 
-    The pool starts on the first large response, so short runs never pay for it; ``close()``
-    stops it.  A pool whose worker died is replaced and that response parsed inline; after
+    The pool starts on the first large response, so short runs never pay for it; until its
+    workers have started (about a second: a fresh interpreter importing lxml and pyarrow),
+    responses are parsed inline rather than left waiting for them.  ``close()`` stops it.  A pool whose worker died is replaced and that response parsed inline; after
     ``MAX_BROKEN_POOLS`` losses in a row every response is parsed inline.
     """
 
@@ -110,6 +115,7 @@ class ResponseDecoder:
         self.inline_below = inline_below
         self.in_pool = 0  # responses decoded by a worker (for tests and benchmarks)
         self._executor: ProcessPoolExecutor | None = None
+        self._starting: list[Future[None]] = []  # the new pool's warm-up calls
         self._broken = 0  # pools lost in a row
 
     def __repr__(self) -> str:
@@ -122,7 +128,11 @@ class ResponseDecoder:
         if self.workers == 0 or len(data) < self.inline_below or any(spec is None for _, spec in jobs):
             return decode_response(data, jobs)
         executor = self._pool()
+        if not all(started.done() for started in self._starting):
+            return decode_response(data, jobs)
         try:
+            for started in self._starting:
+                started.result()  # a pool whose workers could not start raises BrokenProcessPool here
             result = await asyncio.get_running_loop().run_in_executor(executor, decode_response, data, jobs)
         except (BrokenProcessPool, OSError) as exc:  # a worker died, or none could be started
             self._discard(executor)
@@ -139,12 +149,21 @@ class ResponseDecoder:
         self.in_pool += 1
         return result
 
+    async def start(self) -> None:
+        """Start the workers now and wait until they are ready (for callers that want them from the
+        first response on); nothing without workers."""
+        if self.workers == 0:
+            return
+        self._pool()
+        await asyncio.gather(*(asyncio.wrap_future(started) for started in self._starting), return_exceptions=True)
+
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             # spawn, not fork: the parent has threads (the commit thread, aiohttp's resolver).
             context = multiprocessing.get_context("spawn")
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started,
                                                  initargs=(os.getpid(),))  # fmt: skip
+            self._starting = [self._executor.submit(_warm_up) for _ in range(self.workers)]
         return self._executor
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:

@@ -38,7 +38,7 @@ def _parser() -> etree.XMLParser:
 
 def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, what: str = "document") -> etree._Element:
     """Parse ``data`` into its root element, or raise a specific :class:`ParseError`."""
-    if not data or not data.strip():
+    if not data or data.isspace():  # isspace stops at the first other byte; strip() would copy it all
         raise ParseError(f"{what} is empty")
     if len(data) > max_bytes:
         raise ParseError(f"{what} is {len(data)} bytes, over the {max_bytes}-byte limit")

@@ -41,6 +41,7 @@ def test_workers_give_the_same_tables_as_inline_parsing() -> None:
         async with Simulator(config) as sim:
             pooled = ResponseDecoder(2, inline_below=0)
             try:
+                await pooled.start()
                 in_pool = await _fetch_all(sim, pooled, DATASETS, 45)
             finally:
                 pooled.close()
@@ -113,6 +114,7 @@ def test_failed_bodies_cross_the_process_boundary_too() -> None:
                       for start in (1, 900_001)]
             decoder = ResponseDecoder(1, inline_below=0)
             try:
+                await decoder.start()
                 async with aiohttp.ClientSession() as session:
                     first, past_end = await WebexClient(site, session, decoder=decoder).call(bodies, LIST_GROUP)
             finally:
@@ -130,6 +132,31 @@ def test_an_unreadable_response_is_a_parse_error_value() -> None:
     body = list_body(by_name("meeting_usage"), WINDOW, start_from=1, maximum_num=10, time_zone_id=20)
     result = decode_response(b"<serv:message><oops", [(body.record_element, body.parse_as)])
     assert isinstance(result, ParseError) and "not well-formed" in str(result)
+
+
+def test_responses_are_parsed_inline_while_the_workers_start() -> None:
+    """The first large response starts the pool but does not wait ~1 s for its interpreters;
+    once they are up, responses go to them."""
+    from exporter.protocol import Body, RecordSpec
+
+    response = (b'<serv:message xmlns:serv="http://www.webex.com/schemas/2002/06/service">'
+                b"<serv:header><serv:response><serv:result>SUCCESS</serv:result></serv:response></serv:header>"
+                b"<serv:body><serv:bodyContent/></serv:body></serv:message>")  # fmt: skip
+    body = Body("x.LstmeetingusageHistory", record_element="meetingUsageHistory",
+                parse_as=RecordSpec("meeting_usage", "demo", ZoneInfo("UTC")))  # fmt: skip
+
+    async def main() -> None:
+        decoder = ResponseDecoder(1, inline_below=0)
+        try:
+            (first,) = await decoder.decode(response, [body])  # type: ignore[misc]
+            assert first.success and decoder.in_pool == 0 and decoder._executor is not None
+            await decoder.start()
+            (second,) = await decoder.decode(response, [body])  # type: ignore[misc]
+            assert second.success and decoder.in_pool == 1
+        finally:
+            decoder.close()
+
+    asyncio.run(main())
 
 
 @pytest.mark.parametrize("cores", [1, 2])
@@ -185,13 +212,18 @@ def _alive(pid: int) -> bool:
 
 def test_workers_that_never_start_fall_back_to_inline_parsing(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A parent the spawn method cannot re-import (a script on stdin) gets no workers: every
-    response is still parsed, inline, and after a few tries the pool is not tried again."""
+    response is still parsed, inline (also while each new pool is starting), and after a few
+    tries the pool is not tried again."""
     import subprocess
     import sys
 
     script = _ORPHAN_PROBE.split("print(")[0].replace(
         "asyncio.run(decoder.decode(RESPONSE, [body]))",
-        "for _ in range(5):\n    assert asyncio.run(decoder.decode(RESPONSE, [body]))[0].success\n"
+        "deadline = time.monotonic() + 60\n"
+        "while decoder.workers and time.monotonic() < deadline:\n"
+        "    assert asyncio.run(decoder.decode(RESPONSE, [body]))[0].success\n"
+        "    time.sleep(0.1)\n"
+        "assert asyncio.run(decoder.decode(RESPONSE, [body]))[0].success\n"
         "print('workers', decoder.workers, 'in_pool', decoder.in_pool)",
     )
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120,
