@@ -411,7 +411,7 @@ def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], command: 
         "- wall s: the contender's run in its own process, imports excluded, landing included. requests / "
         "throttled: counted by the simulator (throttled = bodyContent answers with 000045). records/s: ground-truth "
         "records landed per wall second. CPU s: user+system of the contender's process during the run (the "
-        "simulator runs in another process). Peak RSS: the contender's peak resident set, worker processes included (the larger of its own `VmHWM` and the sum over its process tree sampled every 50 ms). landed / truth: "
+        "simulator runs in another process). Peak RSS: the contender's peak resident set, worker processes included (the larger of its own `VmHWM` and the sum over its process tree sampled every 100 ms). landed / truth: "
         "distinct natural keys landed that the simulator's ground truth holds; missing = truth keys never landed; "
         "extra = landed keys not in the truth; dup rows = rows landed minus distinct keys. server CPU s: the "
         "simulator process's CPU while the contender ran (it renders every page; it shares the machine's "

@@ -4,7 +4,7 @@
 
 The contender's heavy imports happen before the clock starts (wall and CPU time cover the run,
 not the interpreter start).  Peak RSS is the larger of the process's own ``VmHWM`` and the peak
-of its whole process tree sampled every 50 ms (worker processes count).
+of its whole process tree sampled every 100 ms (worker processes count).
 """
 
 from __future__ import annotations
