@@ -224,6 +224,35 @@ def test_dense_days_are_packed_into_few_listings(sim_factory, make_settings):
     assert got.keys() == in_range.keys()
 
 
+def test_a_failed_pack_leaves_failures_as_small_as_a_window(sim_factory, make_settings):
+    """Rows keep moving while every listing runs, so the packed listing of six dense days fails;
+    its days are then listed one by one, each landing or failing on its own: what is recorded as
+    failed is one-day windows, never the six-day range.  The next run, on a quiet server, lands
+    them all."""
+    sim = sim_factory(days=6, meetings_per_day=30)
+    settings = make_settings(sim, max_window_records=1000)
+    site = settings.sites[0]
+    settings = dataclasses.replace(settings, sites=(dataclasses.replace(
+        site, datasets=("meeting_usage",), throttle=dataclasses.replace(site.throttle, page_size=20),
+    ),))  # fmt: skip
+    until = sim.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    since = until - timedelta(days=6)
+    sim.queue_fault("mutate_add", count=100_000, operation="LstmeetingusageHistory")
+    first = run(settings, sim, since=since, until=until)
+    (outcome,) = first.outcomes
+    assert outcome.windows_planned == 6 and outcome.windows_failed >= 1, outcome
+    assert all("inconsistent" in error for error in outcome.errors)
+    with Warehouse(settings.warehouse, export=settings.export) as warehouse:
+        failed = warehouse.state("demo", "meeting_usage").failed_windows
+    assert failed and all(w.end - w.start == timedelta(days=1) for w in failed), failed
+    sim.set_faults(queue=())
+    second = run(settings, sim, since=since, until=until)
+    assert second.exit_code == 0, second.summary()
+    in_range = {k for k, r in truth(sim, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+    got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+    assert got == in_range and len(got) > 100
+
+
 def test_pack_windows_spreads_windows_evenly_over_listings():
     from exporter.pipeline import pack_windows
     from exporter.windows import plan_windows
