@@ -126,8 +126,9 @@ class CallBatcher:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            # The client books the budget only once its task runs, so pace by our own last send too
-            # (unless the budget allows a burst: after a throttle the learned budget may be spent at once).
+            # The client books the budget only once its task runs, so pace by our own last send too:
+            # evenly, or B times faster while the budget allows a burst of B (after a throttle the
+            # learned budget may be spent at once), which still leaves each request time to book.
             delay = max(group.ready_in(), self._next_send_at - loop.time())
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -135,9 +136,7 @@ class CallBatcher:
             batch = self._take_batch()
             if batch:
                 self._send(batch)
-                spacing = group.budget.interval if group.budget.burst <= 1 else 0.0
-                self._next_send_at = loop.time() + spacing
-                await asyncio.sleep(0)  # let the request's task book its budget before we look again
+                self._next_send_at = loop.time() + group.budget.interval / max(1, group.budget.burst)
 
     def _take_batch(self) -> list[_Part]:
         """Up to ``bodies_per_request`` bodies from the front of the queue, splitting the last

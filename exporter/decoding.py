@@ -127,7 +127,10 @@ class ResponseDecoder:
         # Bodies without a spec keep their lxml elements, which cannot cross a process boundary.
         if self.workers == 0 or len(data) < self.inline_below or any(spec is None for _, spec in jobs):
             return decode_response(data, jobs)
-        executor = self._pool()
+        try:
+            executor = self._pool()
+        except (BrokenProcessPool, OSError) as exc:  # no worker process could be started
+            return self._lost(None, exc, data, jobs)
         if not all(started.done() for started in self._starting):
             return decode_response(data, jobs)
         try:
@@ -135,7 +138,19 @@ class ResponseDecoder:
                 started.result()  # a pool whose workers could not start raises BrokenProcessPool here
             result = await asyncio.get_running_loop().run_in_executor(executor, decode_response, data, jobs)
         except (BrokenProcessPool, OSError) as exc:  # a worker died, or none could be started
-            self._discard(executor)
+            return self._lost(executor, exc, data, jobs)
+        self._broken = 0
+        self.in_pool += 1
+        return result
+
+    def _lost(
+        self, executor: ProcessPoolExecutor | None, exc: BaseException, data: bytes, jobs: list[Job]
+    ) -> list[BodyResponse] | ParseError:
+        """A pool failed: drop it, count the loss once per pool (the other responses it held fail
+        too), and parse this response inline."""
+        if executor is None or self._executor is executor:
+            if executor is not None:
+                self._discard(executor)
             self._broken += 1
             if self._broken >= MAX_BROKEN_POOLS:
                 log.warning("parse workers failed %d times in a row (%s); parsing on the event loop from now on",
@@ -144,10 +159,7 @@ class ResponseDecoder:
             else:
                 log.warning("a parse worker process died (%s); parsing this response inline, a new pool takes the "
                             "next one", type(exc).__name__)  # fmt: skip
-            return decode_response(data, jobs)
-        self._broken = 0
-        self.in_pool += 1
-        return result
+        return decode_response(data, jobs)
 
     async def start(self) -> None:
         """Start the workers now and wait until they are ready (for callers that want them from the
@@ -161,9 +173,14 @@ class ResponseDecoder:
         if self._executor is None:
             # spawn, not fork: the parent has threads (the commit thread, aiohttp's resolver).
             context = multiprocessing.get_context("spawn")
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started,
-                                                 initargs=(os.getpid(),))  # fmt: skip
-            self._starting = [self._executor.submit(_warm_up) for _ in range(self.workers)]
+            executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started,
+                                           initargs=(os.getpid(),))  # fmt: skip
+            try:
+                starting = [executor.submit(_warm_up) for _ in range(self.workers)]  # starts the processes
+            except BaseException:
+                executor.shutdown(wait=False, cancel_futures=True)
+                raise
+            self._executor, self._starting = executor, starting
         return self._executor
 
     def _discard(self, executor: ProcessPoolExecutor) -> None:

@@ -420,25 +420,30 @@ def pack_windows(windows: list[Window], rows: float, target_rows: int) -> list[l
 class _RowBudget:
     """Rows fetched but not yet landed, as estimated before fetching; a holder waits while the
     rows already held plus its own would pass ``capacity`` (one larger than it all still goes,
-    alone)."""
+    alone).  Checking and taking happen without an await between them (one event loop), and
+    giving back never waits, so a cancelled holder cannot keep its rows."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.held = 0
-        self._changed = asyncio.Condition()
+        self._waiters: list[asyncio.Future[None]] = []
 
     @contextlib.asynccontextmanager
     async def hold(self, rows: float):  # noqa: ANN201 - an async context manager
         weight = min(max(1, math.ceil(rows)), self.capacity)
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.held + weight <= self.capacity)
-            self.held += weight
+        while self.held + weight > self.capacity:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        self.held += weight
         try:
             yield
         finally:
-            async with self._changed:
-                self.held -= weight
-                self._changed.notify_all()
+            self.held -= weight
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:  # each looks again; those that still do not fit wait again
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 @dataclass(slots=True)

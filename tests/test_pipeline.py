@@ -273,3 +273,40 @@ def test_secrets_never_reach_the_warehouse(simulator, make_settings, tmp_path):
     files = [p for p in (tmp_path / "warehouse").rglob("*") if p.is_file()]
     assert len(files) > 10
     assert [p for p in files if secret in p.read_bytes()] == []
+
+
+def test_the_row_budget_makes_holders_wait_and_always_gets_its_rows_back():
+    """A holder that does not fit waits for the rows in use; one larger than the whole budget
+    still goes alone; a holder cancelled while holding gives its rows back."""
+    import contextlib
+
+    from exporter.pipeline import _RowBudget
+
+    async def take(budget: _RowBudget, rows: int, log: list[str]) -> None:
+        async with budget.hold(rows):
+            log.append(f"took {rows}")
+
+    async def main() -> None:
+        budget, log = _RowBudget(100), []
+        async with budget.hold(80):
+            waiting = asyncio.create_task(take(budget, 50, log))
+            await asyncio.sleep(0)
+            assert log == [] and budget.held == 80
+        await waiting
+        assert log == ["took 50"] and budget.held == 0
+        await take(budget, 10_000, log)  # clamped to the capacity: it goes, alone
+        assert budget.held == 0
+
+        async def hold_forever() -> None:
+            async with budget.hold(60):
+                await asyncio.Event().wait()
+
+        holder = asyncio.create_task(hold_forever())
+        await asyncio.sleep(0)
+        assert budget.held == 60
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+        assert budget.held == 0
+
+    asyncio.run(main())
