@@ -340,9 +340,13 @@ async def _export_site(ctx: _Context, site: SiteSettings) -> None:
     ctx.report.outcomes.extend(outcomes.values())
     try:
         client = await ctx.clients.client(site)
+        # Every dataset's state at once, so that all of them start planning and probing in the same
+        # instant and their first requests share HTTP requests (one read each would stagger them).
+        states = await asyncio.to_thread(lambda: {d.name: ctx.warehouse.state(site.name, d.name) for d in datasets})  # type: ignore[attr-defined]
         async with asyncio.TaskGroup() as group:
             for dataset in datasets:
-                group.create_task(_export_dataset(ctx, client, site, dataset, outcomes[dataset.name]))
+                group.create_task(_export_dataset(ctx, client, site, dataset, outcomes[dataset.name],
+                                                  states[dataset.name]))  # fmt: skip
     except* (FatalSiteError, SitePausedError) as caught:
         exc = _first_leaf(caught)
         message = f"{type(exc).__name__}: {exc}"
@@ -367,8 +371,9 @@ def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN
     return zoneinfo_for(zone_id, ctx.settings.timezone_overrides)
 
 
-async def _export_dataset(ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome) -> None:
-    state = await asyncio.to_thread(ctx.warehouse.state, site.name, dataset.name)  # type: ignore[attr-defined]
+async def _export_dataset(
+    ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome, state: Any
+) -> None:
     windows, advances = plan_dataset_windows(
         ctx.settings, ctx.options, state.cursor, state.failed_windows, ctx.now, state.resume_done, dataset
     )
