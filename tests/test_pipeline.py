@@ -198,16 +198,19 @@ def test_empty_and_sparse_stretches_cost_few_requests(sim_factory, make_settings
     assert_equal_to_ground_truth(settings, sim, "recording_access")
 
 
+def meeting_usage_on_pages_of_20(settings: Any) -> Any:
+    """``settings`` exporting meeting_usage only, 20 records per page (small pages, many of them)."""
+    site = settings.sites[0]
+    throttle = dataclasses.replace(site.throttle, page_size=20)
+    return dataclasses.replace(settings, sites=(dataclasses.replace(site, datasets=("meeting_usage",), throttle=throttle),))
+
+
 def test_dense_days_are_packed_into_few_listings(sim_factory, make_settings):
     """30 meetings a day on pages of 20: one listing per day would cost 2 pages for 1.5 pages of
     data (40 pages for 20 days).  Packed into listings of at most 200 rows (``max_window_records``)
     the days cost about one part-filled page per listing, and land complete."""
     sim = sim_factory(days=20, meetings_per_day=30)
-    settings = make_settings(sim, max_window_records=200)
-    site = settings.sites[0]
-    settings = dataclasses.replace(settings, sites=(dataclasses.replace(
-        site, datasets=("meeting_usage",), throttle=dataclasses.replace(site.throttle, page_size=20),
-    ),))  # fmt: skip
+    settings = meeting_usage_on_pages_of_20(make_settings(sim, max_window_records=200))
     now = sim.clock.now()
     since = (now - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
     until = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -230,11 +233,7 @@ def test_a_failed_pack_leaves_failures_as_small_as_a_window(sim_factory, make_se
     failed is one-day windows, never the six-day range.  The next run, on a quiet server, lands
     them all."""
     sim = sim_factory(days=6, meetings_per_day=30)
-    settings = make_settings(sim, max_window_records=1000)
-    site = settings.sites[0]
-    settings = dataclasses.replace(settings, sites=(dataclasses.replace(
-        site, datasets=("meeting_usage",), throttle=dataclasses.replace(site.throttle, page_size=20),
-    ),))  # fmt: skip
+    settings = meeting_usage_on_pages_of_20(make_settings(sim, max_window_records=1000))
     until = sim.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
     since = until - timedelta(days=6)
     sim.queue_fault("mutate_add", count=100_000, operation="LstmeetingusageHistory")
