@@ -483,8 +483,9 @@ class _DatasetJob:
                 event("packed listing failed; listing its windows one by one", level=30, site=self.site.name,
                       dataset=self.dataset.name, window=str(window), windows=len(parts or ()),
                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip
-        each = expected / len(parts or [window])
-        await asyncio.gather(*(self.one(part, each) for part in parts or ()))
+        # Only a pack gets here (a single window records its own failure); its budget is given back.
+        parts = parts or []
+        await asyncio.gather(*(self.one(part, expected / len(parts)) for part in parts))
 
     async def cover(self, run: list[Window]) -> None:
         """Land a contiguous run of planned windows with as few listings as its size allows.
