@@ -38,8 +38,9 @@ def _count(catalog, dataset: str) -> tuple[int, int]:
 def test_runs_killed_at_random_points_end_equal_to_ground_truth(sim_factory, tmp_path):
     sim = sim_factory(now=datetime.now(timezone.utc).replace(microsecond=0), days=10, meetings_per_day=25)
     sim.set_faults(latency_ms=120)  # a run takes several seconds: room to be killed in the middle
+    # Small packs (max_window_records caps them) give a fresh run ~35 commits: many points to be killed between.
     config = write_config(tmp_path / "config.toml", sim.url, datasets=CRASH_DATASETS,
-                          extra="[export]\nwindow_hours = 6\n")  # fmt: skip
+                          extra="[export]\nwindow_hours = 6\nmax_window_records = 40\n")  # fmt: skip
     env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
     rng = random.Random(20261122)
     killed = 0
@@ -48,18 +49,20 @@ def test_runs_killed_at_random_points_end_equal_to_ground_truth(sim_factory, tmp
         proc = subprocess.Popen([sys.executable, "-m", "exporter", command, "--config", str(config)], cwd=tmp_path,
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         deadline = time.monotonic() + 60
-        # Kill somewhere in the middle: after the first window landed, at a random moment.
-        while time.monotonic() < deadline:
+        # Kill somewhere in the middle: after a random number of commits, at a random moment after it.
+        commits_before_kill = rng.randint(1, 8)
+        while time.monotonic() < deadline and commits_before_kill:
             line = proc.stderr.readline()
-            if not line or '"window committed"' in line:
+            if not line:
                 break
-        time.sleep(rng.uniform(0.0, 0.8))
+            commits_before_kill -= '"window committed"' in line
+        time.sleep(rng.uniform(0.0, 0.2))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.wait(timeout=60)
         proc.stderr.close()
-    assert killed >= 3, "the runs finished before they could be killed; make the workload bigger"
+    assert killed >= 5, f"only {killed} of 6 runs were killed: the runs finished too soon; make the workload bigger"
     final = cli("run", config=config, timeout=180)
     assert final.returncode == 0, final.stdout + final.stderr
     catalog = tmp_path / "warehouse" / "webex.duckdb"
