@@ -47,6 +47,7 @@ __all__ = [
     "dataset_view_sql",
     "duckdb_errors",
     "in_use",
+    "open_reader",
     "swap_in",
 ]
 
@@ -546,6 +547,50 @@ def swap_in(generation_file: Path, catalog: Path) -> None:
     except OSError as exc:
         raise WarehouseError(f"replacing catalog {catalog}: {exc}") from exc
     _fsync_dir(catalog.parent)
+
+
+#: Tries at opening the reader catalog when it was replaced while DuckDB was opening it.
+READER_OPEN_ATTEMPTS = 5
+
+
+def open_reader(catalog: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published catalog, in UTC, that a swap cannot break.
+
+    DuckDB opens a database file by name several times while connecting: it reads the file's
+    headers through one open and the metadata they point to through the next.  When
+    :func:`swap_in` replaces the file between the two, DuckDB reads one generation's pointers in
+    the other's blocks and fails ("Failed to load metadata pointer", "field id mismatch").  So a
+    failure while the file at ``catalog`` changed is tried again (at once: the swap is over);
+    any other failure is a :class:`WarehouseError` naming the file.  Other readers (BI tools, the
+    DuckDB CLI) see the same rare error and just reconnect.
+    """
+    for attempt in range(1, READER_OPEN_ATTEMPTS + 1):
+        before = _file_identity(catalog)
+        con = None
+        try:
+            con = duckdb.connect(str(catalog), read_only=True)
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("SELECT * FROM catalog_info").fetchall()  # reads the metadata: a mixed open fails here
+            return con
+        except duckdb.Error as exc:
+            if con is not None:
+                con.close()
+            if attempt < READER_OPEN_ATTEMPTS and before is not None and _file_identity(catalog) != before:
+                continue
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WarehouseError(f"cannot open the catalog {catalog}: {message}") from exc
+    raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    """Which file ``path`` names right now; None if there is none.  The inode's change time is
+    part of it: linking and renaming set it, so a generation swapped out and back in (its inode
+    named again) still counts as a change."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_ctime_ns
 
 
 def in_use(path: Path) -> bool:

@@ -102,14 +102,16 @@ def open_catalog(settings: Settings) -> Any:
     """A read-only connection to the catalog (safe while an export runs)."""
     import duckdb
 
+    from .catalog import open_reader
+
     path = Path(settings.warehouse.catalog)
     if not path.exists():
         raise WarehouseError(f"no catalog at {path} yet: run `webex-exporter run` (or `demo`) first")
+    connection = open_reader(path)
     try:
-        connection = duckdb.connect(str(path), read_only=True)
-        connection.execute("SET TimeZone = 'UTC'")
         (root,) = connection.execute("SELECT lake_root FROM catalog_info").fetchone() or ("",)
     except duckdb.Error as exc:
+        connection.close()
         raise WarehouseError(f"cannot open the catalog {path}: {exc}") from None
     if str(root).startswith("s3://"):
         # Read the S3 lake through pyarrow's client: DuckDB's httpfs may not be installable.

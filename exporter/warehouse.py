@@ -44,6 +44,7 @@ from .catalog import (
     dataset_view_sql,
     duckdb_errors,
     in_use,
+    open_reader,
     quote_ident,
     quote_str,
     swap_in,
@@ -851,12 +852,9 @@ def read_status(
             {},
             None,
         )
-    import duckdb
-
     with duckdb_errors(f"reading catalog {catalog}"):
-        con = duckdb.connect(str(catalog), read_only=True)
+        con = open_reader(catalog)
         try:
-            con.execute("SET TimeZone = 'UTC'")
 
             def rows(sql: str) -> list[dict[str, Any]]:
                 return [{k: (v.astimezone(timezone.utc) if isinstance(v, datetime) else v) for k, v in r.items()}
