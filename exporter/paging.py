@@ -31,11 +31,12 @@ from .batching import FIRST, REST, batcher_for
 from .client import RequestStats, WebexClient, run_all
 from .config import SiteSettings
 from .datasets import Dataset
-from .errors import IncompleteListingError
+from .errors import ExporterError, IncompleteListingError
 from .protocol import BodyResponse, list_body, scope_zone
 from .windows import Window
 
-__all__ = ["WindowFetch", "fetch_window", "count_window", "dedupe", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH"]
+__all__ = ["WindowFetch", "fetch_window", "count_window", "dedupe", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH",
+           "new_listing_age"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ PageCallback = Callable[[int, int, int], None]
 
 #: Listings in the order they started: the batcher sends an older listing's pages first.
 _LISTING_AGES = itertools.count(1)
+
+
+def new_listing_age() -> int:
+    """A listing's place in line: listings that share one (a window's final and preliminary
+    history) are served as one, before every listing that started later."""
+    return next(_LISTING_AGES)
 
 
 @dataclass(slots=True)
@@ -107,20 +114,31 @@ async def fetch_window(
     max_window_records: int,
     on_page: PageCallback | None = None,
     max_rescans: int = DEFAULT_MAX_RESCANS,
+    age: int | None = None,
+    on_failure: Callable[[WindowFetch], None] | None = None,
 ) -> WindowFetch:
     """List every record of ``dataset`` in ``window`` (see the module docstring).
 
     ``zone`` is the zone of the scope and of the returned times; by default the site's
     ``time_zone_id`` zone when the dataset sends ``timeZoneID``, else its
     ``unlabeled_time_zone_id`` zone.  ``on_page(done_pages, known_pages, page_records)`` is
-    called after each page.  Raises :class:`IncompleteListingError`, other
-    ``WindowFailedError``\\ s, ``AuthError``, ``SitePausedError``, or a ``RetryableError`` whose
-    attempts are used up.
+    called after each page.  ``age`` (from :func:`new_listing_age`; a new one by default) orders
+    this listing's pages against other listings'.  When the listing fails, ``on_failure`` gets
+    what it cost (a ``WindowFetch`` without rows: requests, pages, rescans) before the error
+    propagates, so failed windows count in the run's figures too.  Raises
+    :class:`IncompleteListingError`, other ``WindowFailedError``\\ s, ``AuthError``,
+    ``SitePausedError``, or a ``RetryableError`` whose attempts are used up.
     """
     if zone is None:
         zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
-    lister = _Lister(client, dataset, site, zone, preliminary, max_window_records, on_page, max_rescans)
-    return await lister.window(window, depth=0)
+    lister = _Lister(client, dataset, site, zone, preliminary, max_window_records, on_page, max_rescans,
+                     new_listing_age() if age is None else age)  # fmt: skip
+    try:
+        return await lister.window(window, depth=0)
+    except ExporterError:
+        if on_failure is not None and lister.lost is not None:
+            on_failure(lister.lost)
+        raise
 
 
 async def count_window(
@@ -160,6 +178,7 @@ class _Lister:
         max_window_records: int,
         on_page: PageCallback | None,
         max_rescans: int,
+        age: int,
     ) -> None:
         self.client = client
         self.dataset = dataset
@@ -173,14 +192,28 @@ class _Lister:
         self.schema = parse.arrow_schema(dataset)
         self.done_pages = 0
         self.known_pages = 0
-        self.age = next(_LISTING_AGES)
+        self.age = age
+        self.lost: WindowFetch | None = None  # what failed attempts cost, split halves included
 
     # ------------------------------------------------------------------------------- windows
 
     async def window(self, window: Window, *, depth: int) -> WindowFetch:
-        """List ``window`` (splitting it when it is too big) until a scan is consistent."""
+        """List ``window`` (splitting it when it is too big) until a scan is consistent.  When
+        that fails, what the attempt cost (requests, pages, rescans) is added to ``self.lost``."""
         stats = RequestStats()
         fetch = WindowFetch(self.dataset.name, window, self.schema.empty_table(), 0, preliminary=self.preliminary)
+        try:
+            return await self._list(window, depth, fetch, stats)
+        except ExporterError:
+            self._add_stats(fetch, stats)
+            if self.lost is None:
+                self.lost = WindowFetch(self.dataset.name, window, self.schema.empty_table(), 0,
+                                        preliminary=self.preliminary)  # fmt: skip
+            self.lost.window = window  # the outermost window that failed, in the end
+            _add_counts(self.lost, fetch)
+            raise
+
+    async def _list(self, window: Window, depth: int, fetch: WindowFetch, stats: RequestStats) -> WindowFetch:
         union: pa.Table | None = None  # clean scans that reported the same total, oldest first
         union_total: int | None = None
         while True:
@@ -207,7 +240,6 @@ class _Lister:
                     return self._finish(fetch, stats, merged, total, dropped)
                 problem = f"{latest.num_rows} distinct records for total {total}"
             if fetch.rescans >= self.max_rescans:
-                self._add_stats(fetch, stats)
                 raise IncompleteListingError(self._where(
                     window, f"listing still inconsistent after {fetch.rescans} rescans: {problem}"
                 ))  # fmt: skip
@@ -315,13 +347,7 @@ class _Lister:
         fetch.total = sum(p.total for p in parts)
         fetch.splits += 1
         for part in parts:
-            for name in ("pages", "requests", "retries", "throttles", "rescans", "splits", "duplicates"):
-                setattr(fetch, name, getattr(fetch, name) + getattr(part, name))
-            fetch.throttle_wait_seconds += part.throttle_wait_seconds
-            fetch.throttles_by_cause.update(part.throttles_by_cause)
-            fetch.unknown_elements.update(part.unknown_elements)
-            fetch.bad_values.update(part.bad_values)
-            fetch.ambiguous_times.update(part.ambiguous_times)
+            _add_counts(fetch, part)
         return fetch
 
     @staticmethod
@@ -336,6 +362,17 @@ class _Lister:
         kind = "preliminary " if self.preliminary else ""
         text = f"site {self.site.name}, {kind}{self.dataset.name} {window}"
         return f"{text}: {what}" if what else text
+
+
+def _add_counts(into: WindowFetch, other: WindowFetch) -> None:
+    """Add ``other``'s counters (not its rows) to ``into``'s."""
+    for name in ("pages", "requests", "retries", "throttles", "rescans", "splits", "duplicates"):
+        setattr(into, name, getattr(into, name) + getattr(other, name))
+    into.throttle_wait_seconds += other.throttle_wait_seconds
+    into.throttles_by_cause.update(other.throttles_by_cause)
+    into.unknown_elements.update(other.unknown_elements)
+    into.bad_values.update(other.bad_values)
+    into.ambiguous_times.update(other.ambiguous_times)
 
 
 def dedupe(table: pa.Table, key: Sequence[str]) -> tuple[pa.Table, int]:

@@ -483,7 +483,9 @@ class _DatasetJob:
                 event("packed listing failed; listing its windows one by one", level=30, site=self.site.name,
                       dataset=self.dataset.name, window=str(window), windows=len(parts or ()),
                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip
-        # Only a pack gets here (a single window records its own failure); its budget is given back.
+        # Only a pack gets here (a single window records its own failure); its budget is given back,
+        # and its pages and records leave the progress counts (its windows count them again).
+        self.tracker.forget(_progress_key(window))  # type: ignore[attr-defined]
         parts = parts or []
         await asyncio.gather(*(self.one(part, expected / len(parts)) for part in parts))
 
@@ -596,7 +598,8 @@ async def _export_window(
         async with gate or contextlib.nullcontext():
             if ctx.stop.is_set():
                 return
-            fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone, tracker)
+            fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone,
+                                                                        tracker, outcome)  # fmt: skip
     except (WindowFailedError, ParseError, RetryableError) as exc:
         if not record_failure:
             raise
@@ -616,26 +619,36 @@ async def _export_window(
 
 
 async def _fetch_final_and_preliminary(
-    ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, window: Window, zone: Any, tracker: object
+    ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, window: Window, zone: Any, tracker: object,
+    outcome: DatasetOutcome,
 ) -> tuple[Any, list[pa.Table], list[Any]]:
-    """The window's final history, plus preliminary history where final may not be complete yet."""
-    from .paging import fetch_window
+    """The window's final history, plus preliminary history where final may not be complete yet.
 
-    fetched = await fetch_window(
-        client, dataset, window, site=site, zone=zone,
+    Both are listed at once and as one listing (one age), so the preliminary pages of a recent
+    window do not wait behind every listing that started after its final one.  What a failed
+    listing cost goes into ``outcome`` here (a successful one's, when it lands)."""
+    from .client import run_all
+    from .paging import fetch_window, new_listing_age
+
+    age = new_listing_age()
+    lost = functools.partial(_add_stats, outcome)
+    listings = [fetch_window(
+        client, dataset, window, site=site, zone=zone, age=age, on_failure=lost,
         max_window_records=ctx.settings.export.max_window_records,
-        on_page=functools.partial(tracker.page, window_key=hash(window)),  # type: ignore[attr-defined]
-    )  # fmt: skip
-    tables = [fetched.table]
-    stats = [fetched]
+        on_page=functools.partial(tracker.page, window_key=_progress_key(window)),  # type: ignore[attr-defined]
+    )]  # fmt: skip
     if site.preliminary and dataset.preliminary_operation and _is_recent(ctx, window):
-        prelim = await fetch_window(
-            client, dataset, window, site=site, zone=zone, preliminary=True,
+        listings.append(fetch_window(
+            client, dataset, window, site=site, zone=zone, preliminary=True, age=age, on_failure=lost,
             max_window_records=ctx.settings.export.max_window_records,
-        )  # fmt: skip
-        tables.append(prelim.table)
-        stats.append(prelim)
-    return fetched, tables, stats
+        ))  # fmt: skip
+    stats = await run_all(listings)
+    return stats[0], [fetch.table for fetch in stats], stats
+
+
+def _progress_key(window: Window) -> int:
+    """Which listing a progress count belongs to."""
+    return hash(window)
 
 
 async def _finish_in_thread(func: Callable[..., object], *args: object, **kwargs: object) -> object:

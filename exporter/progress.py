@@ -28,6 +28,7 @@ class DatasetProgress:
     pages_done: int = 0
     pages_known: dict[int, int] = field(default_factory=dict)
     records: int = 0
+    _by_listing: dict[int, tuple[int, int]] = field(default_factory=dict)  # key -> (pages, records)
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
 
@@ -37,8 +38,18 @@ class DatasetProgress:
         # ``known`` counts pages of the windows listed so far (it grows as windows start).
         self.pages_known[window_key] = max(known, self.pages_known.get(window_key, 0))
         self.records += records
+        pages, rows = self._by_listing.get(window_key, (0, 0))
+        self._by_listing[window_key] = (pages + 1, rows + records)
         if self.owner:
             self.owner.redraw()
+
+    def forget(self, window_key: int) -> None:
+        """Take back the pages and records of a listing that was abandoned and is being done
+        again another way (a packed listing that failed, listed again window by window)."""
+        pages, rows = self._by_listing.pop(window_key, (0, 0))
+        self.pages_done -= pages
+        self.records -= rows
+        self.pages_known.pop(window_key, None)
 
     def window_done(self, records: int, windows: int = 1) -> None:
         """A listing committed, covering ``windows`` planned windows (several when packed)."""

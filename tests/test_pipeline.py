@@ -186,6 +186,28 @@ def test_preliminary_rows_give_way_to_final_history(sim_factory, make_settings):
     assert_equal_to_ground_truth(settings, sim, "meeting_usage")
 
 
+def test_a_recent_window_lists_final_and_preliminary_history_together(sim_factory, make_settings):
+    sim = sim_factory(history_delay_seconds=6 * 3600, preliminary_delay_seconds=60)
+    settings = make_settings(sim)
+    settings = dataclasses.replace(settings, sites=(dataclasses.replace(
+        settings.sites[0], preliminary=True, datasets=("meeting_usage",)),))  # fmt: skip
+    now = sim.clock.now()
+    sim.reset_stats()
+    report = run(settings, sim, since=now - timedelta(hours=20), until=now, backfill=True)
+    assert report.exit_code == 0, report.summary()
+    stats = sim.stats()
+    assert stats["requests_by_operation"] == {"AuthenticateUser": 1, "LstmeetingusageHistory": 2,
+                                              "LstmeetingusagePreliminaryHistory": 1}  # fmt: skip
+    # Sign-in, the probe, then both listings' first pages in one request (listed one after the
+    # other, the preliminary listing cost a request and a round trip of its own).
+    assert stats["requests"] == 3, stats
+    everything = landed(settings, "meeting_usage", final_only=False)
+    assert any(r["_preliminary"] for r in everything.values())
+    final = {k for k, r in everything.items() if not r["_preliminary"]}
+    since = now - timedelta(hours=20)
+    assert final and final == {k for k, r in truth(sim, "meeting_usage").items() if r["meeting_start_time"] >= since}
+
+
 def test_empty_and_sparse_stretches_cost_few_requests(sim_factory, make_settings):
     sim = sim_factory(days=5)
     settings = make_settings(sim)
@@ -250,6 +272,42 @@ def test_a_failed_pack_leaves_failures_as_small_as_a_window(sim_factory, make_se
     in_range = {k for k, r in truth(sim, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
     got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
     assert got == in_range and len(got) > 100
+
+
+def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figures(sim_factory, make_settings):
+    """Rows move during the packed listing only (9 requests: the probe and its 4 scans of 2), so
+    it fails and its days are listed one by one.  The progress lines show the records that
+    landed, not those of the abandoned pack as well; the run's figures count every request the
+    server saw, the failed pack's included."""
+    import io
+
+    from exporter.progress import Progress
+
+    sim = sim_factory(days=6, meetings_per_day=30)
+    settings = meeting_usage_on_pages_of_20(make_settings(sim, max_window_records=1000))
+    until = sim.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    since = until - timedelta(days=6)
+    sim.queue_fault("mutate_add", count=9, operation="LstmeetingusageHistory")
+    sim.reset_stats()
+    screen = io.StringIO()
+
+    async def main():
+        with Warehouse(settings.warehouse, export=settings.export) as warehouse:
+            options = RunOptions(now=sim.clock.now(), since=since, until=until)
+            return await export(settings, options, warehouse=warehouse, progress=Progress(screen))
+
+    report = asyncio.run(main())
+    assert report.exit_code == 0, report.summary()
+    (outcome,) = report.outcomes
+    assert outcome.rescans == 3  # the pack's: it did fail
+    stats = sim.stats()
+    assert outcome.requests == stats["requests"] and outcome.pages == stats["bodies"] - 2  # all but probe and sign-in
+    got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+    last_line = screen.getvalue().splitlines()[-1]
+    assert f" records {len(got):>9} " in last_line, last_line
+    pages = last_line.split(" pages ")[1].split()[0]
+    done, known = map(int, pages.split("/"))
+    assert done == known < outcome.pages, last_line  # the abandoned pack's pages are not shown as work done
 
 
 def test_pack_windows_spreads_windows_evenly_over_listings():
