@@ -18,7 +18,7 @@ first page with :data:`FIRST` (it unlocks all their other pages) and for the res
 :data:`REST` plus their own age, so the oldest listing finishes first and lands early instead of
 every listing finishing together at the end.
 
-Isolation: if a combined request fails, every caller's bodies are sent again on their own, so one
+Isolation: if a combined request fails, every waiting caller's bodies are sent again on their own, so one
 window's ``ApiError`` never fails the windows that happened to share its request.  Site-level
 errors (auth, GSB pause) are raised to every caller, as they would be anyway.
 """
@@ -177,26 +177,34 @@ class CallBatcher:
         try:
             answers = await self.client.call(bodies, self.api_group, stats=stats)
         except (FatalSiteError, SitePausedError) as exc:
+            self._account(live, stats)
             for part in live:
                 part.failed(exc)
             return
         except Exception:
-            # Isolate: each caller's own bodies, alone, decide its own fate.
-            await asyncio.gather(*(self._deliver_alone(p) for p in live))
+            self._account(live, stats)
+            # Isolate: each caller's own bodies, alone, decide its own fate (callers cancelled
+            # meanwhile need nothing sent again).
+            await asyncio.gather(*(self._deliver_alone(p) for p in live if not p.waiter.future.done()))
             return
         except asyncio.CancelledError:
             for part in live:
                 part.waiter.future.cancel()
             raise
-        self.shared_requests += stats.requests
-        # The shared request is accounted to the first caller; the others rode along for free.
-        if live[0].waiter.stats is not None:
-            live[0].waiter.stats.add(stats)
+        self._account(live, stats)
         offset = 0
         for part in live:
             size = part.end - part.start
             part.answered(answers[offset : offset + size])
             offset += size
+
+    def _account(self, live: list[_Part], stats: RequestStats) -> None:
+        """Count a shared request (its retries too, answered or failed) once: to the first caller
+        that is still waiting, or the first at all; the others rode along for free."""
+        self.shared_requests += stats.requests
+        part = next((p for p in live if not p.waiter.future.done()), live[0])
+        if part.waiter.stats is not None:
+            part.waiter.stats.add(stats)
 
     async def _deliver_alone(self, part: _Part) -> None:
         try:

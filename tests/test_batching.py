@@ -79,6 +79,33 @@ def test_a_failing_body_fails_only_its_own_caller() -> None:
     asyncio.run(main())
 
 
+def test_a_caller_cancelled_during_a_failed_shared_request_is_not_sent_again() -> None:
+    """Two callers share a request that fails (one body is refused).  The one cancelled while it
+    was in flight is not resent on its own; the other is, and gets its ApiError.  Every request
+    the server saw is counted once, in the callers' stats."""
+    from exporter.client import RequestStats
+
+    async def main() -> None:
+        async with simulated(bodies_per_request=10) as (sim, client, _site):
+            sim.set_faults(latency_ms=150)
+            batcher = batcher_for(client, LIST_GROUP)
+            bogus = Body("java:com.webex.service.binding.history.LstNoSuchHistory", label="LstNoSuchHistory probe")
+            stats_a, stats_b = RequestStats(), RequestStats()
+            a = asyncio.create_task(batcher.call(pages(1, 2, 3), stats=stats_a))
+            b = asyncio.create_task(batcher.call([bogus], stats=stats_b))
+            await asyncio.sleep(0.05)  # the shared request left after a 3 ms linger; its answer takes 150 ms
+            a.cancel()
+            with pytest.raises(ApiError):
+                await b
+            with pytest.raises(asyncio.CancelledError):
+                await a
+            stats = sim.stats()
+            assert stats["requests"] == 2 and stats["bodies"] == 4 + 1, stats  # shared, then the bogus body alone
+            assert stats_a.requests + stats_b.requests == 2
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize("bodies", [1, 25])
 def test_any_number_of_bodies_is_answered_in_order(bodies: int) -> None:
     """More bodies than one request holds are split over requests and put back in order."""
