@@ -19,7 +19,6 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import tzinfo
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -32,11 +31,11 @@ from .client import RequestStats, WebexClient, run_all
 from .config import SiteSettings
 from .datasets import Dataset
 from .errors import ExporterError, IncompleteListingError
-from .protocol import BodyResponse, list_body, scope_zone
+from .protocol import Body, BodyResponse, list_body, scope_zone
 from .windows import Window
 
-__all__ = ["WindowFetch", "fetch_window", "count_window", "dedupe", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH",
-           "new_listing_age"]
+__all__ = ["WindowFetch", "Probe", "fetch_window", "probe_window", "dedupe", "DEFAULT_MAX_RESCANS",
+           "MAX_SPLIT_DEPTH", "new_listing_age"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +115,7 @@ async def fetch_window(
     max_rescans: int = DEFAULT_MAX_RESCANS,
     age: int | None = None,
     on_failure: Callable[[WindowFetch], None] | None = None,
+    first: Probe | None = None,
 ) -> WindowFetch:
     """List every record of ``dataset`` in ``window`` (see the module docstring).
 
@@ -125,7 +125,8 @@ async def fetch_window(
     called after each page.  ``age`` (from :func:`new_listing_age`; a new one by default) orders
     this listing's pages against other listings'.  When the listing fails, ``on_failure`` gets
     what it cost (a ``WindowFetch`` without rows: requests, pages, rescans) before the error
-    propagates, so failed windows count in the run's figures too.  Raises
+    propagates, so failed windows count in the run's figures too.  ``first``: a probe of this
+    same window (final history), used as the listing's first page.  Raises
     :class:`IncompleteListingError`, other ``WindowFailedError``\\ s, ``AuthError``,
     ``SitePausedError``, or a ``RetryableError`` whose attempts are used up.
     """
@@ -133,6 +134,8 @@ async def fetch_window(
         zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
     lister = _Lister(client, dataset, site, zone, preliminary, max_window_records, on_page, max_rescans,
                      new_listing_age() if age is None else age)  # fmt: skip
+    if first is not None and first.window == window and not preliminary:
+        lister.probe = first
     try:
         return await lister.window(window, depth=0)
     except ExporterError:
@@ -141,28 +144,46 @@ async def fetch_window(
         raise
 
 
-async def count_window(
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The first page of ``window``, asked for before the window is planned: its ``total``, and
+    the page itself, which a listing of that same window uses instead of asking again."""
+
+    window: Window
+    total: int  # 0 when the server answered 000015
+    answer: BodyResponse
+
+
+async def probe_window(
     client: WebexClient,
     dataset: Dataset,
     window: Window,
     *,
     site: SiteSettings,
-    zone: tzinfo | None = None,
-    preliminary: bool = False,
+    zone: ZoneInfo | None = None,
     stats: RequestStats | None = None,
-) -> int:
-    """``matchingRecords/total`` for ``window``: one body asking for a single record (cheap,
-    and batched with other bodies).  0 when the server answers 000015."""
+) -> Probe:
+    """``matchingRecords/total`` for ``window``, from its first page (one body, batched with
+    other bodies).  The body is exactly a listing's first page, so when the window turns out to
+    be small enough to list whole, :func:`fetch_window` (``first=``) starts from it: one round
+    trip and one body fewer."""
     if zone is None:
         zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
-    body = list_body(dataset, window, start_from=1, maximum_num=1, time_zone_id=site.time_zone_id, zone=zone,
-                     preliminary=preliminary)  # fmt: skip
+    body = _page_body(dataset, window, 1, site=site, zone=zone, preliminary=False)
     (answer,) = await batcher_for(client, dataset.api_group).call([body], stats=stats, priority=(FIRST, 0))
     if answer.empty:
-        return 0
+        return Probe(window, 0, answer)
     if answer.total is None:
         raise IncompleteListingError(f"site {site.name}, {dataset.name} {window}: the answer has no matchingRecords/total")
-    return answer.total
+    return Probe(window, answer.total, answer)
+
+
+def _page_body(dataset: Dataset, window: Window, start_from: int, *, site: SiteSettings, zone: ZoneInfo,
+               preliminary: bool) -> Body:  # fmt: skip
+    """The body asking for one listing page (typed by the decoder for ``site``)."""
+    return list_body(dataset, window, start_from=start_from, maximum_num=site.throttle.page_size,
+                     time_zone_id=site.time_zone_id, zone=zone, preliminary=preliminary,
+                     typed_for_site=site.name)  # fmt: skip
 
 
 class _Lister:
@@ -194,6 +215,7 @@ class _Lister:
         self.known_pages = 0
         self.age = age
         self.lost: WindowFetch | None = None  # what failed attempts cost, split halves included
+        self.probe: Probe | None = None  # the whole window's first page, already fetched
 
     # ------------------------------------------------------------------------------- windows
 
@@ -287,6 +309,9 @@ class _Lister:
     # ------------------------------------------------------------------------------- pages
 
     async def _page(self, window: Window, start_from: int, fetch: WindowFetch, stats: RequestStats) -> _Page:
+        probe, self.probe = self.probe, None  # good for the first scan only: a rescan asks again
+        if probe is not None and probe.window == window and start_from == 1:
+            return self._received(window, [1], [probe.answer], fetch, report=False)[0]
         (page,) = await self._pages(window, [start_from], fetch, stats, report=False, priority=FIRST)
         return page
 
@@ -297,14 +322,17 @@ class _Lister:
         """Request the pages at ``starts`` in one call (one HTTP request, several bodyContent).  A
         first page goes before other pages (it unlocks a whole listing); the rest go oldest
         listing first, so listings finish, and land, one after another."""
-        bodies = [
-            list_body(self.dataset, window, start_from=start, maximum_num=self.page_size,
-                      time_zone_id=self.site.time_zone_id, zone=self.zone, preliminary=self.preliminary,
-                      typed_for_site=self.site.name)  # fmt: skip
-            for start in starts
-        ]
+        bodies = [_page_body(self.dataset, window, start, site=self.site, zone=self.zone, preliminary=self.preliminary)
+                  for start in starts]  # fmt: skip
         answers = await batcher_for(self.client, self.dataset.api_group).call(bodies, stats=stats,
                                                                                priority=(priority, self.age))
+        return self._received(window, starts, answers, fetch, report=report)
+
+    def _received(
+        self, window: Window, starts: Sequence[int], answers: Sequence[BodyResponse], fetch: WindowFetch, *,
+        report: bool,
+    ) -> list[_Page]:
+        """The typed pages of ``answers`` (to the bodies asking for ``starts``), counted in ``fetch``."""
         pages = []
         for start, answer in zip(starts, answers, strict=True):
             parsed = answer.parsed

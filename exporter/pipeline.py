@@ -465,11 +465,14 @@ class _DatasetJob:
     gate: asyncio.Semaphore
     unlanded: _RowBudget = field(default_factory=lambda: _RowBudget(UNLANDED_ROWS))
 
-    async def one(self, window: Window, rows: float | None = None, *, parts: list[Window] | None = None) -> None:
+    async def one(
+        self, window: Window, rows: float | None = None, *, parts: list[Window] | None = None, first: Any = None
+    ) -> None:
         """List (at most ``WINDOWS_IN_FLIGHT`` at once) and land ``window``, expected to hold about
         ``rows`` rows; at most ``UNLANDED_ROWS`` are fetched but not yet committed, which bounds
         memory.  ``parts``: the planned windows a packed listing covers; when the pack fails they
-        are listed one by one, so a failure stays as small as a window."""
+        are listed one by one, so a failure stays as small as a window.  ``first``: a
+        ``paging.Probe``, used when it is of this very window."""
         expected = rows if rows is not None else UNLANDED_ROWS / WINDOWS_UNLANDED
         async with self.unlanded.hold(expected):
             if self.ctx.stop.is_set():
@@ -477,7 +480,7 @@ class _DatasetJob:
             try:
                 await _export_window(self.ctx, self.client, self.site, self.dataset, window, self.outcome,
                                      self.tracker, self.cursor_plan, gate=self.gate,
-                                     record_failure=not parts)  # fmt: skip
+                                     record_failure=not parts, first=first)  # fmt: skip
                 return
             except (WindowFailedError, ParseError, RetryableError) as exc:
                 event("packed listing failed; listing its windows one by one", level=30, site=self.site.name,
@@ -492,13 +495,14 @@ class _DatasetJob:
     async def cover(self, run: list[Window]) -> None:
         """Land a contiguous run of planned windows with as few listings as its size allows.
 
-        One body asking for a single record gives the run's ``total`` (a probe): 0 lands the run as
-        one empty commit; otherwise consecutive windows are packed into listings of about
-        ``PACK_ROWS`` rows (by the run's average), since every listing pays for a part-filled last
-        page.  Recent windows that also need preliminary history are packed apart from older ones.
-        When the probe fails, the windows are listed one by one, each failing or landing on its own.
+        The run's first page gives its ``total`` (a probe): 0 lands the run as one empty commit;
+        otherwise consecutive windows are packed into listings of about ``PACK_ROWS`` rows (by
+        the run's average), since every listing pays for a part-filled last page.  A run small
+        enough for one listing starts from the probe's page.  Recent windows that also need
+        preliminary history are packed apart from older ones.  When the probe fails, the windows
+        are listed one by one, each failing or landing on its own.
         """
-        from .paging import count_window
+        from .paging import probe_window
 
         if self.ctx.stop.is_set():
             return
@@ -508,14 +512,15 @@ class _DatasetJob:
         whole = Window(run[0].start, run[-1].end)
         stats = _probe_stats()
         try:
-            total = await count_window(self.client, self.dataset, whole, site=self.site,
+            probe = await probe_window(self.client, self.dataset, whole, site=self.site,
                                        zone=_zone_for(self.ctx, self.site, self.dataset), stats=stats)  # fmt: skip
         except (WindowFailedError, ParseError, RetryableError):
-            total = None
+            probe = None
         _add_stats(self.outcome, stats)
-        if total is None:
+        if probe is None:
             await asyncio.gather(*(self.one(w) for w in run))
             return
+        total = probe.total
         average = total / len(run)
         wants_preliminary = bool(self.site.preliminary and self.dataset.preliminary_operation)
         older = [w for w in run if not (wants_preliminary and _is_recent(self.ctx, w))]
@@ -530,7 +535,8 @@ class _DatasetJob:
                 continue
             for pack in pack_windows(part, average * len(part), target):
                 span = pack[0] if len(pack) == 1 else Window(pack[0].start, pack[-1].end)
-                listings.append(self.one(span, average * len(pack), parts=pack if len(pack) > 1 else None))
+                listings.append(self.one(span, average * len(pack), parts=pack if len(pack) > 1 else None,
+                                         first=probe))  # fmt: skip
         await asyncio.gather(*listings)
 
     async def _land_empty(self, window: Window, probed: int, stats: object) -> None:
@@ -587,6 +593,7 @@ async def _export_window(
     cursor_plan: _CursorPlan,
     gate: asyncio.Semaphore | None = None,
     record_failure: bool = True,
+    first: Any = None,
 ) -> None:
     """Fetch one window (holding a slot of ``gate``) and land it (after giving the slot back, so
     fetching goes on while commits run).  A window that cannot be listed is recorded as failed,
@@ -599,7 +606,7 @@ async def _export_window(
             if ctx.stop.is_set():
                 return
             fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone,
-                                                                        tracker, outcome)  # fmt: skip
+                                                                        tracker, outcome, first)  # fmt: skip
     except (WindowFailedError, ParseError, RetryableError) as exc:
         if not record_failure:
             raise
@@ -620,7 +627,7 @@ async def _export_window(
 
 async def _fetch_final_and_preliminary(
     ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, window: Window, zone: Any, tracker: object,
-    outcome: DatasetOutcome,
+    outcome: DatasetOutcome, first: Any = None,
 ) -> tuple[Any, list[pa.Table], list[Any]]:
     """The window's final history, plus preliminary history where final may not be complete yet.
 
@@ -633,7 +640,7 @@ async def _fetch_final_and_preliminary(
     age = new_listing_age()
     lost = functools.partial(_add_stats, outcome)
     listings = [fetch_window(
-        client, dataset, window, site=site, zone=zone, age=age, on_failure=lost,
+        client, dataset, window, site=site, zone=zone, age=age, on_failure=lost, first=first,
         max_window_records=ctx.settings.export.max_window_records,
         on_page=functools.partial(tracker.page, window_key=_progress_key(window)),  # type: ignore[attr-defined]
     )]  # fmt: skip

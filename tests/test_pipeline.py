@@ -189,23 +189,28 @@ def test_preliminary_rows_give_way_to_final_history(sim_factory, make_settings):
 def test_a_recent_window_lists_final_and_preliminary_history_together(sim_factory, make_settings):
     sim = sim_factory(history_delay_seconds=6 * 3600, preliminary_delay_seconds=60)
     settings = make_settings(sim)
+    site = settings.sites[0]
     settings = dataclasses.replace(settings, sites=(dataclasses.replace(
-        settings.sites[0], preliminary=True, datasets=("meeting_usage",)),))  # fmt: skip
+        site, preliminary=True, datasets=("meeting_usage",),
+        throttle=dataclasses.replace(site.throttle, page_size=4)),))  # fmt: skip
     now = sim.clock.now()
+    since = now - timedelta(hours=20)
+    final_rows = [r for r in truth(sim, "meeting_usage").values() if r["meeting_start_time"] >= since]
+    assert 4 < len(final_rows) <= 40, len(final_rows)  # final history needs 2-10 pages of 4
     sim.reset_stats()
-    report = run(settings, sim, since=now - timedelta(hours=20), until=now, backfill=True)
+    report = run(settings, sim, since=since, until=now, backfill=True)
     assert report.exit_code == 0, report.summary()
     stats = sim.stats()
     assert stats["requests_by_operation"] == {"AuthenticateUser": 1, "LstmeetingusageHistory": 2,
-                                              "LstmeetingusagePreliminaryHistory": 1}  # fmt: skip
-    # Sign-in, the probe, then both listings' first pages in one request (listed one after the
-    # other, the preliminary listing cost a request and a round trip of its own).
-    assert stats["requests"] == 3, stats
+                                              "LstmeetingusagePreliminaryHistory": 2}, stats  # fmt: skip
+    # Sign-in; the probe (the final listing's first page); the final listing's second page with
+    # the preliminary listing's first; its second.  Listed one after the other, the preliminary
+    # listing's first page waited for the final listing and took a request of its own (5).
+    assert stats["requests"] == 4, stats
     everything = landed(settings, "meeting_usage", final_only=False)
     assert any(r["_preliminary"] for r in everything.values())
     final = {k for k, r in everything.items() if not r["_preliminary"]}
-    since = now - timedelta(hours=20)
-    assert final and final == {k for k, r in truth(sim, "meeting_usage").items() if r["meeting_start_time"] >= since}
+    assert final == {k for k, r in truth(sim, "meeting_usage").items() if r["meeting_start_time"] >= since}
 
 
 def test_empty_and_sparse_stretches_cost_few_requests(sim_factory, make_settings):
@@ -249,6 +254,26 @@ def test_dense_days_are_packed_into_few_listings(sim_factory, make_settings):
     assert got.keys() == in_range.keys()
 
 
+def test_a_run_small_enough_for_one_listing_starts_from_the_probe(sim_factory, make_settings):
+    """Six days of 30 meetings on pages of 20: the probe asks for the range's first page, and the
+    one listing of the range uses it: 8 list bodies in 2 requests after sign-in (asking for a
+    single record first took 9 bodies in 3 requests: the listing's first page waited for it)."""
+    sim = sim_factory(days=6, meetings_per_day=30)
+    settings = meeting_usage_on_pages_of_20(make_settings(sim))
+    until = sim.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    since = until - timedelta(days=6)
+    in_range = {k for k, r in truth(sim, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+    assert 140 < len(in_range) <= 160  # 8 pages
+    sim.reset_stats()
+    report = run(settings, sim, since=since, until=until)
+    assert report.exit_code == 0, report.summary()
+    stats = sim.stats()
+    assert stats["requests_by_operation"] == {"AuthenticateUser": 1, "LstmeetingusageHistory": 8}, stats
+    assert stats["requests"] == 3, stats
+    got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+    assert got == in_range
+
+
 def test_a_failed_pack_leaves_failures_as_small_as_a_window(sim_factory, make_settings):
     """Rows keep moving while every listing runs, so the packed listing of six dense days fails;
     its days are then listed one by one, each landing or failing on its own: what is recorded as
@@ -275,10 +300,10 @@ def test_a_failed_pack_leaves_failures_as_small_as_a_window(sim_factory, make_se
 
 
 def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figures(sim_factory, make_settings):
-    """Rows move during the packed listing only (9 requests: the probe and its 4 scans of 2), so
-    it fails and its days are listed one by one.  The progress lines show the records that
-    landed, not those of the abandoned pack as well; the run's figures count every request the
-    server saw, the failed pack's included."""
+    """Rows move during the packed listing only (8 requests: its 4 scans of 2, the first page of
+    the first being the probe), so it fails and its days are listed one by one.  The progress
+    lines show the records that landed, not those of the abandoned pack as well; the run's
+    figures count every request the server saw, the failed pack's included."""
     import io
 
     from exporter.progress import Progress
@@ -287,7 +312,7 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
     settings = meeting_usage_on_pages_of_20(make_settings(sim, max_window_records=1000))
     until = sim.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
     since = until - timedelta(days=6)
-    sim.queue_fault("mutate_add", count=9, operation="LstmeetingusageHistory")
+    sim.queue_fault("mutate_add", count=8, operation="LstmeetingusageHistory")
     sim.reset_stats()
     screen = io.StringIO()
 
@@ -301,7 +326,7 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
     (outcome,) = report.outcomes
     assert outcome.rescans == 3  # the pack's: it did fail
     stats = sim.stats()
-    assert outcome.requests == stats["requests"] and outcome.pages == stats["bodies"] - 2  # all but probe and sign-in
+    assert outcome.requests == stats["requests"] and outcome.pages == stats["bodies"] - 1  # all but the sign-in
     got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
     last_line = screen.getvalue().splitlines()[-1]
     assert f" records {len(got):>9} " in last_line, last_line
