@@ -179,8 +179,12 @@ def duckdb_errors(action: str) -> Iterator[None]:
     except WarehouseError:
         raise
     except duckdb.Error as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WarehouseError(f"{action}: {message}") from exc
+        raise WarehouseError(f"{action}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    """An exception's message without DuckDB's multi-line detail."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def ts(value: datetime | None) -> str | None:
@@ -577,8 +581,7 @@ def open_reader(catalog: Path) -> duckdb.DuckDBPyConnection:
                 con.close()
             if attempt < READER_OPEN_ATTEMPTS and before is not None and _file_identity(catalog) != before:
                 continue
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise WarehouseError(f"cannot open the catalog {catalog}: {message}") from exc
+            raise WarehouseError(f"cannot open the catalog {catalog}: {_first_line(exc)}") from exc
     raise AssertionError("unreachable")  # the last attempt returns or raises
 
 

@@ -13,6 +13,7 @@ scans = 1 + ``max_rescans``, split depth <= ``MAX_SPLIT_DEPTH``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import logging
@@ -125,7 +126,7 @@ async def fetch_window(
     called after each page.  ``age`` (from :func:`new_listing_age`; a new one by default) orders
     this listing's pages against other listings'.  When the listing fails, ``on_failure`` gets
     what it cost (a ``WindowFetch`` without rows: requests, pages, rescans) before the error
-    propagates, so failed windows count in the run's figures too.  ``first``: a probe of this
+    propagates (or the listing is cancelled), so failed windows count in the run's figures too.  ``first``: a probe of this
     same window (final history), used as the listing's first page.  Raises
     :class:`IncompleteListingError`, other ``WindowFailedError``\\ s, ``AuthError``,
     ``SitePausedError``, or a ``RetryableError`` whose attempts are used up.
@@ -138,7 +139,7 @@ async def fetch_window(
         lister.probe = first
     try:
         return await lister.window(window, depth=0)
-    except ExporterError:
+    except (ExporterError, asyncio.CancelledError):
         if on_failure is not None and lister.lost is not None:
             on_failure(lister.lost)
         raise
@@ -226,14 +227,17 @@ class _Lister:
         fetch = WindowFetch(self.dataset.name, window, self.schema.empty_table(), 0, preliminary=self.preliminary)
         try:
             return await self._list(window, depth, fetch, stats)
-        except ExporterError:
+        except (ExporterError, asyncio.CancelledError):
             self._add_stats(fetch, stats)
-            if self.lost is None:
-                self.lost = WindowFetch(self.dataset.name, window, self.schema.empty_table(), 0,
-                                        preliminary=self.preliminary)  # fmt: skip
-            self.lost.window = window  # the outermost window that failed, in the end
-            _add_counts(self.lost, fetch)
+            self._lose(fetch)
             raise
+
+    def _lose(self, fetch: WindowFetch) -> None:
+        """Count what a listing (or a split half) that will not be returned cost."""
+        if self.lost is None:
+            self.lost = WindowFetch(self.dataset.name, fetch.window, self.schema.empty_table(), 0,
+                                    preliminary=self.preliminary)  # fmt: skip
+        _add_counts(self.lost, fetch)
 
     async def _list(self, window: Window, depth: int, fetch: WindowFetch, stats: RequestStats) -> WindowFetch:
         union: pa.Table | None = None  # clean scans that reported the same total, oldest first
@@ -246,7 +250,8 @@ class _Lister:
             if total > self.max_window_records and window.can_split() and depth < MAX_SPLIT_DEPTH:
                 log.info("%s: %d records exceed max_window_records=%d; splitting in halves",
                          self._where(window), total, self.max_window_records)  # fmt: skip
-                parts = await run_all(self.window(half, depth=depth + 1) for half in window.split())
+                parts = await run_all((self.window(half, depth=depth + 1) for half in window.split()),
+                                      discarded=self._lose)  # a half that landed while the other failed  # fmt: skip
                 return self._combine(window, fetch, stats, parts)
             self.known_pages += max(1, math.ceil(total / self.page_size))
             self._progress(first)
@@ -309,8 +314,8 @@ class _Lister:
     # ------------------------------------------------------------------------------- pages
 
     async def _page(self, window: Window, start_from: int, fetch: WindowFetch, stats: RequestStats) -> _Page:
-        probe, self.probe = self.probe, None  # good for the first scan only: a rescan asks again
-        if probe is not None and probe.window == window and start_from == 1:
+        probe, self.probe = self.probe, None  # the first call's: the top window's first scan; a rescan asks again
+        if probe is not None:
             return self._received(window, [1], [probe.answer], fetch, report=False)[0]
         (page,) = await self._pages(window, [start_from], fetch, stats, report=False, priority=FIRST)
         return page

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pyarrow as pa
@@ -42,6 +42,9 @@ from .logs import event, logger
 from .progress import Progress
 from .timezones import zoneinfo_for
 from .windows import Window, clamp_to_retention, plan_windows
+
+if TYPE_CHECKING:  # for annotations only: paging is imported where it is used
+    from .paging import Probe
 
 __all__ = ["RunOptions", "RunReport", "DatasetOutcome", "export", "run_once"]
 
@@ -466,13 +469,13 @@ class _DatasetJob:
     unlanded: _RowBudget = field(default_factory=lambda: _RowBudget(UNLANDED_ROWS))
 
     async def one(
-        self, window: Window, rows: float | None = None, *, parts: list[Window] | None = None, first: Any = None
+        self, window: Window, rows: float | None = None, *, parts: list[Window] | None = None, first: Probe | None = None
     ) -> None:
         """List (at most ``WINDOWS_IN_FLIGHT`` at once) and land ``window``, expected to hold about
         ``rows`` rows; at most ``UNLANDED_ROWS`` are fetched but not yet committed, which bounds
         memory.  ``parts``: the planned windows a packed listing covers; when the pack fails they
-        are listed one by one, so a failure stays as small as a window.  ``first``: a
-        ``paging.Probe``, used when it is of this very window."""
+        are listed one by one, so a failure stays as small as a window.  ``first``: the probe of
+        this very window, its listing's first page."""
         expected = rows if rows is not None else UNLANDED_ROWS / WINDOWS_UNLANDED
         async with self.unlanded.hold(expected):
             if self.ctx.stop.is_set():
@@ -527,6 +530,7 @@ class _DatasetJob:
         recent = run[len(older) :]
         target = max(1, min(PACK_ROWS, self.ctx.settings.export.max_window_records))
         listings = []
+        probe_used = False
         for part in (older, recent):
             if not part:
                 continue
@@ -535,8 +539,12 @@ class _DatasetJob:
                 continue
             for pack in pack_windows(part, average * len(part), target):
                 span = pack[0] if len(pack) == 1 else Window(pack[0].start, pack[-1].end)
+                reuse = span == whole  # the run is one listing: it starts from the probe's page
+                probe_used = probe_used or reuse
                 listings.append(self.one(span, average * len(pack), parts=pack if len(pack) > 1 else None,
-                                         first=probe))  # fmt: skip
+                                         first=probe if reuse else None))  # fmt: skip
+        if not probe_used:
+            self.outcome.pages += 1  # a page received all the same
         await asyncio.gather(*listings)
 
     async def _land_empty(self, window: Window, probed: int, stats: object) -> None:
@@ -593,7 +601,7 @@ async def _export_window(
     cursor_plan: _CursorPlan,
     gate: asyncio.Semaphore | None = None,
     record_failure: bool = True,
-    first: Any = None,
+    first: Probe | None = None,
 ) -> None:
     """Fetch one window (holding a slot of ``gate``) and land it (after giving the slot back, so
     fetching goes on while commits run).  A window that cannot be listed is recorded as failed,
@@ -627,7 +635,7 @@ async def _export_window(
 
 async def _fetch_final_and_preliminary(
     ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, window: Window, zone: Any, tracker: object,
-    outcome: DatasetOutcome, first: Any = None,
+    outcome: DatasetOutcome, first: Probe | None = None,
 ) -> tuple[Any, list[pa.Table], list[Any]]:
     """The window's final history, plus preliminary history where final may not be complete yet.
 
@@ -649,7 +657,7 @@ async def _fetch_final_and_preliminary(
             client, dataset, window, site=site, zone=zone, preliminary=True, age=age, on_failure=lost,
             max_window_records=ctx.settings.export.max_window_records,
         ))  # fmt: skip
-    stats = await run_all(listings)
+    stats = await run_all(listings, discarded=lost)  # one failed: the other's cost still counts
     return stats[0], [fetch.table for fetch in stats], stats
 
 

@@ -100,19 +100,13 @@ def describe_queries(directory: Path = QUERIES_DIR) -> tuple[list[str], list[tup
 
 def open_catalog(settings: Settings) -> Any:
     """A read-only connection to the catalog (safe while an export runs)."""
-    import duckdb
-
     from .catalog import open_reader
 
     path = Path(settings.warehouse.catalog)
     if not path.exists():
         raise WarehouseError(f"no catalog at {path} yet: run `webex-exporter run` (or `demo`) first")
-    connection = open_reader(path)
-    try:
-        (root,) = connection.execute("SELECT lake_root FROM catalog_info").fetchone() or ("",)
-    except duckdb.Error as exc:
-        connection.close()
-        raise WarehouseError(f"cannot open the catalog {path}: {exc}") from None
+    connection = open_reader(path)  # which checked the file by reading catalog_info
+    (root,) = connection.execute("SELECT lake_root FROM catalog_info").fetchone() or ("",)
     if str(root).startswith("s3://"):
         # Read the S3 lake through pyarrow's client: DuckDB's httpfs may not be installable.
         from .lake import Lake

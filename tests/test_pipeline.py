@@ -213,6 +213,26 @@ def test_a_recent_window_lists_final_and_preliminary_history_together(sim_factor
     assert final == {k for k, r in truth(sim, "meeting_usage").items() if r["meeting_start_time"] >= since}
 
 
+def test_a_window_whose_preliminary_listing_fails_still_counts_every_request(sim_factory, make_settings):
+    """Preliminary history keeps moving, so its listing fails and so does the window; the final
+    listing beside it succeeded or was cancelled, and what both cost is in the run's figures."""
+    sim = sim_factory(history_delay_seconds=6 * 3600, preliminary_delay_seconds=60)
+    settings = make_settings(sim)
+    site = settings.sites[0]
+    settings = dataclasses.replace(settings, sites=(dataclasses.replace(
+        site, preliminary=True, datasets=("meeting_usage",),
+        throttle=dataclasses.replace(site.throttle, page_size=4)),))  # fmt: skip
+    now = sim.clock.now()
+    sim.queue_fault("mutate_add", count=100, operation="LstmeetingusagePreliminaryHistory")
+    sim.reset_stats()
+    report = run(settings, sim, since=now - timedelta(hours=20), until=now, backfill=True)
+    (outcome,) = report.outcomes
+    assert outcome.windows_failed >= 1 and "inconsistent" in outcome.errors[0], outcome
+    stats = sim.stats()
+    assert outcome.requests == stats["requests"], (outcome, stats)
+    assert outcome.pages == stats["bodies"] - 1, (outcome, stats)  # all but the sign-in
+
+
 def test_empty_and_sparse_stretches_cost_few_requests(sim_factory, make_settings):
     sim = sim_factory(days=5)
     settings = make_settings(sim)
