@@ -124,10 +124,10 @@ async def fetch_window(
     ``time_zone_id`` zone when the dataset sends ``timeZoneID``, else its
     ``unlabeled_time_zone_id`` zone.  ``on_page(done_pages, known_pages, page_records)`` is
     called after each page.  ``age`` (from :func:`new_listing_age`; a new one by default) orders
-    this listing's pages against other listings'.  When the listing fails, ``on_failure`` gets
-    what it cost (a ``WindowFetch`` without rows: requests, pages, rescans) before the error
-    propagates (or the listing is cancelled), so failed windows count in the run's figures too.  ``first``: a probe of this
-    same window (final history), used as the listing's first page.  Raises
+    this listing's pages against other listings'.  When the listing fails or is cancelled,
+    ``on_failure`` gets what it cost (a ``WindowFetch`` without rows: requests, pages, rescans)
+    before the error propagates, so failed windows count in the run's figures too.  ``first``: a
+    probe of this same window (final history), used as the listing's first page.  Raises
     :class:`IncompleteListingError`, other ``WindowFailedError``\\ s, ``AuthError``,
     ``SitePausedError``, or a ``RetryableError`` whose attempts are used up.
     """
@@ -251,7 +251,7 @@ class _Lister:
                 log.info("%s: %d records exceed max_window_records=%d; splitting in halves",
                          self._where(window), total, self.max_window_records)  # fmt: skip
                 parts = await run_all((self.window(half, depth=depth + 1) for half in window.split()),
-                                      discarded=self._lose)  # a half that landed while the other failed  # fmt: skip
+                                      discarded=self._lose)  # a half listed in full beside a failed one  # fmt: skip
                 return self._combine(window, fetch, stats, parts)
             self.known_pages += max(1, math.ceil(total / self.page_size))
             self._progress(first)
