@@ -126,6 +126,37 @@ def test_preliminary_history_uses_the_preliminary_operation() -> None:
     asyncio.run(main())
 
 
+def test_a_listing_cancelled_midway_reports_what_it_cost() -> None:
+    """Small pages, one body per request, a split window: cancelled after a few requests, the
+    listing hands ``on_failure`` every request it sent (split halves included) and every page it
+    received, so a run that is stopped still counts them."""
+    dataset = by_name("meeting_attendees")
+
+    async def main() -> None:
+        async with simulated(page_size=5, bodies_per_request=1, max_concurrency=2) as (sim, client, site):
+            sim.set_faults(latency_ms=20)
+            costs = []
+            listing = asyncio.create_task(fetch_window(client, dataset, WINDOW, site=site, max_window_records=30,
+                                                       on_failure=costs.append))  # fmt: skip
+            for _ in range(5000):
+                if client.stats.requests >= 6:
+                    break
+                await asyncio.sleep(0.001)
+            listing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await listing
+            (cost,) = costs
+            assert cost.requests == client.stats.requests >= 6  # the top window's and its halves'
+            # Every answer that came back is counted; at most the 2 requests in flight were not answered.
+            for _ in range(5000):
+                if sim.stats()["requests"] == client.stats.requests:
+                    break
+                await asyncio.sleep(0.001)
+            assert sim.stats()["bodies"] - 2 <= cost.pages <= sim.stats()["bodies"]
+
+    asyncio.run(main())
+
+
 def test_dedupe_keeps_one_row_per_natural_key_the_last_listed() -> None:
     table = pa.table({"conf_id": [1, 2, 1, 3, 2], "v": ["a", "b", "c", "d", "e"]})
     kept, dropped = dedupe(table, ("conf_id",))
