@@ -454,6 +454,11 @@ class _RowBudget:
                     waiter.set_result(None)
 
 
+#: What fails one listing but not the site: the window is recorded as failed (or a pack listed
+#: window by window); auth and site pauses go up to the site instead.
+WINDOW_ERRORS = (WindowFailedError, ParseError, RetryableError)
+
+
 @dataclass(slots=True)
 class _DatasetJob:
     """The windows of one (site, dataset) in one run."""
@@ -485,7 +490,7 @@ class _DatasetJob:
                                      self.tracker, self.cursor_plan, gate=self.gate,
                                      record_failure=not parts, first=first)  # fmt: skip
                 return
-            except (WindowFailedError, ParseError, RetryableError) as exc:
+            except WINDOW_ERRORS as exc:
                 event("packed listing failed; listing its windows one by one", level=30, site=self.site.name,
                       dataset=self.dataset.name, window=str(window), windows=len(parts or ()),
                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip
@@ -517,7 +522,7 @@ class _DatasetJob:
         try:
             probe = await probe_window(self.client, self.dataset, whole, site=self.site,
                                        zone=_zone_for(self.ctx, self.site, self.dataset), stats=stats)  # fmt: skip
-        except (WindowFailedError, ParseError, RetryableError):
+        except WINDOW_ERRORS:
             probe = None
         _add_stats(self.outcome, stats)
         if probe is None:
@@ -615,7 +620,7 @@ async def _export_window(
                 return
             fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone,
                                                                         tracker, outcome, first)  # fmt: skip
-    except (WindowFailedError, ParseError, RetryableError) as exc:
+    except WINDOW_ERRORS as exc:
         if not record_failure:
             raise
         await _record_failure(ctx, site, dataset, window, outcome, cursor_plan, exc)

@@ -186,16 +186,22 @@ def test_preliminary_rows_give_way_to_final_history(sim_factory, make_settings):
     assert_equal_to_ground_truth(settings, sim, "meeting_usage")
 
 
-def test_a_recent_window_lists_final_and_preliminary_history_together(sim_factory, make_settings):
+def preliminary_meeting_usage_on_pages_of_4(sim_factory: Any, make_settings: Any) -> tuple[Any, Any]:
+    """A simulator whose final history lags 6 hours, and settings exporting meeting_usage with
+    preliminary history, 4 records per page (so a recent day needs a few pages of each)."""
     sim = sim_factory(history_delay_seconds=6 * 3600, preliminary_delay_seconds=60)
     settings = make_settings(sim)
     site = settings.sites[0]
-    settings = dataclasses.replace(settings, sites=(dataclasses.replace(
-        site, preliminary=True, datasets=("meeting_usage",),
-        throttle=dataclasses.replace(site.throttle, page_size=4)),))  # fmt: skip
+    site = dataclasses.replace(site, preliminary=True, datasets=("meeting_usage",),
+                               throttle=dataclasses.replace(site.throttle, page_size=4))  # fmt: skip
+    return sim, dataclasses.replace(settings, sites=(site,))
+
+
+def test_a_recent_window_lists_final_and_preliminary_history_together(sim_factory, make_settings):
+    sim, settings = preliminary_meeting_usage_on_pages_of_4(sim_factory, make_settings)
     now = sim.clock.now()
     since = now - timedelta(hours=20)
-    final_rows = [r for r in truth(sim, "meeting_usage").values() if r["meeting_start_time"] >= since]
+    final_rows = {k for k, r in truth(sim, "meeting_usage").items() if r["meeting_start_time"] >= since}
     assert 4 < len(final_rows) <= 40, len(final_rows)  # final history needs 2-10 pages of 4
     sim.reset_stats()
     report = run(settings, sim, since=since, until=now, backfill=True)
@@ -210,18 +216,13 @@ def test_a_recent_window_lists_final_and_preliminary_history_together(sim_factor
     everything = landed(settings, "meeting_usage", final_only=False)
     assert any(r["_preliminary"] for r in everything.values())
     final = {k for k, r in everything.items() if not r["_preliminary"]}
-    assert final == {k for k, r in truth(sim, "meeting_usage").items() if r["meeting_start_time"] >= since}
+    assert final == final_rows
 
 
 def test_a_window_whose_preliminary_listing_fails_still_counts_every_request(sim_factory, make_settings):
     """Preliminary history keeps moving, so its listing fails and so does the window; the final
     listing beside it succeeded or was cancelled, and what both cost is in the run's figures."""
-    sim = sim_factory(history_delay_seconds=6 * 3600, preliminary_delay_seconds=60)
-    settings = make_settings(sim)
-    site = settings.sites[0]
-    settings = dataclasses.replace(settings, sites=(dataclasses.replace(
-        site, preliminary=True, datasets=("meeting_usage",),
-        throttle=dataclasses.replace(site.throttle, page_size=4)),))  # fmt: skip
+    sim, settings = preliminary_meeting_usage_on_pages_of_4(sim_factory, make_settings)
     now = sim.clock.now()
     sim.queue_fault("mutate_add", count=100, operation="LstmeetingusagePreliminaryHistory")
     sim.reset_stats()
