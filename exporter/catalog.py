@@ -37,6 +37,7 @@ import duckdb
 
 from .datasets import DATASETS, Dataset
 from .errors import WarehouseError
+from .identity import OCCURRENCE_COLUMN, VERIFIED_COLUMN
 from .lake import COMMIT_COLUMN, LANDED_COLUMN, PRELIMINARY_COLUMN, Lake, StagedFile
 
 __all__ = [
@@ -64,12 +65,14 @@ _LINEAGE_TYPES = (
     ("site", "VARCHAR"),
     ("extra", "VARCHAR"),
     (PRELIMINARY_COLUMN, "BOOLEAN"),
+    (OCCURRENCE_COLUMN, "BIGINT"),
+    (VERIFIED_COLUMN, "BOOLEAN"),
     (COMMIT_COLUMN, "BIGINT"),
     (LANDED_COLUMN, "TIMESTAMPTZ"),
 )
 
 #: State tables copied into every published catalog.
-CATALOG_TABLES = ("sync_state", "failed_windows", "runs", "run_log", "commits")
+CATALOG_TABLES = ("sync_state", "failed_windows", "unverified_windows", "runs", "run_log", "commits")
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """
@@ -86,6 +89,19 @@ CREATE TABLE IF NOT EXISTS commits (
     rows BIGINT NOT NULL,
     files INTEGER NOT NULL,
     cursor_to TIMESTAMPTZ
+);
+ALTER TABLE commits ADD COLUMN IF NOT EXISTS verified BOOLEAN DEFAULT true;
+CREATE TABLE IF NOT EXISTS unverified_windows (  -- landed, but no listing could be verified complete
+    site VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,
+    window_start TIMESTAMPTZ NOT NULL,
+    window_end TIMESTAMPTZ NOT NULL,
+    commit_id BIGINT NOT NULL,            -- the commit holding its rows (retired once verified)
+    problem VARCHAR,
+    attempts INTEGER NOT NULL,
+    first_seen_at TIMESTAMPTZ NOT NULL,
+    last_seen_at TIMESTAMPTZ NOT NULL,
+    run_id VARCHAR
 );
 CREATE TABLE IF NOT EXISTS manifest (
     path VARCHAR PRIMARY KEY,             -- relative to the lake root
@@ -104,7 +120,7 @@ CREATE TABLE IF NOT EXISTS retired_files (
     path VARCHAR PRIMARY KEY,
     dataset VARCHAR NOT NULL,
     site VARCHAR NOT NULL,
-    retired_by BIGINT NOT NULL,           -- the compaction commit that replaced it
+    retired_by BIGINT NOT NULL,           -- the commit that replaced it (a compaction, or a verified listing)
     retired_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sync_state (
@@ -298,14 +314,17 @@ class StateStore:
         rows: int,
         files: int,
         cursor_to: datetime | None = None,
+        verified: bool = True,
     ) -> None:
         """Record one commit (inside the caller's transaction)."""
         start, end = window or (None, None)
         con.execute(
-            "INSERT INTO commits VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, "
-            "CAST(? AS TIMESTAMPTZ), ?, ?, CAST(? AS TIMESTAMPTZ))",
-            [commit_id, kind, site, dataset, ts(start), ts(end), run_id, ts(committed_at), rows, files, ts(cursor_to)],
-        )
+            "INSERT INTO commits (commit_id, kind, site, dataset, window_start, window_end, run_id, committed_at, "
+            "rows, files, cursor_to, verified) VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), "
+            "?, CAST(? AS TIMESTAMPTZ), ?, ?, CAST(? AS TIMESTAMPTZ), ?)",
+            [commit_id, kind, site, dataset, ts(start), ts(end), run_id, ts(committed_at), rows, files, ts(cursor_to),
+             verified],
+        )  # fmt: skip
 
     @staticmethod
     def add_files(
@@ -377,6 +396,13 @@ class StateStore:
             [site, dataset],
         )
 
+    def unverified(self, site: str, dataset: str) -> list[dict[str, Any]]:
+        """Windows of one (site, dataset) landed unverified, oldest first."""
+        return self.rows(
+            "SELECT * FROM unverified_windows WHERE site = ? AND dataset = ? ORDER BY window_start, window_end",
+            [site, dataset],
+        )
+
     def unfinished_windows(self, site: str, dataset: str, since: datetime) -> list[tuple[datetime, datetime]]:
         """Windows committed after the last finished run (i.e. by a run that crashed or was
         interrupted) that end after ``since``."""
@@ -396,7 +422,8 @@ class StateStore:
         """Every (site, dataset) the state knows, sorted."""
         rows = self.rows(
             "SELECT site, dataset FROM sync_state UNION SELECT site, dataset FROM failed_windows "
-            "UNION SELECT site, dataset FROM manifest ORDER BY site, dataset"
+            "UNION SELECT site, dataset FROM unverified_windows UNION SELECT site, dataset FROM manifest "
+            "ORDER BY site, dataset"
         )
         return [(r["site"], r["dataset"]) for r in rows]
 
@@ -443,7 +470,9 @@ def dataset_view_sql(dataset: Dataset, files: Sequence[tuple[str, Mapping[str, s
         # hive_partitioning off: every column is in the file itself (site too), and DuckDB's hive
         # type guessing could turn a site named "2024" into a number.
         branches.append(f"SELECT {', '.join(parts)}\nFROM read_parquet([{listed}], hive_partitioning = false)")
-    key = ", ".join(quote_ident(k) for k in ("site", *dataset.natural_key))
+    # One row per identity (natural key + occurrence; files landed before occurrences existed: 1).
+    key = ", ".join([quote_ident(k) for k in ("site", *dataset.natural_key)]
+                    + [f"coalesce({quote_ident(OCCURRENCE_COLUMN)}, 1)"])  # fmt: skip
     return (
         "SELECT * FROM (\n" + "\nUNION ALL\n".join(branches) + "\n)\n"
         f"QUALIFY row_number() OVER (PARTITION BY {key} "

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from .datasets import Dataset
 from .errors import WarehouseError
+from .identity import OCCURRENCE_COLUMN, VERIFIED_COLUMN
 
 __all__ = [
     "Lake",
@@ -126,6 +127,10 @@ def conform(table: pa.Table, dataset: Dataset, site: str) -> pa.Table:
     put("extra", pa.string())
     put(PRELIMINARY_COLUMN, pa.bool_(), pa.array([False] * n, pa.bool_()))
     arrays[-1] = pc.fill_null(arrays[-1], False)
+    put(OCCURRENCE_COLUMN, pa.int64(), pa.repeat(pa.scalar(1, pa.int64()), n))
+    arrays[-1] = pc.fill_null(arrays[-1], 1)
+    put(VERIFIED_COLUMN, pa.bool_(), pa.repeat(pa.scalar(True), n))
+    arrays[-1] = pc.fill_null(arrays[-1], True)
     known = {f.name for f in fields} | {COMMIT_COLUMN, LANDED_COLUMN}
     for name in table.column_names:
         if name not in known:
@@ -145,7 +150,7 @@ def with_lineage(table: pa.Table, commit_id: int, landed_at: datetime) -> pa.Tab
 
 
 def dedupe_latest(table: pa.Table, key: Sequence[str]) -> pa.Table:
-    """One row per ``key``: a final row beats a preliminary one, then the highest ``_commit``,
+    """One row per ``key`` (a row identity, :func:`exporter.identity.identity_key`): a final row beats a preliminary one, then the highest ``_commit``,
     then the later row.  Row order of the survivors is kept.
 
     Used inside a window (a listing that returned one record twice) and by compaction; the

@@ -1,14 +1,24 @@
-"""Listing one time window completely: every record the server holds for it, or a loud failure.
+"""Listing one time window completely: every record the server holds for it, verified, or landed
+and flagged when it cannot be verified.
 
 The first page gives ``matchingRecords/total``; every other ``startFrom`` is then known, so the
 remaining pages are requested concurrently (several pages per HTTP request as separate
-``bodyContent``), as fast as the site's throttle allows.  A listing is accepted only when it is
-*consistent*: every page reports the same ``total`` and echoes the ``startFrom`` we asked for,
-and the distinct records (by the dataset's natural key) number exactly ``total``.  Otherwise
-the window is listed again (rows moved while we paged), a bounded number of times, then fails
-with :class:`IncompleteListingError`.  Windows holding more than ``max_window_records`` are
-split in halves first.  Every loop here is bounded: pages per scan = ceil(total / page size),
-scans = 1 + ``max_rescans``, split depth <= ``MAX_SPLIT_DEPTH``.
+``bodyContent``), as fast as the site's throttle allows.  A scan is *consistent* when every page
+reports the same ``total``, echoes the ``startFrom`` we asked for and holds the rows it should;
+the rows of a consistent scan then number exactly ``total``.  Rows are never dropped for sharing
+a natural key: exact twins are real records (see :mod:`exporter.identity`).
+
+One thing a consistent scan cannot show by itself: when the server's order among tied rows moves
+between two requests, one row can be served on both sides of a page boundary and a tied row on
+neither.  Rows with equal content on two pages are therefore checked with a *bridge page*, a page
+that starts half a page before the boundary: inside one answer (one ordering) real twins appear
+together, a row served twice does not.  A scan that fails a check is listed again, a bounded
+number of times; after that the window is returned **unverified** (the union of what its scans
+saw, nothing left out) for the caller to land, flag and re-verify later, or, with
+``land_unverified=False`` (packed listings), fails with :class:`IncompleteListingError` so the
+caller can list its windows one by one.  Windows holding more than ``max_window_records`` are
+split in halves first.  Every loop here is bounded: pages per scan = ceil(total / page size) plus
+one bridge page per boundary, scans = 1 + ``max_rescans``, split depth <= ``MAX_SPLIT_DEPTH``.
 """
 
 from __future__ import annotations
@@ -24,9 +34,8 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from . import parse
+from . import identity, parse
 from .batching import FIRST, REST, batcher_for
 from .client import RequestStats, WebexClient, run_all
 from .config import SiteSettings
@@ -35,8 +44,8 @@ from .errors import ExporterError, IncompleteListingError
 from .protocol import Body, BodyResponse, list_body, scope_zone
 from .windows import Window
 
-__all__ = ["WindowFetch", "Probe", "fetch_window", "probe_window", "dedupe", "DEFAULT_MAX_RESCANS",
-           "MAX_SPLIT_DEPTH", "new_listing_age"]
+__all__ = ["WindowFetch", "Probe", "fetch_window", "probe_window", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH",
+           "new_listing_age"]
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +70,9 @@ def new_listing_age() -> int:
 class WindowFetch:
     """What listing one window produced.
 
-    ``table`` is in ``parse.arrow_schema(dataset)``, one row per distinct natural key;
-    ``total`` is the server's count (the sum over parts when the window was split).
+    ``table`` is in ``parse.arrow_schema(dataset)``, every row the listing returned (twins
+    included); ``total`` is the server's count (the sum over parts when the window was split).
+    ``verified`` is False when no scan could be verified complete; ``problem`` says why.
     """
 
     dataset: str
@@ -81,7 +91,9 @@ class WindowFetch:
     ambiguous_times: Counter[str] = field(default_factory=Counter)  # fall-back-hour wall times, by column
     rescans: int = 0
     splits: int = 0
-    duplicates: int = 0  # rows dropped because their natural key was already listed
+    bridge_pages: int = 0  # pages asked to check rows repeated across a page boundary
+    verified: bool = True
+    problem: str | None = None
 
     @property
     def records(self) -> int:
@@ -117,6 +129,7 @@ async def fetch_window(
     age: int | None = None,
     on_failure: Callable[[WindowFetch], None] | None = None,
     first: Probe | None = None,
+    land_unverified: bool = True,
 ) -> WindowFetch:
     """List every record of ``dataset`` in ``window`` (see the module docstring).
 
@@ -127,14 +140,15 @@ async def fetch_window(
     this listing's pages against other listings'.  When the listing fails or is cancelled,
     ``on_failure`` gets what it cost (a ``WindowFetch`` without rows: requests, pages, rescans)
     before the error propagates, so failed windows count in the run's figures too.  ``first``: a
-    probe of this same window (final history), used as the listing's first page.  Raises
-    :class:`IncompleteListingError`, other ``WindowFailedError``\\ s, ``AuthError``,
+    probe of this same window (final history), used as the listing's first page.  A window that
+    cannot be verified after ``max_rescans`` comes back with ``verified=False`` (or, when not
+    ``land_unverified``, raises :class:`IncompleteListingError`).  Raises other ``WindowFailedError``\\ s, ``AuthError``,
     ``SitePausedError``, or a ``RetryableError`` whose attempts are used up.
     """
     if zone is None:
         zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
     lister = _Lister(client, dataset, site, zone, preliminary, max_window_records, on_page, max_rescans,
-                     new_listing_age() if age is None else age)  # fmt: skip
+                     new_listing_age() if age is None else age, land_unverified)  # fmt: skip
     if first is not None and first.window == window and not preliminary:
         lister.probe = first
     try:
@@ -201,6 +215,7 @@ class _Lister:
         on_page: PageCallback | None,
         max_rescans: int,
         age: int,
+        land_unverified: bool = True,
     ) -> None:
         self.client = client
         self.dataset = dataset
@@ -215,6 +230,7 @@ class _Lister:
         self.done_pages = 0
         self.known_pages = 0
         self.age = age
+        self.land_unverified = land_unverified
         self.lost: WindowFetch | None = None  # what failed attempts cost, split halves included
         self.probe: Probe | None = None  # the whole window's first page, already fetched
 
@@ -240,8 +256,7 @@ class _Lister:
         _add_counts(self.lost, fetch)
 
     async def _list(self, window: Window, depth: int, fetch: WindowFetch, stats: RequestStats) -> WindowFetch:
-        union: pa.Table | None = None  # clean scans that reported the same total, oldest first
-        union_total: int | None = None
+        scans: list[pa.Table] = []  # every failed scan's rows: an unverified landing keeps them all
         while True:
             first = await self._page(window, 1, fetch, stats)
             total = 0 if first.answer.empty else first.answer.total
@@ -255,45 +270,95 @@ class _Lister:
                 return self._combine(window, fetch, stats, parts)
             self.known_pages += max(1, math.ceil(total / self.page_size))
             self._progress(first)
-            scan, problem = await self._scan(window, first, total, fetch, stats)
+            pages, step, problem = await self._scan(window, first, total, fetch, stats)
             if problem is None:
-                latest, dropped = dedupe(scan, self.dataset.natural_key)
-                if latest.num_rows == total:
-                    return self._finish(fetch, stats, latest, total, dropped)
-                union = pa.concat_tables([union, scan]) if union is not None and union_total == total else scan
-                union_total = total
-                merged, dropped = dedupe(union, self.dataset.natural_key)
-                if merged.num_rows == total:  # an unstable server order, healed by scans together
-                    return self._finish(fetch, stats, merged, total, dropped)
-                problem = f"{latest.num_rows} distinct records for total {total}"
+                verified, problem = await self._verify_boundaries(window, pages, step, total, fetch, stats)
+                if verified is not None:
+                    return self._finish(fetch, stats, verified, total)
+            scans.append(pa.concat_tables([p.table for p in pages]))
             if fetch.rescans >= self.max_rescans:
-                raise IncompleteListingError(self._where(
-                    window, f"listing still inconsistent after {fetch.rescans} rescans: {problem}"
-                ))  # fmt: skip
+                where = self._where(window, f"listing still inconsistent after {fetch.rescans} rescans: {problem}")
+                if not self.land_unverified:
+                    raise IncompleteListingError(where)
+                table = identity.union_by_content(scans, identity.content_columns(self.dataset, scans[-1]))
+                log.warning("%s; landing what the scans saw (%d rows for total %d) as unverified, to be "
+                            "verified again on later runs", where, table.num_rows, total)  # fmt: skip
+                fetch.verified, fetch.problem = False, f"still inconsistent after {fetch.rescans} rescans: {problem}"
+                return self._finish(fetch, stats, table, total)
             fetch.rescans += 1
             log.warning("%s: %s; listing the window again (rescan %d/%d)", self._where(window), problem,
                         fetch.rescans, self.max_rescans)  # fmt: skip
 
     async def _scan(
         self, window: Window, first: _Page, total: int, fetch: WindowFetch, stats: RequestStats
-    ) -> tuple[pa.Table, str | None]:
-        """All pages after the first; the scan's rows and the first inconsistency (None: clean)."""
+    ) -> tuple[list[_Page], int, str | None]:
+        """All pages after the first; the scan's pages, the server's page size and the first
+        inconsistency (None: clean)."""
         got = first.count
         step = self.page_size
         if not first.answer.empty and 0 < got < min(self.page_size, total):
             step = got  # the server pages smaller than we asked (its own cap): follow its page size
         problem = self._check(first, total, expected=min(step, total))
         if problem is not None:
-            return first.table, problem
+            return [first], step, problem
         starts = list(range(1 + step, total + 1, step))
         batch = max(1, self.client.bodies_per_request)
         groups = [starts[i : i + batch] for i in range(0, len(starts), batch)]
-        pages = await run_all(self._pages(window, group, fetch, stats) for group in groups)
-        tables = [first.table]
-        for page in (p for group in pages for p in group):
+        pages = [first] + [p for group in await run_all(self._pages(window, g, fetch, stats) for g in groups)
+                           for p in group]  # fmt: skip
+        for page in pages[1:]:
             problem = problem or self._check(page, total, expected=min(step, total - page.start_from + 1))
-            tables.append(page.table)
-        return pa.concat_tables(tables), problem
+        return pages, step, problem
+
+    async def _verify_boundaries(
+        self, window: Window, pages: list[_Page], step: int, total: int, fetch: WindowFetch, stats: RequestStats
+    ) -> tuple[pa.Table | None, str | None]:
+        """Check rows a consistent scan holds on more than one page (see the module docstring).
+
+        Each boundary with such rows gets a bridge page (half a page either side of it, one
+        answer, one ordering).  Rows the bridge shows as often as the scan are real twins.  When
+        the bridge shows a row fewer times than the scan served it, the bridge's rows replace the
+        scan's at the positions it covers, which heals a tie group the boundary cut, provided no
+        row then repeats across the new seams.  Returns the (possibly repaired) rows, or None
+        and the problem."""
+        scan = pa.concat_tables([p.table for p in pages])
+        if len(pages) < 2:
+            return scan, None
+        columns = identity.content_columns(self.dataset, pages[0].table)
+        repeated = identity.repeated_across_pages([p.table for p in pages], columns)
+        if not repeated:
+            return scan, None
+        boundaries: set[int] = set()
+        for where in repeated.values():
+            at = sorted(where)
+            if at[-1] - at[0] != len(at) - 1:
+                return None, (f"equal rows on pages startFrom={pages[at[0]].start_from} and "
+                              f"startFrom={pages[at[-1]].start_from}, with pages between them")  # fmt: skip
+            boundaries.update(at[1:])
+        bridge_starts = [max(1, pages[b].start_from - step // 2) for b in sorted(boundaries)]
+        bridges = await self._pages(window, bridge_starts, fetch, stats, report=False)
+        fetch.bridge_pages += len(bridges)
+        for bridge in bridges:
+            problem = self._check(bridge, total, expected=min(step, total - bridge.start_from + 1))
+            if problem is not None:
+                return None, f"bridge page: {problem}"
+        bridge_counts = [Counter(identity.content_hashes(b.table, columns).to_pylist()) for b in bridges]
+
+        def confirmed(h: int, served: int) -> bool:
+            return any(counts[h] >= served for counts in bridge_counts)
+
+        if all(confirmed(h, sum(where.values())) for h, where in repeated.items()):
+            return scan, None  # real twins split by a page boundary
+        segments, from_bridge = _splice(pages, bridges)
+        still = identity.repeated_across_pages(segments, columns)
+        for h, where in still.items():
+            if not confirmed(h, sum(where.values())):
+                at = pages[min(repeated[h]) if h in repeated else 0].start_from
+                return None, (f"{sum(where.values())} copies of one row around startFrom={at + step} that no single "
+                              "answer confirms (the server's order among tied rows moves between requests)")  # fmt: skip
+        log.info("%s: rows served twice around %d page boundaries (unstable order among tied rows); "
+                 "healed with %d bridge pages", self._where(window), len(boundaries), from_bridge)  # fmt: skip
+        return pa.concat_tables(segments), None
 
     def _check(self, page: _Page, total: int, *, expected: int) -> str | None:
         """Why this page makes the scan inconsistent, or None."""
@@ -363,12 +428,9 @@ class _Lister:
 
     # ------------------------------------------------------------------------------- results
 
-    def _finish(
-        self, fetch: WindowFetch, stats: RequestStats, table: pa.Table, total: int, dropped: int
-    ) -> WindowFetch:
+    def _finish(self, fetch: WindowFetch, stats: RequestStats, table: pa.Table, total: int) -> WindowFetch:
         fetch.table = table
         fetch.total = total
-        fetch.duplicates += dropped
         self._add_stats(fetch, stats)
         return fetch
 
@@ -381,6 +443,9 @@ class _Lister:
         fetch.splits += 1
         for part in parts:
             _add_counts(fetch, part)
+            if not part.verified:
+                fetch.verified = False
+                fetch.problem = fetch.problem or f"{part.window}: {part.problem}"
         return fetch
 
     @staticmethod
@@ -397,27 +462,41 @@ class _Lister:
         return f"{text}: {what}" if what else text
 
 
+def _splice(pages: Sequence[_Page], bridges: Sequence[_Page]) -> tuple[list[pa.Table], int]:
+    """The scan's rows by position, each bridge's rows in place of the pages' where it covers
+    them: consecutive segments, each from one answer; and how many bridges were used."""
+    pieces: list[tuple[int, pa.Table]] = []  # (first position, rows)
+    covered_to = 0
+    spans = []
+    for bridge in sorted(bridges, key=lambda b: b.start_from):
+        start = max(bridge.start_from, covered_to)
+        end = bridge.start_from + bridge.count
+        if start < end:
+            pieces.append((start, bridge.table.slice(start - bridge.start_from, end - start)))
+            spans.append((start, end))
+            covered_to = end
+    for page in pages:
+        at, end = page.start_from, page.start_from + page.count
+        for s_start, s_end in spans:
+            if at >= end:
+                break
+            if s_end <= at or s_start >= end:
+                continue
+            if s_start > at:
+                pieces.append((at, page.table.slice(at - page.start_from, s_start - at)))
+            at = max(at, s_end)
+        if at < end:
+            pieces.append((at, page.table.slice(at - page.start_from, end - at)))
+    pieces.sort(key=lambda piece: piece[0])
+    return [rows for _, rows in pieces if rows.num_rows], len(spans)
+
+
 def _add_counts(into: WindowFetch, other: WindowFetch) -> None:
     """Add ``other``'s counters (not its rows) to ``into``'s."""
-    for name in ("pages", "requests", "retries", "throttles", "rescans", "splits", "duplicates"):
+    for name in ("pages", "requests", "retries", "throttles", "rescans", "splits", "bridge_pages"):
         setattr(into, name, getattr(into, name) + getattr(other, name))
     into.throttle_wait_seconds += other.throttle_wait_seconds
     into.throttles_by_cause.update(other.throttles_by_cause)
     into.unknown_elements.update(other.unknown_elements)
     into.bad_values.update(other.bad_values)
     into.ambiguous_times.update(other.ambiguous_times)
-
-
-def dedupe(table: pa.Table, key: Sequence[str]) -> tuple[pa.Table, int]:
-    """One row per natural ``key`` (the last listed wins: the freshest copy), in listing order;
-    also how many rows were dropped.  Null is a key value like any other."""
-    if table.num_rows == 0:
-        return table, 0
-    keys = table.select(list(key))
-    # Hash grouping in Arrow's C++: ~100x faster than Python tuples for a 500k-row window.
-    if keys.group_by(list(key)).aggregate([]).num_rows == table.num_rows:
-        return table, 0
-    rows = keys.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
-    last = rows.group_by(list(key), use_threads=False).aggregate([("_row", "max")]).column("_row_max")
-    keep = last.take(pc.sort_indices(last))  # survivors in listing order
-    return table.take(keep), table.num_rows - len(keep)

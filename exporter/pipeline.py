@@ -86,6 +86,7 @@ class DatasetOutcome:
     windows_planned: int = 0
     windows_committed: int = 0
     windows_failed: int = 0
+    windows_unverified: int = 0  # landed although no listing could be verified complete
     records: int = 0
     pages: int = 0
     requests: int = 0
@@ -101,8 +102,9 @@ class DatasetOutcome:
 
     @property
     def outcome(self) -> str:
-        """``ok``, ``partial`` (some windows failed) or ``failed`` (nothing landed, errors)."""
-        if self.windows_failed == 0 and not self.errors:
+        """``ok``, ``partial`` (some windows failed or landed unverified) or ``failed`` (nothing
+        landed, errors)."""
+        if self.windows_failed == 0 and self.windows_unverified == 0 and not self.errors:
             return "ok"
         return "partial" if self.windows_committed else "failed"
 
@@ -134,11 +136,12 @@ class RunReport:
     def summary(self) -> str:
         """A short human-readable table of what the run did."""
         lines = [f"run {self.run_id}: " + ("interrupted" if self.interrupted else "finished")]
-        lines.append(f"{'site':<12} {'dataset':<20} {'windows':>8} {'failed':>6} {'records':>9} {'requests':>8} {'throttles':>9}  outcome")
+        lines.append(f"{'site':<12} {'dataset':<20} {'windows':>8} {'failed':>6} {'unverif':>7} {'records':>9} "
+                     f"{'requests':>8} {'throttles':>9}  outcome")  # fmt: skip
         for o in self.outcomes:
             lines.append(
-                f"{o.site:<12} {o.dataset:<20} {o.windows_committed:>8} {o.windows_failed:>6} {o.records:>9} "
-                f"{o.requests:>8} {o.throttles:>9}  {o.outcome}"
+                f"{o.site:<12} {o.dataset:<20} {o.windows_committed:>8} {o.windows_failed:>6} "
+                f"{o.windows_unverified:>7} {o.records:>9} {o.requests:>8} {o.throttles:>9}  {o.outcome}"
             )
             for error in o.errors[:3]:
                 lines.append(f"    ! {error}")
@@ -377,15 +380,20 @@ def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN
 async def _export_dataset(
     ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome, state: Any
 ) -> None:
+    # Windows landed unverified are listed again like failed ones, while the server still holds
+    # all of them (a day's margin: a listing cut short by the server's purge must not verify one).
+    margin = ctx.now - timedelta(days=ctx.settings.export.retention_days - 1)
+    retry = list(state.failed_windows) + [w for w in state.unverified_windows
+                                          if w.start >= margin and w not in state.failed_windows]  # fmt: skip
     windows, advances = plan_dataset_windows(
-        ctx.settings, ctx.options, state.cursor, state.failed_windows, ctx.now, state.resume_done, dataset
+        ctx.settings, ctx.options, state.cursor, retry, ctx.now, state.resume_done, dataset
     )
     outcome.windows_planned = len(windows)
     outcome.cursor = state.cursor
     if not windows:
         return
     tracker = ctx.progress.dataset(site.name, dataset.name, windows=len(windows))
-    failed = set(state.failed_windows)
+    failed = set(retry)
     planned = [w for w in windows if w not in failed]
     cursor_plan = _CursorPlan(planned, state.cursor, advances, ctx)
     gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
@@ -619,7 +627,8 @@ async def _export_window(
             if ctx.stop.is_set():
                 return
             fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone,
-                                                                        tracker, outcome, first)  # fmt: skip
+                                                                        tracker, outcome, first,
+                                                                        packed=not record_failure)  # fmt: skip
     except WINDOW_ERRORS as exc:
         if not record_failure:
             raise
@@ -628,7 +637,9 @@ async def _export_window(
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     for fetch in stats:
         _add_stats(outcome, fetch)
-    await _land(ctx, site, dataset, window, table, outcome, tracker, cursor_plan)
+    problems = [f"{'preliminary ' if f.preliminary else ''}{f.problem}" for f in stats if not f.verified]
+    await _land(ctx, site, dataset, window, table, outcome, tracker, cursor_plan,
+                problem="; ".join(problems) if problems else None)  # fmt: skip
     elapsed = asyncio.get_running_loop().time() - started
     event(
         "window committed", site=site.name, dataset=dataset.name, window=str(window), records=table.num_rows,
@@ -640,7 +651,7 @@ async def _export_window(
 
 async def _fetch_final_and_preliminary(
     ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, window: Window, zone: Any, tracker: object,
-    outcome: DatasetOutcome, first: Probe | None = None,
+    outcome: DatasetOutcome, first: Probe | None = None, packed: bool = False,
 ) -> tuple[Any, list[pa.Table], list[Any]]:
     """The window's final history, plus preliminary history where final may not be complete yet.
 
@@ -652,15 +663,18 @@ async def _fetch_final_and_preliminary(
 
     age = new_listing_age()
     lost = functools.partial(_add_stats, outcome)
+    # A packed listing that cannot be verified at once is not rescanned: its windows are listed
+    # one by one (each rescanned, and landed unverified at worst), so a bad day costs one day.
+    pack_rules: dict[str, Any] = {} if not packed else {"land_unverified": False, "max_rescans": 0}
     listings = [fetch_window(
         client, dataset, window, site=site, zone=zone, age=age, on_failure=lost, first=first,
-        max_window_records=ctx.settings.export.max_window_records,
+        max_window_records=ctx.settings.export.max_window_records, **pack_rules,
         on_page=functools.partial(tracker.page, window_key=_progress_key(window)),  # type: ignore[attr-defined]
     )]  # fmt: skip
     if site.preliminary and dataset.preliminary_operation and _is_recent(ctx, window):
         listings.append(fetch_window(
             client, dataset, window, site=site, zone=zone, preliminary=True, age=age, on_failure=lost,
-            max_window_records=ctx.settings.export.max_window_records,
+            max_window_records=ctx.settings.export.max_window_records, **pack_rules,
         ))  # fmt: skip
     stats = await run_all(listings, discarded=lost)  # one failed: the other's cost still counts
     return stats[0], [fetch.table for fetch in stats], stats
@@ -697,6 +711,7 @@ class _Ready:
     window: Window
     table: pa.Table | None
     done: asyncio.Future[None]
+    problem: str | None = None  # set: the listing could not be verified; lands alone, flagged
 
 
 async def _land(
@@ -708,8 +723,10 @@ async def _land(
     outcome: DatasetOutcome,
     tracker: object,
     cursor_plan: _CursorPlan,
+    problem: str | None = None,
 ) -> None:
-    """Commit one window's rows (None: a window known to be empty) and move the cursor.
+    """Commit one window's rows (None: a window known to be empty) and move the cursor;
+    ``problem``: why its listing could not be verified (it lands flagged, in a commit of its own).
 
     Group commit: while a commit runs, windows of the same dataset that finish queue up; the next
     holder of the commit lock lands each *contiguous* run of them as one range commit (atomic
@@ -717,7 +734,7 @@ async def _land(
     under load this removes most of them; with nothing queued it adds no delay.
     """
     key = (site.name, dataset.name)
-    ready = _Ready(window, table, asyncio.get_running_loop().create_future())
+    ready = _Ready(window, table, asyncio.get_running_loop().create_future(), problem)
     ctx.ready.setdefault(key, []).append(ready)
     async with ctx.commit_lock:
         if not ready.done.done():
@@ -740,7 +757,8 @@ def _contiguous_ready(queued: list[_Ready]) -> list[list[_Ready]]:
     rows = 0
     for item in sorted(queued, key=lambda r: r.window.start):
         size = item.table.num_rows if item.table is not None else 0
-        if runs and runs[-1][-1].window.end == item.window.start and rows + size <= GROUP_COMMIT_MAX_ROWS:
+        alone = item.problem is not None or runs and runs[-1][-1].problem is not None
+        if runs and not alone and runs[-1][-1].window.end == item.window.start and rows + size <= GROUP_COMMIT_MAX_ROWS:
             runs[-1].append(item)
             rows += size
         else:
@@ -768,16 +786,23 @@ async def _commit_run(
     await _finish_in_thread(
         ctx.warehouse.commit_window,  # type: ignore[attr-defined]
         site.name, dataset.name, window, table, cursor_to=cursor_to, run_id=ctx.report.run_id,
+        verified=run[0].problem is None, problem=run[0].problem,
     )  # fmt: skip
     ctx.dirty = True
     rows = table.num_rows if table is not None else 0
     outcome.windows_committed += 1
+    if run[0].problem is not None:
+        outcome.windows_unverified += 1
+        outcome.errors.append(f"{window}: landed unverified: {run[0].problem}")
+        event("window landed unverified", level=30, site=site.name, dataset=dataset.name, window=str(window),
+              records=rows, problem=run[0].problem)  # fmt: skip
     outcome.records += rows
     if cursor_to is not None:
         outcome.cursor = cursor_to
     for item in run:
         item_rows = item.table.num_rows if item.table is not None else 0
-        tracker.window_done(item_rows, windows=cursor_plan.covered(item.window))  # type: ignore[attr-defined]
+        tracker.window_done(item_rows, windows=cursor_plan.covered(item.window),  # type: ignore[attr-defined]
+                            window_key=_progress_key(item.window))  # fmt: skip
         item.done.set_result(None)
 
 

@@ -51,9 +51,15 @@ class DatasetProgress:
         self.records -= rows
         self.pages_known.pop(window_key, None)
 
-    def window_done(self, records: int, windows: int = 1) -> None:
-        """A listing committed, covering ``windows`` planned windows (several when packed)."""
+    def window_done(self, records: int, windows: int = 1, window_key: int | None = None) -> None:
+        """A listing committed, covering ``windows`` planned windows (several when packed): the
+        records it landed replace those its pages counted (rescans and bridge pages count rows
+        that are not landed twice)."""
         self.windows_done += windows
+        if window_key is not None and window_key in self._by_listing:
+            pages, rows = self._by_listing[window_key]
+            self.records += records - rows
+            self._by_listing[window_key] = (pages, records)
         if self.owner:
             self.owner.redraw()
 

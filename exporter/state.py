@@ -26,6 +26,7 @@ __all__ = [
     "FailedWindow",
     "GapWarning",
     "LastRun",
+    "UnverifiedWindow",
     "gap_warning",
     "gap_warnings",
     "refetch_from",
@@ -60,6 +61,20 @@ class FailedWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class UnverifiedWindow:
+    """A window that landed although no listing of it could be verified complete (its rows
+    carry ``_verified = false``); it is listed again every run until a listing verifies it or it
+    leaves the retention."""
+
+    window: Window
+    problem: str
+    attempts: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    commit_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class LastRun:
     """The most recent run that finished for one (site, dataset)."""
 
@@ -74,6 +89,7 @@ class DatasetState:
 
     ``cursor``: end of the last closed window (None: nothing landed yet).
     ``failed_windows``: windows to retry, oldest first (``failures`` has the details).
+    ``unverified``: windows landed without a verified listing, to list again.
     ``resume_done``: windows committed by runs that did not finish (crashed or interrupted) since
     the last finished run; a resumed run skips them (see :func:`remaining_windows`).
     """
@@ -87,6 +103,12 @@ class DatasetState:
     resume_done: tuple[Window, ...] = ()
     last_commit_at: datetime | None = None
     lookback_days: int = 3
+    unverified: tuple[UnverifiedWindow, ...] = ()
+
+    @property
+    def unverified_windows(self) -> tuple[Window, ...]:
+        """Windows landed unverified, to list again (see :class:`UnverifiedWindow`)."""
+        return tuple(u.window for u in self.unverified)
 
     def refetch_from(self) -> datetime | None:
         """``cursor - lookback``: where the next normal run starts (None: nothing landed yet)."""

@@ -53,6 +53,7 @@ from .catalog import (
 from .config import ExportSettings, WarehouseSettings
 from .datasets import DATASETS, Dataset
 from .errors import WarehouseError
+from .identity import VERIFIED_COLUMN, identity_key, with_occurrences
 from .lake import (
     STAGING_DIR,
     Lake,
@@ -62,8 +63,9 @@ from .lake import (
     split_partitions,
     storage_errors,
     with_lineage,
+    PRELIMINARY_COLUMN,
 )
-from .state import DatasetState, FailedWindow, LastRun
+from .state import DatasetState, FailedWindow, LastRun, UnverifiedWindow
 from .windows import Window
 
 __all__ = [
@@ -362,6 +364,7 @@ class Warehouse:
                 store.failures(site, dataset),
                 store.unfinished_windows(site, dataset, horizon),
                 self.export.lookback_days,
+                store.unverified(site, dataset),
             )
 
     def states(self) -> list[DatasetState]:
@@ -380,12 +383,18 @@ class Warehouse:
         *,
         cursor_to: datetime | None = None,
         run_id: str | None = None,
+        verified: bool = True,
+        problem: str | None = None,
     ) -> CommitResult:
         """Land one fetched window atomically: its rows, its manifest entries, the cursor (moved
         to ``cursor_to`` if that is later; None leaves it) and the failed-window list together.
 
         ``table`` is in ``parse.arrow_schema(dataset)`` (None or empty: a window with no records,
-        still committed).  Returns when the commit is durable.
+        still committed), every row the listing returned: rows with equal natural keys are
+        numbered (``_occurrence``), never merged.  ``verified=False`` lands a listing that could
+        not be verified complete (``problem`` says why): its rows carry ``_verified = false``, the
+        window is listed in ``unverified_windows`` and planned again by later runs, and the first
+        verified commit covering it retires its files.  Returns when the commit is durable.
         """
         with self._mutex:
             started = time.perf_counter()
@@ -395,8 +404,12 @@ class Warehouse:
             window = _window(window)
             now = self._now()
             commit_id = store.max_commit() + 1
-            shaped = conform(table if table is not None else pa.table({}), ds, site)
-            shaped = dedupe_latest(with_lineage(shaped, commit_id, now), ("site", *ds.natural_key))
+            shaped = with_occurrences(conform(table if table is not None else pa.table({}), ds, site), ds,
+                                      by=[PRELIMINARY_COLUMN])  # fmt: skip
+            if not verified:
+                shaped = shaped.set_column(shaped.schema.get_field_index(VERIFIED_COLUMN), VERIFIED_COLUMN,
+                                           pa.repeat(pa.scalar(False), shaped.num_rows))  # fmt: skip
+            shaped = dedupe_latest(with_lineage(shaped, commit_id, now), identity_key(ds))
             staged: list[StagedFile] = []
             try:
                 for partition, rows in split_partitions(shaped, ds.start_column):
@@ -408,13 +421,17 @@ class Warehouse:
                     store.insert_commit(
                         con, commit_id=commit_id, kind="window", site=site, dataset=dataset,
                         window=(window.start, window.end), run_id=run_id, committed_at=now,
-                        rows=shaped.num_rows, files=len(staged), cursor_to=cursor_to,
+                        rows=shaped.num_rows, files=len(staged), cursor_to=cursor_to, verified=verified,
                     )  # fmt: skip
                     store.add_files(con, commit_id=commit_id, dataset=dataset, site=site, files=staged)
                     store.advance_cursor(
                         con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=commit_id, at=now
                     )
                     _clear_failures(con, site, dataset, window)
+                    if verified:
+                        _retire_verified(con, site, dataset, window, commit_id, now)
+                    else:
+                        _record_unverified(con, site, dataset, window, commit_id, problem, run_id, now)
             except BaseException:
                 for f in staged:
                     try:
@@ -556,6 +573,8 @@ class Warehouse:
                 SELECT dataset, site, partition, list(path ORDER BY commit_id, path) AS paths, sum(rows) AS rows
                 FROM manifest
                 WHERE (? IS NULL OR site = ?) AND (? IS NULL OR dataset = ?)
+                  -- an unverified listing's files stay apart: a verified one retires them whole
+                  AND commit_id NOT IN (SELECT commit_id FROM unverified_windows)
                 GROUP BY dataset, site, partition
                 HAVING count(*) >= ? AND count(staged_as) = 0
                 ORDER BY dataset, site, partition
@@ -566,7 +585,7 @@ class Warehouse:
             for group in groups:
                 ds = self._dataset(group["dataset"])
                 paths: list[str] = list(group["paths"])
-                table = dedupe_latest(lake.read(paths), ("site", *ds.natural_key))
+                table = dedupe_latest(lake.read(paths), identity_key(ds))
                 commit_id = store.max_commit() + 1
                 now = self._now()
                 new = lake.write_staged(
@@ -768,9 +787,16 @@ def _dataset_state(
     failure_rows: Iterable[dict[str, Any]],
     unfinished: Iterable[tuple[datetime, datetime]],
     lookback_days: int,
+    unverified_rows: Iterable[dict[str, Any]] = (),
 ) -> DatasetState:
-    """A :class:`DatasetState` from its ``sync_state`` row and ``failed_windows`` rows."""
+    """A :class:`DatasetState` from its ``sync_state``, ``failed_windows`` and
+    ``unverified_windows`` rows."""
     row = row or {}
+    unverified = tuple(
+        UnverifiedWindow(Window(u["window_start"], u["window_end"]), u["problem"] or "", u["attempts"],
+                         u["first_seen_at"], u["last_seen_at"], u["commit_id"])  # fmt: skip
+        for u in unverified_rows
+    )
     failures = tuple(
         FailedWindow(
             window=Window(f["window_start"], f["window_end"]),
@@ -797,6 +823,7 @@ def _dataset_state(
         resume_done=tuple(Window(s, e) for s, e in unfinished),
         last_commit_at=row.get("last_commit_at"),
         lookback_days=lookback_days,
+        unverified=unverified,
     )
 
 
@@ -971,6 +998,76 @@ def _record_failure(
         "CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)",
         [site, dataset, ts(window.start), ts(window.end), error, attempts, ts(first), ts(now), run_id],
     )
+
+
+def _record_unverified(
+    con: Any, site: str, dataset: str, window: Window, commit_id: int, problem: str | None, run_id: str | None,
+    now: datetime,
+) -> None:
+    """List ``window`` as landed-but-unverified (its rows are in ``commit_id``); an entry for the
+    same window from an earlier unverified landing keeps its first time and counts one more try."""
+    where = "site = ? AND dataset = ? AND window_start = CAST(? AS TIMESTAMPTZ) AND window_end = CAST(? AS TIMESTAMPTZ)"
+    args = [site, dataset, ts(window.start), ts(window.end)]
+    old = con.sql(f"SELECT attempts, first_seen_at FROM unverified_windows WHERE {where}", params=args).fetchall()
+    attempts = 1 + max((r[0] for r in old), default=0)
+    first = min((r[1] for r in old), default=now)
+    # The earlier unverified commit stays (it may hold rows this one missed); both are retired
+    # together by the first verified listing.
+    con.execute(f"DELETE FROM unverified_windows WHERE {where}", args)
+    con.execute(
+        "INSERT INTO unverified_windows VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, ?, "
+        "CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)",
+        [site, dataset, ts(window.start), ts(window.end), commit_id, (problem or "")[:2000], attempts, ts(first),
+         ts(now), run_id],
+    )  # fmt: skip
+
+
+def _retire_verified(con: Any, site: str, dataset: str, window: Window, commit_id: int, now: datetime) -> None:
+    """After a verified commit of ``window``: every unverified window now covered by verified
+    commits made after its own landing is verified.  Its entry goes, and so do the files of the
+    unverified commits of that window (their rows are superseded by complete listings; they may
+    hold rows served twice).  Verified rows are never retired this way: they are only replaced
+    row by row (same identity, newer commit), so a listing that comes back short loses nothing."""
+    entries = con.sql(
+        "SELECT * FROM unverified_windows WHERE site = ? AND dataset = ? "
+        "AND window_start < CAST(? AS TIMESTAMPTZ) AND window_end > CAST(? AS TIMESTAMPTZ)",
+        params=[site, dataset, ts(window.end), ts(window.start)],
+    ).to_arrow_table().to_pylist()
+    for entry in entries:
+        start, end = entry["window_start"], entry["window_end"]
+        spans = con.sql(
+            "SELECT window_start, window_end FROM commits WHERE site = ? AND dataset = ? AND kind = 'window' "
+            "AND coalesce(verified, true) AND commit_id > ? AND window_start < CAST(? AS TIMESTAMPTZ) "
+            "AND window_end > CAST(? AS TIMESTAMPTZ) ORDER BY window_start",
+            params=[site, dataset, entry["commit_id"], ts(end), ts(start)],
+        ).fetchall()
+        reached = start
+        for s_start, s_end in spans:
+            if s_start > reached:
+                break
+            reached = max(reached, s_end)
+        if reached < end:
+            continue  # part of it is still unverified
+        # Every unverified commit of exactly this window (the entry's and earlier tries').
+        old = [r[0] for r in con.sql(
+            "SELECT commit_id FROM commits WHERE site = ? AND dataset = ? AND kind = 'window' AND NOT "
+            "coalesce(verified, true) AND commit_id < ? AND window_start >= CAST(? AS TIMESTAMPTZ) "
+            "AND window_end <= CAST(? AS TIMESTAMPTZ)",
+            params=[site, dataset, commit_id, ts(start), ts(end)],
+        ).fetchall()]  # fmt: skip
+        if old:
+            con.execute(
+                "INSERT INTO retired_files SELECT path, dataset, site, ?, CAST(? AS TIMESTAMPTZ) FROM manifest "
+                "WHERE site = ? AND dataset = ? AND list_contains(?, commit_id) ON CONFLICT DO NOTHING",
+                [commit_id, ts(now), site, dataset, old],
+            )
+            con.execute("DELETE FROM manifest WHERE site = ? AND dataset = ? AND list_contains(?, commit_id)",
+                        [site, dataset, old])  # fmt: skip
+        con.execute(
+            "DELETE FROM unverified_windows WHERE site = ? AND dataset = ? AND window_start = CAST(? AS TIMESTAMPTZ) "
+            "AND window_end = CAST(? AS TIMESTAMPTZ)",
+            [site, dataset, ts(start), ts(end)],
+        )
 
 
 def _outcome_label(outcome: Any, interrupted: bool, site_stopped: bool) -> str:

@@ -29,7 +29,8 @@ from exporter.lake import Lake, conform, with_lineage
 
 USAGE = by_name("meeting_usage")
 T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
-LINEAGE = [("site", "VARCHAR"), ("extra", "VARCHAR"), ("_preliminary", "BOOLEAN"), ("_commit", "BIGINT"),
+LINEAGE = [("site", "VARCHAR"), ("extra", "VARCHAR"), ("_preliminary", "BOOLEAN"), ("_occurrence", "BIGINT"),
+           ("_verified", "BOOLEAN"), ("_commit", "BIGINT"),
            ("_landed_at", "TIMESTAMP WITH TIME ZONE")]  # fmt: skip
 
 

@@ -38,7 +38,7 @@ def test_conform_orders_types_and_fills_columns() -> None:
     })  # fmt: skip
     shaped = conform(table, USAGE, "acme")
     names = [c.name for c in USAGE.columns]
-    assert shaped.column_names == names + ["site", "extra", "_preliminary", "brand_new"]
+    assert shaped.column_names == names + ["site", "extra", "_preliminary", "_occurrence", "_verified", "brand_new"]
     assert shaped.schema.field("conf_id").type == pa.int64()
     assert shaped.schema.field("meeting_start_time").type == pa.timestamp("us", tz="UTC")
     row = shaped.to_pylist()[0]
@@ -49,7 +49,7 @@ def test_conform_orders_types_and_fills_columns() -> None:
 def test_conform_accepts_parse_schema_unchanged() -> None:
     table = make_table(USAGE, [{"conf_id": 1, "meeting_start_time": T0}])
     shaped = conform(table, USAGE, "acme")
-    assert shaped.column_names == arrow_schema(USAGE).names
+    assert shaped.column_names == arrow_schema(USAGE).names + ["_occurrence", "_verified"]
     assert shaped.column("conf_id").to_pylist() == [1]
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pyarrow as pa
 import pytest
 
 from exporter.datasets import DATASETS, by_name
 from exporter.errors import IncompleteListingError
-from exporter.paging import DEFAULT_MAX_RESCANS, dedupe, fetch_window
+from exporter.paging import DEFAULT_MAX_RESCANS, fetch_window
 from exporter.parse import arrow_schema
 from exporter.simulator import SiteConfig
 from exporter.windows import Window
@@ -95,18 +94,30 @@ def test_rows_moving_during_the_listing_cause_a_rescan_that_ends_complete(kind: 
     asyncio.run(main())
 
 
-def test_a_listing_that_never_holds_still_fails_loudly_after_bounded_rescans() -> None:
+def test_a_listing_that_never_holds_lands_unverified_with_every_row_it_saw() -> None:
+    """Rows keep arriving while the window is listed: after the bounded rescans the listing is
+    returned unverified (not dropped), holding every row the server ever showed; a packed
+    listing (``land_unverified=False``) fails loudly instead, so its windows are listed alone."""
     dataset = by_name("meeting_usage")
 
     async def main() -> None:
         async with simulated(page_size=5, bodies_per_request=2) as (sim, client, site):
             sim.queue_fault("mutate_add", 1000, operation=dataset.operation)
-            with pytest.raises(IncompleteListingError, match=f"after {DEFAULT_MAX_RESCANS} rescans") as caught:
-                await fetch_window(client, dataset, WINDOW, site=site, max_window_records=10_000)
-            assert "meeting_usage" in str(caught.value) and str(WINDOW) in str(caught.value)
+            fetch = await fetch_window(client, dataset, WINDOW, site=site, max_window_records=10_000)
+            assert not fetch.verified and f"after {DEFAULT_MAX_RESCANS} rescans" in (fetch.problem or "")
+            assert fetch.problem and fetch.rescans == DEFAULT_MAX_RESCANS
             pages = -(-len(truth_in(sim, dataset, WINDOW)) // 5)
             # Every scan is bounded by ceil(total/page) pages; scans by 1 + max_rescans.
             assert sim.stats()["requests"] <= (DEFAULT_MAX_RESCANS + 1) * (pages + 5)
+            seen = set(fetch.table.column("conf_id").to_pylist())
+            before = {r["conf_id"] for r in truth_in(sim, dataset, WINDOW)}
+            assert len(seen) >= fetch.total - 5  # the union of the scans, not one short scan
+
+            with pytest.raises(IncompleteListingError, match="after 0 rescans") as caught:
+                await fetch_window(client, dataset, WINDOW, site=site, max_window_records=10_000, max_rescans=0,
+                                   land_unverified=False)  # fmt: skip
+            assert "meeting_usage" in str(caught.value) and str(WINDOW) in str(caught.value)
+            assert before
 
     asyncio.run(main())
 
@@ -155,14 +166,6 @@ def test_a_listing_cancelled_midway_reports_what_it_cost() -> None:
             assert sim.stats()["bodies"] - 2 <= cost.pages <= sim.stats()["bodies"]
 
     asyncio.run(main())
-
-
-def test_dedupe_keeps_one_row_per_natural_key_the_last_listed() -> None:
-    table = pa.table({"conf_id": [1, 2, 1, 3, 2], "v": ["a", "b", "c", "d", "e"]})
-    kept, dropped = dedupe(table, ("conf_id",))
-    assert dropped == 2 and kept.to_pydict() == {"conf_id": [1, 3, 2], "v": ["c", "d", "e"]}
-    same, none = dedupe(table.slice(0, 2), ("conf_id",))
-    assert none == 0 and same.num_rows == 2
 
 
 def test_a_server_that_pages_smaller_than_asked_is_followed(monkeypatch: pytest.MonkeyPatch) -> None:

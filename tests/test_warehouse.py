@@ -112,15 +112,23 @@ def test_final_beats_preliminary_whatever_the_order(settings: WarehouseSettings)
     assert rows == [(1, "final-1", False), (2, "final-2", False), (3, "prelim-later-3", True)]
 
 
-def test_duplicates_inside_one_window_land_once(settings: WarehouseSettings) -> None:
-    table = pa.concat_tables([usage([1, 2], T0, name="first"), usage([2], T0, name="second")])
+def test_rows_sharing_a_natural_key_all_land_and_a_relisting_replaces_them_by_identity(
+    settings: WarehouseSettings,
+) -> None:
+    """Real listings hold rows with equal natural keys (exact twins, the same person on two
+    devices): every one lands, numbered by ``_occurrence``; listing the window again replaces them
+    one for one (same identity, newer commit), so there are never more rows than the server has."""
+    twins = pa.concat_tables([usage([1, 2], T0, name="first"), usage([2], T0, name="second"), usage([2], T0, name="second")])
     with Warehouse(settings) as wh:
-        assert wh.commit_window(SITE, DATASET, day(0), table).rows == 2
+        assert wh.commit_window(SITE, DATASET, day(0), twins).rows == 4
         wh.publish()
-    assert query(settings.catalog, "SELECT conf_name FROM meeting_usage ORDER BY conf_id") == [
-        ("first-1",),
-        ("second-2",),
-    ]
+        rows = "SELECT conf_id, conf_name FROM meeting_usage ORDER BY ALL"
+        assert query(settings.catalog, rows) == [(1, "first-1"), (2, "first-2"), (2, "second-2"), (2, "second-2")]
+        occurrences = "SELECT conf_id, list(_occurrence ORDER BY _occurrence) FROM meeting_usage GROUP BY 1 ORDER BY 1"
+        assert query(settings.catalog, occurrences) == [(1, [1]), (2, [1, 2, 3])]
+        wh.commit_window(SITE, DATASET, day(0), twins)  # the lookback lists the same day again
+        wh.publish()
+        assert query(settings.catalog, "SELECT count(*), max(_commit) FROM meeting_usage") == [(4, 2)]
 
 
 def test_partitions_by_utc_start_date_and_unknown(settings: WarehouseSettings) -> None:
