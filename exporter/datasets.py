@@ -65,6 +65,8 @@ class Dataset:
     natural_key: tuple[str, ...]
     start_column: str
     time_scope: TimeScope
+    #: ``orderBy``/``orderAD`` pairs (at most three): the start time first, then tie-breakers the
+    #: operation's schema allows, so rows tied on time keep their order between page requests.
     order: tuple[tuple[str, str], ...]
     sends_time_zone_id: bool
     api_group: str = "meeting_list"
@@ -135,7 +137,7 @@ DATASETS: tuple[Dataset, ...] = (
         natural_key=("conf_id",),
         start_column="meeting_start_time",
         time_scope=_START_SCOPE,
-        order=(("STARTTIME", "ASC"),),
+        order=(("STARTTIME", "ASC"), ("CONFNAME", "ASC"), ("HOSTNAME", "ASC")),
         sends_time_zone_id=True,
         request_extras=(("inclAudioOnly", "true"),),
         preliminary_operation="LstmeetingusagePreliminaryHistory",
@@ -155,7 +157,7 @@ DATASETS: tuple[Dataset, ...] = (
         natural_key=("conf_id", "name", "email", "join_time"),
         start_column="join_time",
         time_scope=_START_SCOPE,
-        order=(("STARTTIME", "ASC"),),
+        order=(("STARTTIME", "ASC"), ("CONFID", "ASC"), ("COMPANY", "ASC")),
         sends_time_zone_id=False,
         request_extras=(("inclAudioOnly", "true"),),
         preliminary_operation="LstmeetingattendeePreliminaryHistory",
@@ -178,7 +180,7 @@ DATASETS: tuple[Dataset, ...] = (
         natural_key=("conf_id",),
         start_column="session_start_time",
         time_scope=_START_SCOPE,
-        order=(("STARTTIME", "ASC"),),
+        order=(("STARTTIME", "ASC"), ("CONFNAME", "ASC"), ("TOTALATTENDEE", "ASC")),
         sends_time_zone_id=True,
     ),
     Dataset(
@@ -195,7 +197,7 @@ DATASETS: tuple[Dataset, ...] = (
         natural_key=("conf_id", "attendee_name", "attendee_email", "start_time"),
         start_column="start_time",
         time_scope=_START_SCOPE,
-        order=(("STARTTIME", "ASC"),),
+        order=(("STARTTIME", "ASC"), ("CONFID", "ASC"), ("NAME", "ASC")),
         sends_time_zone_id=True,
     ),
     Dataset(
@@ -215,7 +217,7 @@ DATASETS: tuple[Dataset, ...] = (
         natural_key=("conf_id",),
         start_column="session_start_time",
         time_scope=_START_SCOPE,
-        order=(("STARTTIME", "ASC"),),
+        order=(("STARTTIME", "ASC"), ("CONFID", "ASC")),
         sends_time_zone_id=True,
         preliminary_operation="LsteventsessionPreliminaryHistory",
     ),
@@ -233,7 +235,7 @@ DATASETS: tuple[Dataset, ...] = (
         natural_key=("conf_id", "attendee_name", "attendee_email", "start_time"),
         start_column="start_time",
         time_scope=_START_SCOPE,
-        order=(("STARTTIME", "ASC"),),
+        order=(("STARTTIME", "ASC"), ("CONFID", "ASC"), ("ATTENDEENAME", "ASC")),
         sends_time_zone_id=False,
         preliminary_operation="LsteventattendeePreliminaryHistory",
     ),
@@ -269,7 +271,7 @@ DATASETS: tuple[Dataset, ...] = (
         natural_key=("conf_id", "attendee_name", "attendee_email", "start_time"),
         start_column="start_time",
         time_scope=_START_SCOPE,
-        order=(("STARTTIME", "ASC"),),
+        order=(("STARTTIME", "ASC"), ("CONFID", "ASC"), ("ATTENDEENAME", "ASC")),
         sends_time_zone_id=False,
     ),
     Dataset(
@@ -325,7 +327,7 @@ DATASETS: tuple[Dataset, ...] = (
         natural_key=("conf_id",),
         start_column="start_time",
         time_scope=TimeScope("dateScope", "startDateStart", "startDateEnd", zone_inside=True),
-        order=(("STARTTIME", "ASC"),),
+        order=(("STARTTIME", "ASC"), ("CONFNAME", "ASC"), ("HOSTWEBEXID", "ASC")),
         sends_time_zone_id=True,
         request_extras=(("returnScheduledPMR", "true"),),
         matching_records_first=True,

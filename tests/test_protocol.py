@@ -93,7 +93,8 @@ def test_history_request_sends_time_zone_order_and_extras() -> None:
     content = body_content(parse_xml(build_request(make_site(), [body], ticket=None)))
     assert content.findtext("timeZoneID") == "20"
     assert content.findtext("inclAudioOnly") == "true"
-    assert [e.text for e in content.find("order")] == ["STARTTIME", "ASC"]
+    # Start time first, then tie-breakers, so rows tied on time keep their order between pages.
+    assert [e.text for e in content.find("order")] == ["STARTTIME", "ASC", "CONFNAME", "ASC", "HOSTNAME", "ASC"]
     assert body.record_element == "meetingUsageHistory"
     prelim = list_body(by_name("meeting_usage"), window(), start_from=1, maximum_num=5, time_zone_id=20,
                        preliminary=True)  # fmt: skip
