@@ -20,6 +20,7 @@ __all__ = [
     "UNKNOWN_OPERATION",
     "INVALID_ARGUMENT",
     "ACCESS_DENIED",
+    "OPERATION_RETIRED",
 ]
 
 NO_RECORDS = "000015"  # "Sorry, no record found": how an empty list comes back (confirmed via clients)
@@ -38,3 +39,4 @@ MALFORMED_REQUEST = "999999"  # UNCONFIRMED: request body is not well-formed XML
 UNKNOWN_OPERATION = "000001"  # UNCONFIRMED: xsi:type names no operation
 INVALID_ARGUMENT = "000002"  # UNCONFIRMED: a request element has a bad value (e.g. a bad date)
 ACCESS_DENIED = "000003"  # UNCONFIRMED: caller may not list site-wide history
+OPERATION_RETIRED = "000080"  # UNCONFIRMED: "This API has been retired. Please use the Webex REST APIs instead."

@@ -157,9 +157,12 @@ def banner(sim: Simulator) -> str:
     ]
     for site in c.sites:
         for webex_id, password in site.users:
-            lines.append(f"    site {site.name}: webex_id {webex_id}, password {password}")
+            role = "" if site.is_admin(webex_id) else " (an ordinary host, not a site admin: sees only its own data)"
+            lines.append(f"    site {site.name}: webex_id {webex_id}, password {password}{role}")
         for token, webex_id in site.access_tokens:
             lines.append(f"    site {site.name}: access token {token} (signs in as {webex_id})")
+        if site.retired_operations:
+            lines.append(f"    site {site.name}: retired (FAILURE 000080): {', '.join(site.retired_operations)}")
     lines.append("  export them for the exporter's config (password_env / access_token_env), e.g.:")
     passwords = {site.users[0][1] for site in c.sites if site.users}
     if len(passwords) == 1:

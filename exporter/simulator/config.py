@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..datasets import DATASETS
 from ..errors import ConfigError
 from ..timezones import TIME_ZONES
 
@@ -45,6 +46,16 @@ FAULT_KINDS = (
 ENCODINGS = ("UTF-8", "ISO-8859-1")
 
 DEFAULT_USERS = (("admin", "sim-password"),)
+
+#: 000053's reason; ``{number}`` becomes ``body_content_limit + 1`` (a template without it publishes no number).
+DEFAULT_BODY_CONTENT_LIMIT_REASON = "BodyContent count in request must be less than {number}"
+
+#: Every operation the simulator answers (lower-cased): what ``retired_operations`` may name.
+OPERATIONS = frozenset(
+    {d.operation.lower() for d in DATASETS}
+    | {d.preliminary_operation.lower() for d in DATASETS if d.preliminary_operation}
+    | {"authenticateuser", "getsite", "getapiversion", "lsttimezone", "getuser"}
+)
 
 
 def _pairs(value: Any) -> tuple[tuple[Any, Any], ...]:
@@ -175,6 +186,10 @@ class SiteConfig:
     user).  ``scale`` multiplies the per-day session counts, so sites differ in size.
     ``unpadded_date_fraction`` is the share of records whose dates are written unpadded
     (``9/29/2019 2:4:3``), as real servers sometimes do.
+    ``non_admin_users`` are users (webExIDs of ``users``) who are ordinary hosts, not site admins:
+    signed in as one, a listing silently holds only that user's own data.
+    ``retired_operations`` are operation names (any case) answered with FAILURE 000080 and
+    given no ground truth.
     """
 
     name: str
@@ -185,9 +200,15 @@ class SiteConfig:
     unpadded_date_fraction: float = 0.0
     scale: float = 1.0
     hosts: int = 12
+    non_admin_users: tuple[str, ...] = ()
+    retired_operations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "users", _pairs(self.users))
+        for name in ("non_admin_users", "retired_operations"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
         tokens = self.access_tokens
         if not isinstance(tokens, Mapping) and all(isinstance(t, str) for t in tokens):
             first = self.users[0][0] if self.users else ""
@@ -198,6 +219,14 @@ class SiteConfig:
     def users_dict(self) -> dict[str, str]:
         """Users as webex_id -> password."""
         return dict(self.users)
+
+    def is_admin(self, webex_id: str) -> bool:
+        """False for the ``non_admin_users`` (case-insensitive), True for every other user."""
+        return webex_id.lower() not in {u.lower() for u in self.non_admin_users}
+
+    def is_retired(self, operation: str) -> bool:
+        """True when ``operation`` (any case) is one of the site's ``retired_operations``."""
+        return operation.lower() in {o.lower() for o in self.retired_operations}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, key: str = "sites[0]") -> SiteConfig:
@@ -216,6 +245,8 @@ class SiteConfig:
         out = dataclasses.asdict(self)
         out["users"] = dict(self.users)
         out["access_tokens"] = dict(self.access_tokens)
+        out["non_admin_users"] = list(self.non_admin_users)
+        out["retired_operations"] = list(self.retired_operations)
         return out
 
 
@@ -229,7 +260,17 @@ class SimulatorConfig:
     ``history_delay_seconds`` after a session ends (``late_fraction`` of rows another
     ``late_extra_seconds`` later), preliminary history ``preliminary_delay_seconds`` after.
     ``now`` fixes (and freezes) the clock; ``freeze_clock`` overrides the freezing.
-    ``body_content_limit`` is the largest number of bodyContent elements a request may carry.
+    ``body_content_limit`` is the largest number of bodyContent elements a request may carry;
+    more get 000053 with ``body_content_limit_reason`` (``{number}``: the limit + 1).
+
+    Realism knobs, all off by default (the data is then exactly what it was without them):
+    ``twin_fraction`` of attendee and Access Anywhere rows get an exact twin (``call_in_twin_share``
+    of those as a pair of ``Call-in User_<n>`` rows), ``near_twin_fraction`` get a row with the same
+    natural key but other device fields; ``unstable_tie_order`` lets rows tied in the order change
+    places between requests where a page boundary cuts them; ``recording_growth_days`` keeps
+    recording counters growing that many days; ``revision_fraction`` of session rows are revised
+    ``revision_delay_seconds`` (a (low, high) range) after the session ends;
+    ``late_extra_jitter_seconds`` spreads the late rows' extra delay.
     """
 
     seed: int = 1
@@ -253,10 +294,21 @@ class SimulatorConfig:
     faults: FaultSettings = field(default_factory=FaultSettings)
     now: datetime | None = None
     freeze_clock: bool | None = None
+    body_content_limit_reason: str = DEFAULT_BODY_CONTENT_LIMIT_REASON
+    twin_fraction: float = 0.0
+    near_twin_fraction: float = 0.0
+    call_in_twin_share: float = 0.5
+    unstable_tie_order: bool = False
+    late_extra_jitter_seconds: int = 0
+    recording_growth_days: int = 0
+    revision_fraction: float = 0.0
+    revision_delay_seconds: tuple[int, int] = (4 * 86_400, 6 * 86_400)
 
     def __post_init__(self) -> None:
         sites = tuple(s if isinstance(s, SiteConfig) else SiteConfig(**s) for s in self.sites)
         object.__setattr__(self, "sites", sites)
+        if isinstance(self.revision_delay_seconds, list):
+            object.__setattr__(self, "revision_delay_seconds", tuple(self.revision_delay_seconds))
         if isinstance(self.faults, Mapping):
             object.__setattr__(self, "faults", FaultSettings.from_dict(self.faults))
         if isinstance(self.now, str):
@@ -339,6 +391,7 @@ class SimulatorConfig:
         out["sites"] = [s.to_dict() for s in self.sites]
         out["faults"] = self.faults.to_dict()
         out["now"] = self.now.isoformat() if self.now else None
+        out["revision_delay_seconds"] = list(self.revision_delay_seconds)
         return out
 
 
@@ -365,9 +418,28 @@ def _config_problems(c: SimulatorConfig) -> list[str]:
         value = getattr(c, name)
         if value is not None and (not isinstance(value, int) or value < 0):
             problems.append(f"{name}: must be an integer >= 0, got {value!r}")
-    for name in ("late_fraction", "recording_fraction"):
-        if not 0 <= getattr(c, name) <= 1:
+    for name in ("late_fraction", "recording_fraction", "twin_fraction", "near_twin_fraction", "call_in_twin_share",
+                 "revision_fraction"):  # fmt: skip
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             problems.append(f"{name}: must be 0..1")
+    twins = (c.twin_fraction, c.near_twin_fraction)
+    if all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in twins) and sum(twins) > 1:
+        problems.append("twin_fraction + near_twin_fraction: must be at most 1")
+    for name, (low, high) in (("late_extra_jitter_seconds", (0, 30 * 86_400)), ("recording_growth_days", (0, 3650))):
+        value = getattr(c, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            problems.append(f"{name}: must be an integer {low}..{high}, got {value!r}")
+    if not isinstance(c.unstable_tie_order, bool):
+        problems.append(f"unstable_tie_order: must be true or false, got {c.unstable_tie_order!r}")
+    if not isinstance(c.body_content_limit_reason, str) or not c.body_content_limit_reason.strip():
+        problems.append(f"body_content_limit_reason: must be a non-empty text, got {c.body_content_limit_reason!r}")
+    delay = c.revision_delay_seconds
+    if not (isinstance(delay, tuple) and len(delay) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in delay)
+            and 0 <= delay[0] <= delay[1] <= 365 * 86_400):  # fmt: skip
+        problems.append(f"revision_delay_seconds: must be [low, high] integers with 0 <= low <= high <= 31536000, "
+                        f"got {delay!r}")  # fmt: skip
     if not c.sites:
         problems.append("sites: at least one site is needed")
     names = [s.name.lower() for s in c.sites]
@@ -382,9 +454,18 @@ def _config_problems(c: SimulatorConfig) -> list[str]:
             problems.append(f"sites[{index}].unpadded_date_fraction: must be 0..1")
         if site.scale < 0 or site.hosts < 1:
             problems.append(f"sites[{index}]: scale must be >= 0 and hosts >= 1")
+        logins = {u.lower() for u, _ in site.users}
         for _token, user in site.access_tokens:
-            if user.lower() not in {u.lower() for u, _ in site.users}:
+            if user.lower() not in logins:
                 problems.append(f"sites[{index}].access_tokens: token for unknown user {user!r}")
+        for name, known, what in (("non_admin_users", logins, "user"), ("retired_operations", OPERATIONS, "operation")):
+            value = getattr(site, name)
+            if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                problems.append(f"sites[{index}].{name}: must be a list of names, got {value!r}")
+                continue
+            for item in value:
+                if item.lower() not in known:
+                    problems.append(f"sites[{index}].{name}: unknown {what} {item!r}")
     return problems
 
 

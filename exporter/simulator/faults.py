@@ -25,7 +25,7 @@ _GENERAL_OPERATIONS = {"getsite", "getapiversion", "lsttimezone"}
 def api_group(operation: str, groups: dict[str, str]) -> str:
     """The throttling group of an operation: the dataset's ``api_group``, ``user`` or ``general``."""
     low = operation.lower()
-    if low == "authenticateuser":
+    if low in ("authenticateuser", "getuser"):
         return "user"
     if low in _GENERAL_OPERATIONS:
         return "general"

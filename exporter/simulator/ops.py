@@ -1,11 +1,15 @@
-"""Answers to each operation: list operations from the store, AuthenticateUser, GetSite,
+"""Answers to each operation: list operations from the store, AuthenticateUser, GetSite, GetUser,
 GetAPIVersion, LstTimeZone.  Every answer is a :class:`BodyXml`; refusals become FAILURE bodies.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Callable
 
 from lxml import etree
 
@@ -18,7 +22,8 @@ from .config import SimulatorConfig, SiteConfig
 from .query import ListRequest, parse_list
 from .render import BodyXml, RecordWriter, escape, failure, list_content, success
 from .request import Refusal, child, children, text_of
-from .store import Store
+from .store import Filter, Store
+from .world import Host
 from .timefmt import BadWireTime, WireZone, parse_wire_time
 
 __all__ = ["Operations", "Listing", "NO_RECORDS_REASON", "API_VERSION"]
@@ -67,7 +72,8 @@ class Operations:
         self.groups = {name: ds.api_group for name, (ds, _) in self.lists.items()}
         self.writers = {ds.name: RecordWriter(ds, ds.service) for ds in DATASETS}
         self.zones: dict[int, WireZone] = {}
-        self.simple = {"authenticateuser", "getsite", "getapiversion", "lsttimezone"}
+        self.simple = {"authenticateuser", "getsite", "getuser", "getapiversion", "lsttimezone"}
+        self._tie_requests = itertools.count()  # seeds each request's draw of tied rows
 
     def known(self, operation: str) -> bool:
         """True for operations the simulator answers."""
@@ -83,13 +89,20 @@ class Operations:
         site = identity.site
         request = parse_list(body, ds, preliminary=preliminary, site=site, zones=self.zones)
         now = self.clock.now_ts()
-        rows = self.store.select(site, request.selection, now)
+        selection = request.selection
+        if not site.is_admin(identity.webex_id):
+            # An ordinary host silently sees only their own sessions (and those sessions' attendees).
+            selection = dataclasses.replace(selection, requires=selection.requires + (_own(ds, identity.webex_id),))
+        rows = self.store.select(site, selection, now)
         total = len(rows)
         prefix = ds.service
         if total == 0 or request.start_from > total:
             return Answer(failure(codes.NO_RECORDS, NO_RECORDS_REASON, (prefix,)))
         first = request.start_from - 1
-        page = rows[first : first + request.maximum_num]
+        if self.config.unstable_tie_order:
+            page = self._unsettled_page(ds.name, rows, first, request.maximum_num, request.tie_columns, now)
+        else:
+            page = rows[first : first + request.maximum_num]
         lay = self.store.layouts[ds.name]
         writer = self.writers[ds.name]
         key0, start = lay.key[0], lay.start
@@ -112,6 +125,31 @@ class Operations:
         xsi_type = f"{prefix}:{_lower_first(op)}Response" if op else ds.response_type
         return Answer(success(xsi_type, content, (prefix,) + (("meet",) if prefix == "ep" else ())), len(page),
                       Listing(site, ds.name, rows, page, request))  # fmt: skip
+
+    def _unsettled_page(self, dataset: str, rows: list[tuple], first: int, maximum: int,
+                        columns: tuple[str, ...], now: int) -> list[tuple]:  # fmt: skip
+        """A page whose tie groups cut by its first or last index are filled by a fresh random draw
+        from the whole group (Oracle ROWNUM paging): adjacent pages may repeat one tied row and skip
+        another.  Rows that differ in an order column never change places; groups inside the page
+        stay as stored.  Only the (at most two) cut groups are looked at, so big windows stay cheap."""
+        end = min(first + maximum, len(rows))
+        getters = [self.store.value_getter(dataset, c, now) for c in columns]
+
+        def tie(rec: tuple) -> tuple:
+            return tuple(g(rec) for g in getters)
+
+        rng = random.Random(f"{self.config.seed}|ties|{next(self._tie_requests)}")
+        page = rows[first:end]
+        low, high = _group(rows, first, tie)
+        if low < first or high > end:
+            k = min(high, end) - first
+            page[:k] = rng.sample(rows[low:high], k)
+        if high < end:
+            low, high = _group(rows, end - 1, tie)
+            if high > end:
+                k = end - low
+                page[len(page) - k :] = rng.sample(rows[low:high], k)
+        return page
 
     # ------------------------------------------------------------------ the rest
 
@@ -142,6 +180,26 @@ class Operations:
                  f"</site:metaData><site:siteCommonOptions><site:SupportXMLAPIReturnScheduledPMR>{switch}"
                  f"</site:SupportXMLAPIReturnScheduledPMR></site:siteCommonOptions></site:siteInstance>")  # fmt: skip
         return Answer(success("site:getSiteResponse", inner, ("site",)))
+
+    def get_user(self, body: etree._Element, identity: Identity) -> Answer:
+        """GetUser: a site user (``webExId``, default the caller) and whether they are a site admin."""
+        site = identity.site
+        wanted = text_of(child(body, "webExId")) or identity.webex_id
+        host = self._host(site, wanted)
+        if host is None:
+            raise Refusal(codes.USER_NOT_FOUND, "Corresponding User not found")
+        admin = any(u.lower() == host.webex_id.lower() for u, _ in site.users) and site.is_admin(host.webex_id)
+        inner = (f"<use:firstName>{escape(host.first)}</use:firstName><use:lastName>{escape(host.last)}</use:lastName>"
+                 f"<use:webExId>{escape(host.webex_id)}</use:webExId><use:email>{escape(host.email)}</use:email>"
+                 f"<use:privilege><use:host>true</use:host><use:siteAdmin>{'true' if admin else 'false'}"
+                 f"</use:siteAdmin><use:roSiteAdmin>false</use:roSiteAdmin></use:privilege>"
+                 f"<use:active>ACTIVATED</use:active>")  # fmt: skip
+        return Answer(success("use:getUserResponse", inner, ("use",)))
+
+    def _host(self, site: SiteConfig, webex_id: str) -> Host | None:
+        """The site user (a login user or a generated host) called ``webex_id`` (any case)."""
+        low = webex_id.lower()
+        return next((h for h in self.store.world.hosts.get(site.name, ()) if h.webex_id.lower() == low), None)
 
     def get_api_version(self) -> Answer:
         """GetAPIVersion (anonymous)."""
@@ -181,3 +239,25 @@ class Operations:
                 f"<site:fallInDST>{'true' if dst else 'false'}</site:fallInDST></site:timeZone>"
             )
         return Answer(success("site:lstTimeZoneResponse", "".join(parts), ("site",)))
+
+
+def _own(ds: Dataset, webex_id: str) -> Filter:
+    """The filter that keeps an ordinary host's own rows of ``ds``."""
+    who = webex_id.lower()
+    names = ds.column_by_name
+    if "host_webex_id" in names:
+        return Filter("host_webex_id", "ieq", who)
+    if "user_name" in names:  # Access Anywhere: the user's own computers
+        return Filter("user_name", "ieq", who)
+    return Filter(ds.natural_key[0], "owner", who)  # attendees by conf_id, recordings by record_id
+
+
+def _group(rows: list[tuple], i: int, tie: Callable[[tuple], Any]) -> tuple[int, int]:
+    """``[low, high)``: the run of rows around index ``i`` tied with it in the order."""
+    value = tie(rows[i])
+    low, high = i, i + 1
+    while low > 0 and tie(rows[low - 1]) == value:
+        low -= 1
+    while high < len(rows) and tie(rows[high]) == value:
+        high += 1
+    return low, high

@@ -20,10 +20,11 @@ from .request import Refusal, child, children, text_of
 from .store import Filter, Selection
 from .timefmt import BadWireTime, WireZone
 
-__all__ = ["ListRequest", "parse_list", "DEFAULT_MAXIMUM", "MAXIMUM_CAP"]
+__all__ = ["ListRequest", "parse_list", "DEFAULT_MAXIMUM", "MAXIMUM_CAP", "MAX_ORDER_PAIRS"]
 
 DEFAULT_MAXIMUM = 50
 MAXIMUM_CAP = 500
+MAX_ORDER_PAIRS = 3  # orderBy/orderAD pairs a request may carry
 _OPEN_LOW, _OPEN_HIGH = -(2**62), 2**62
 
 #: Where the end-time scope of each dataset lives: (container, start element, end element).
@@ -49,13 +50,15 @@ _PRELIMINARY_FILTERS = ("confid", "confname", "sessionkey")
 
 @dataclass(frozen=True, slots=True)
 class ListRequest:
-    """A parsed list request."""
+    """A parsed list request.  ``tie_columns`` are the columns the listing is ordered by: those of
+    the request's orderBy pairs, or the registry order's for a request without one."""
 
     selection: Selection
     start_from: int
     maximum_num: int
     zone: WireZone
     pmr_column: bool
+    tie_columns: tuple[str, ...] = ()
 
 
 def _int(text: str | None, what: str) -> int:
@@ -115,6 +118,7 @@ def _column(ds: Dataset, candidates: tuple[str, ...]) -> str | None:
 
 
 def _order(body: etree._Element, ds: Dataset) -> tuple[tuple[str, bool], ...]:
+    """The request's (column, descending) pairs, as written (up to three)."""
     order = child(body, "order")
     if order is None:
         return ()
@@ -131,9 +135,14 @@ def _order(body: etree._Element, ds: Dataset) -> tuple[tuple[str, bool], ...]:
             if value not in ("ASC", "DESC"):
                 raise Refusal(codes.INVALID_ARGUMENT, f"orderAD must be ASC or DESC, got {value!r}")
             pairs[-1][1] = value == "DESC"
-    result = tuple((c, d) for c, d in pairs)
-    # Start time ascending is the stored order (ties by natural key): no sort needed.
-    return () if result == ((ds.start_column, False),) else result
+    if len(pairs) > MAX_ORDER_PAIRS:
+        raise Refusal(codes.INVALID_ARGUMENT,
+                      f"at most {MAX_ORDER_PAIRS} orderBy elements are allowed, got {len(pairs)}")  # fmt: skip
+    return tuple((c, d) for c, d in pairs)
+
+
+def _registry_columns(ds: Dataset) -> tuple[str, ...]:
+    return tuple(order_column(ds, by) or ds.start_column for by, _ in ds.order)
 
 
 def parse_list(body: etree._Element, ds: Dataset, *, preliminary: bool, site: SiteConfig,
@@ -194,6 +203,7 @@ def parse_list(body: etree._Element, ds: Dataset, *, preliminary: bool, site: Si
     if method not in ("AND", "OR"):
         raise Refusal(codes.INVALID_ARGUMENT, f"listMethod must be AND or OR, got {method!r}")
 
+    order = _order(body, ds)
     selection = Selection(
         dataset=ds.name,
         preliminary=preliminary,
@@ -202,8 +212,10 @@ def parse_list(body: etree._Element, ds: Dataset, *, preliminary: bool, site: Si
         filters=tuple(filters),
         requires=tuple(requires),
         any_of=method == "OR",
-        order=_order(body, ds),
+        # Start time ascending is the stored order (ties by natural key): no sort needed.
+        order=() if order == ((ds.start_column, False),) else order,
         audio_only=audio_only,
         pmr=pmr,
     )
-    return ListRequest(selection, max(1, start_from), min(maximum, MAXIMUM_CAP), zone, pmr)
+    ties = tuple(c for c, _ in order) or _registry_columns(ds)
+    return ListRequest(selection, max(1, start_from), min(maximum, MAXIMUM_CAP), zone, pmr, ties)

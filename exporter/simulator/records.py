@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from ..datasets import Dataset
 
-__all__ = ["Layout", "AUDIO_ONLY", "PMR", "END_COLUMNS", "order_column", "default_order"]
+__all__ = ["Layout", "AUDIO_ONLY", "PMR", "END_COLUMNS", "order_column", "default_order", "mix", "total_key"]
 
 AUDIO_ONLY = 1  # listed only when the request says inclAudioOnly=true
 PMR = 2  # a scheduled Personal Room meeting: listed only with returnScheduledPMR (and the site switch)
@@ -49,6 +49,35 @@ ORDER_COLUMNS = {
 }  # fmt: skip
 
 
+_MASK = (1 << 64) - 1
+
+
+def mix(*values: int) -> int:
+    """A well-spread 64-bit hash of some ints (splitmix64 steps): per-record choices that follow from
+    content, not position or a random stream, so equal records always get equal choices."""
+    x = 0x9E3779B97F4A7C15
+    for v in values:
+        x = ((x ^ (v & _MASK)) * 0xBF58476D1CE4E5B9) & _MASK
+        x ^= x >> 31
+        x = (x * 0x94D049BB133111EB) & _MASK
+        x ^= x >> 29
+    return x
+
+
+def _total_value(value: Any) -> tuple:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (list, dict)):
+        return (2, repr(value))
+    return (1, value)
+
+
+def total_key(rec: tuple) -> tuple:
+    """A total order over whole records (None first, JSON and extras by their text): breaks ties
+    between records equal in (start, natural key), so even twins have one stored order."""
+    return tuple(map(_total_value, rec))
+
+
 def order_column(dataset: Dataset, keyword: str) -> str | None:
     """The column an ``orderBy`` keyword sorts on for ``dataset`` (None: not valid there)."""
     names = dataset.column_by_name
@@ -70,7 +99,7 @@ class Layout:
     """Where each value of a dataset's stored record lives, and how records sort."""
 
     __slots__ = ("dataset", "names", "types", "index", "n", "start", "end", "key", "key_is_str",
-                 "visible", "preliminary", "flags", "extra", "duration", "_fast_key")  # fmt: skip
+                 "visible", "preliminary", "flags", "extra", "duration", "_fast_key", "_probe")  # fmt: skip
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -86,6 +115,7 @@ class Layout:
         self.key_is_str = tuple(self.types[i] == "str" for i in self.key)
         self.visible, self.preliminary, self.flags, self.extra = n, n + 1, n + 2, n + 3
         self._fast_key = itemgetter(self.start, *self.key)
+        self._probe = itemgetter(self.start, self.key[0])
 
     def build(self, values: Mapping[str, Any], visible_at: int, preliminary_at: int, flags: int = 0,
               extra: dict[str, str] | None = None) -> tuple:  # fmt: skip
@@ -93,15 +123,31 @@ class Layout:
         return (*map(values.get, self.names), visible_at, preliminary_at, flags, extra)
 
     def sort_key(self, rec: tuple) -> tuple:
-        """Start time, then natural key: the default listing order, total and stable."""
+        """Start time, then natural key: the default listing order (ties: :meth:`stored_key`)."""
         return (rec[self.start], *("" if rec[i] is None else rec[i] for i in self.key))
 
+    def stored_key(self, rec: tuple) -> tuple:
+        """The stored order, total even for equal natural keys: start, natural key, whole record."""
+        return (self.sort_key(rec), total_key(rec))
+
     def sort(self, rows: list[tuple]) -> None:
-        """Sort in place by :meth:`sort_key`, fast when no None meets a value in a key column."""
+        """Sort in place by :meth:`stored_key`, fast when no None meets a value in a key column and
+        natural keys are unique (only runs of equal keys are sorted again, by the whole record)."""
         try:
             rows.sort(key=self._fast_key)  # C-level key: most of the cost of sorting a fresh day
         except TypeError:  # None compared with a string: fall back to the None-safe key
             rows.sort(key=self.sort_key)
+        probe, sort_key = self._probe, self.sort_key
+        tied = [k for k in range(1, len(rows))
+                if probe(rows[k]) == probe(rows[k - 1]) and sort_key(rows[k]) == sort_key(rows[k - 1])]  # fmt: skip
+        k = 0
+        while k < len(tied):
+            first = last = tied[k]
+            while k + 1 < len(tied) and tied[k + 1] == last + 1:
+                k += 1
+                last = tied[k]
+            rows[first - 1 : last + 1] = sorted(rows[first - 1 : last + 1], key=total_key)
+            k += 1
 
     def natural_key(self, rec: tuple) -> tuple:
         """The natural key values of a record."""

@@ -36,6 +36,7 @@ __all__ = ["Simulator", "run_in_thread", "SERVICE_PATH"]
 
 SERVICE_PATH = "/WBXService/XMLService"
 _PRE_RESPONSE_FAULTS = {"reset", "http403", "http429", "http5xx"}
+RETIRED_REASON = "This API has been retired. Please use the Webex REST APIs instead."
 
 
 def _json_default(value: Any) -> Any:
@@ -123,7 +124,8 @@ class Simulator:
     # ------------------------------------------------------------------ Python controls
 
     def ground_truth(self, site: str, dataset: str, *, preliminary: bool = False) -> list[dict[str, Any]]:
-        """Exactly the records a listing of ``dataset`` returns now (timestamps as UTC datetimes)."""
+        """Exactly the records a site admin's full listing of ``dataset`` returns now (timestamps as UTC
+        datetimes): twins repeated, ``[]`` for an operation the site has retired."""
         by_name(dataset)
         return self.store.ground_truth(site, dataset, preliminary=preliminary,
                                        drift_fraction=self.faults.settings.schema_drift_fraction)  # fmt: skip
@@ -225,7 +227,8 @@ class Simulator:
         if not bodies:
             return self._count([Answer(failure(codes.INVALID_ARGUMENT, "The request has no bodyContent"))])
         if len(bodies) > limit:
-            reason = f"BodyContent count in request must be less than {limit + 1}"
+            # {number} is limit + 1 ("must be less than 11" for 10); a template without it names none.
+            reason = self.config.body_content_limit_reason.replace("{number}", str(limit + 1))
             return self._count([Answer(failure(codes.BODY_CONTENT_LIMIT, reason))])
         groups = {api_group(b.operation, self.operations.groups) for b in bodies if self.operations.known(b.operation)}
         # Every group is checked (and charged) so one request cannot slip past a group's budget.
@@ -243,11 +246,15 @@ class Simulator:
         answers = []
         drift = self.faults.settings.schema_drift_fraction
         capital = self.faults.settings.capital_uuid_fraction
+        named_site = self.config.site(env.site_name) if env.site_name else None
         for body in bodies:
             op = body.operation.lower()
             try:
                 if not self.operations.known(op):
                     raise Refusal(codes.UNKNOWN_OPERATION, f"Unknown operation {body.operation!r}")
+                if named_site is not None and named_site.is_retired(op):
+                    # Whoever asks: the operation is gone from this site (the other bodies still count).
+                    raise Refusal(codes.OPERATION_RETIRED, RETIRED_REASON)
                 if op == "getapiversion":
                     answers.append(self.operations.get_api_version())
                 elif op == "authenticateuser":
@@ -259,6 +266,8 @@ class Simulator:
                     raise refusal
                 elif op == "getsite":
                     answers.append(self.operations.get_site(identity))
+                elif op == "getuser":
+                    answers.append(self.operations.get_user(body.element, identity))
                 elif op == "lsttimezone":
                     answers.append(self.operations.lst_time_zone(body.element))
                 else:
@@ -300,12 +309,12 @@ class Simulator:
             listing = answer.listing
             if listing is None or not listing.page:
                 continue
-            lay = self.store.layouts[listing.dataset]
             if fault == "mutate_add":
                 # A copy of the listing's first row sorts before every later page: the pages shift.
                 self.store.add_rows(listing.site, listing.dataset, 1, templates=[listing.rows[0]])
             else:
-                self.store.remove(listing.site, listing.dataset, lay.natural_key(listing.page[0]))
+                # Exactly the row served (not merely one with its natural key: it may have twins).
+                self.store.discard(listing.site, listing.dataset, listing.page[0])
             self.counters.fault(fault)
             return
 
@@ -386,7 +395,9 @@ class Simulator:
             "now": self.clock.now(),
             "sites": [{"name": s.name, "users": dict(s.users), "access_tokens": dict(s.access_tokens),
                        "default_time_zone_id": s.default_time_zone_id,
-                       "return_scheduled_pmr_switch": s.return_scheduled_pmr_switch} for s in self.config.sites],
+                       "return_scheduled_pmr_switch": s.return_scheduled_pmr_switch,
+                       "non_admin_users": list(s.non_admin_users),
+                       "retired_operations": list(s.retired_operations)} for s in self.config.sites],
         })  # fmt: skip
 
 

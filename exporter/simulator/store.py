@@ -1,10 +1,13 @@
 """Records per (site, dataset), indexed by start time; listings, ground truth and mutations.
 
-Each (site, dataset) keeps one list per UTC day of record start, sorted by (start, natural key),
-so a time scope is a couple of bisects and the default order needs no sorting.  Days are
-generated on first use.  A listing (the filtered, ordered records a request pages through) is
-cached until the store changes or the clock reaches the next moment a row appears or expires,
-so paging a 50k-row window costs one filter pass, not one per page.
+Each (site, dataset) keeps one list per UTC day of record start, sorted by (start, natural key,
+whole record), so a time scope is a couple of bisects and the default order needs no sorting.
+Natural keys need not be unique: twins (equal keys, maybe equal in every field) are stored side
+by side in one deterministic order.  Days are generated on first use.  A listing (the filtered,
+ordered records a request pages through) is cached until the store changes or the clock reaches
+the next moment a row appears or expires, so paging a 50k-row window costs one filter pass, not
+one per page.  Revisions and recording counters are applied when a record is presented: they are
+functions of the record and the clock.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ..datasets import by_name
 from . import pools
 from .clock import SimClock
 from .config import SimulatorConfig, SiteConfig
-from .records import AUDIO_ONLY, PMR, Layout, coerce, default_order
+from .records import AUDIO_ONLY, PMR, Layout, coerce, default_order, mix
 from .world import DAY, World, layouts
 
 __all__ = ["Selection", "Store", "Filter"]
@@ -29,11 +32,15 @@ __all__ = ["Selection", "Store", "Filter"]
 _CACHE_SIZE = 64
 _LATE_BASE = 9_000_000_000_000_000_000  # keys of rows added after generation (never collide)
 _PRELIMINARY_BLANK = ("trackingCode", "assistService")  # preliminary history carries basic data only
+#: Session datasets whose rows ``revision_fraction`` revises days after the session, and the columns.
+REVISED_DATASETS = ("meeting_usage", "training_sessions", "event_sessions", "support_sessions")
+REVISED_COLUMNS = ("duration", "total_people_minutes", "total_participants")
 
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """One request filter: ``column`` compared with ``value`` by ``op`` (eq, ieq, prefix, in, status)."""
+    """One request filter: ``column`` compared with ``value`` by ``op`` (eq, ieq, prefix, in, status, or
+    owner: the lower-cased webExID ``value`` hosts the session or recording the column names)."""
 
     column: str
     op: str
@@ -96,6 +103,14 @@ class Store:
             name: tuple(i for i, c in enumerate(lay.dataset.columns) if c.parent in _PRELIMINARY_BLANK)
             for name, lay in self.layouts.items()
         }
+        # Changes that follow the clock (present-time functions of a record): revisions, counters.
+        # dataset -> ((column index, position in _deltas), ...)
+        self._revised = {
+            name: tuple((self.layouts[name].index[c], k) for k, c in enumerate(REVISED_COLUMNS)
+                        if c in self.layouts[name].index)
+            for name in REVISED_DATASETS
+        } if config.revision_fraction else {}  # fmt: skip
+        self._growth = config.recording_growth_days * DAY
 
     # ------------------------------------------------------------------ generation
 
@@ -165,7 +180,7 @@ class Store:
         slot = lay.preliminary if sel.preliminary else lay.visible
         mask = (0 if sel.audio_only else AUDIO_ONLY) | (0 if sel.pmr else PMR)
         flags = lay.flags
-        predicate = self._predicate(lay, sel, now)
+        predicate = self._predicate(lay, sel, now, self.world.owners.get(state.config.name, {}))
         start_of = itemgetter(lay.start)
         rows: list[tuple] = []
         next_change = 2**62
@@ -185,10 +200,19 @@ class Store:
                     continue
                 rows.append(rec)
         if sel.order:
+            # Pair by pair from the last: a stable sort keeps the stored order for rows tied in all pairs.
             for column, descending in reversed(sel.order):
                 i = lay.index[column]
                 blank = "" if lay.types[i] == "str" else 0
-                rows.sort(key=lambda r: (r[i] is not None, blank if r[i] is None else r[i]), reverse=descending)
+                get = self.value_getter(sel.dataset, column, now)
+                rows.sort(key=lambda r: ((v := get(r)) is not None, blank if v is None else v), reverse=descending)
+            revised = {i for i, _ in self._revised.get(sel.dataset, ())}
+            if any(lay.index[column] in revised for column, _ in sel.order):
+                # The order follows revisions, so the listing lasts until the next one.
+                for rec in rows:
+                    at = self._revision(lay, rec)
+                    if at is not None and now < at[0] < next_change:
+                        next_change = at[0]
         if rows:
             # The oldest row expires when the retention cut-off passes its start.
             oldest = min(map(start_of, rows)) if sel.order else rows[0][lay.start]
@@ -197,14 +221,15 @@ class Store:
             next_change = now + 1  # status changes with the clock: never reuse
         return rows, next_change
 
-    def _predicate(self, lay: Layout, sel: Selection, now: int) -> Callable[[tuple], bool] | None:
+    def _predicate(self, lay: Layout, sel: Selection, now: int,
+                   owners: Mapping[int, str]) -> Callable[[tuple], bool] | None:  # fmt: skip
         tests = []
         if sel.start_range and sel.any_of:
             tests.append(_start_test(lay, *sel.start_range))
         if sel.end_range:
             tests.append(_end_test(lay, *sel.end_range))
-        tests.extend(_filter_test(lay, f, now) for f in sel.filters)
-        required = [_filter_test(lay, f, now) for f in sel.requires]
+        tests.extend(_filter_test(lay, f, now, owners) for f in sel.filters)
+        required = [_filter_test(lay, f, now, owners) for f in sel.requires]
         if not tests and not required:
             return None
         combine = any if sel.any_of else all
@@ -229,10 +254,48 @@ class Store:
                 values[ix["actual_start_time"]] = None
             if not pmr_column:
                 values[ix["is_scheduled_pmr"]] = None
+        revised = self._revised.get(dataset)
+        if revised:
+            at = self._revision(lay, rec)
+            if at is not None and now >= at[0]:
+                deltas = _deltas(at[1])
+                for i, k in revised:
+                    if values[i] is not None:
+                        values[i] += deltas[k]
+        if self._growth and dataset == "recording_access":
+            self._grow(lay, rec, values, now)
         if preliminary:
             for i in self._blank[dataset]:
                 values[i] = None
         return values
+
+    def _revision(self, lay: Layout, rec: tuple) -> tuple[int, int] | None:
+        """(when, hash) if the session row is one ``revision_fraction`` revises, else None."""
+        c = self.config
+        h = mix(c.seed, 1, rec[lay.key[0]])
+        if h % 1_000_000 >= c.revision_fraction * 1_000_000:
+            return None
+        low, high = c.revision_delay_seconds
+        return rec[lay.end] + low + (h >> 20) % (high - low + 1), h
+
+    def _grow(self, lay: Layout, rec: tuple, values: list[Any], now: int) -> None:
+        """Recording counters keep growing for ``recording_growth_days`` after creation."""
+        ix = lay.index
+        elapsed = min(max(now - rec[lay.start], 0), self._growth)
+        h = mix(self.config.seed, 2, rec[lay.key[0]])
+        views, downloads = ix["viewed"], ix["downloaded"]
+        if values[views] is not None:
+            values[views] += elapsed * (1 + h % 8) // DAY  # 1..8 more views a day
+        if values[downloads] is not None:
+            values[downloads] += elapsed * (1 + (h >> 8) % 3) // (3 * DAY)  # one more every 1..3 days
+
+    def value_getter(self, dataset: str, column: str, now: int) -> Callable[[tuple], Any]:
+        """``rec -> the value of column shown now`` (a revised column follows the clock)."""
+        lay = self.layouts[dataset]
+        i = lay.index[column]
+        if i not in {j for j, _ in self._revised.get(dataset, ())}:
+            return itemgetter(i)
+        return lambda rec: self.present(dataset, rec, now)[i]
 
     def extras(self, dataset: str, rec: tuple, drift_fraction: float) -> dict[str, str]:
         """Elements outside the registry a record carries: stored ones plus schema drift."""
@@ -251,7 +314,9 @@ class Store:
         """What a listing of ``dataset`` as the exporter requests it returns now, as typed dicts.
 
         The request is the registry's (``request_extras`` applied: audio-only sessions included,
-        scheduled PMRs when the site switch is on), over all time, in the registry's order.
+        scheduled PMRs when the site switch is on), over all time, in the registry's order, as a
+        site admin sees it.  Twins are repeated (equal dicts for exact twins).  An operation the
+        site has retired lists nothing: its ground truth is ``[]``.
         """
         now = self.clock.now_ts() if now is None else now
         config = self._state(site).config
@@ -259,6 +324,9 @@ class Store:
         pmr = dataset == "scheduled_sessions" and config.return_scheduled_pmr_switch
         sel = Selection(dataset, preliminary=preliminary and ds.preliminary_operation is not None, pmr=pmr,
                         order=default_order(ds))  # fmt: skip
+        operation = ds.preliminary_operation if sel.preliminary else ds.operation
+        if config.is_retired(operation or ds.operation):
+            return []
         rows = self.select(config, sel, now)
         return [self.as_dict(config, dataset, r, now, preliminary=sel.preliminary, pmr_column=pmr,
                              drift_fraction=drift_fraction) for r in rows]  # fmt: skip
@@ -305,12 +373,16 @@ class Store:
             if not templates:
                 raise LookupError(f"no {dataset} rows at site {state.config.name} to copy from")
             added = []
+            owners = self.world.owners.setdefault(state.config.name, {})
             for n in range(count):
                 template = templates[(n * 7919) % len(templates)]
                 state.late_counter += 1
                 rec = self._fresh_copy(lay, state, template, start, end, now if visible_at is None else visible_at)
                 bucket = self._bucket(state, dataset, rec[lay.start] // DAY, now)
-                bucket.insert(bisect_right(bucket, lay.sort_key(rec), key=lay.sort_key), rec)
+                bucket.insert(bisect_right(bucket, lay.stored_key(rec), key=lay.stored_key), rec)
+                owner = owners.get(template[lay.key[0]])
+                if owner is not None:  # a copied session or recording keeps its host
+                    owners.setdefault(rec[lay.key[0]], owner)
                 added.append(rec)
             self._touch(state.config.name, dataset)
             return added
@@ -342,6 +414,7 @@ class Store:
 
     def _find(self, state: _SiteState, lay: Layout, dataset: str, key: Mapping[str, Any] | Sequence[Any],
               now: int) -> tuple[list[tuple], int]:  # fmt: skip
+        """The first record (in stored order) with natural ``key``: twins share a key."""
         if isinstance(key, Mapping):
             key = [key[name] for name in lay.dataset.natural_key]
         wanted = tuple(coerce(lay.types[i], v) for i, v in zip(lay.key, key))
@@ -367,12 +440,27 @@ class Store:
             bucket, i = self._find(state, lay, dataset, key, now)
             rec = lay.replace(bucket.pop(i), changes)
             target = self._bucket(state, dataset, rec[lay.start] // DAY, now)
-            target.insert(bisect_right(target, lay.sort_key(rec), key=lay.sort_key), rec)
+            target.insert(bisect_right(target, lay.stored_key(rec), key=lay.stored_key), rec)
+            self._touch(state.config.name, dataset)
+            return rec
+
+    def discard(self, site: str | SiteConfig, dataset: str, rec: tuple) -> tuple:
+        """Delete exactly ``rec`` (a stored record, as a listing holds it; one of twins); returns it."""
+        now = self.clock.now_ts()
+        with self._lock:
+            state = self._state(site)
+            lay = self.layouts[dataset]
+            bucket = self._bucket(state, dataset, rec[lay.start] // DAY, now)
+            try:
+                i = bucket.index(rec)
+            except ValueError:
+                raise LookupError(f"no such {dataset} record at site {state.config.name}") from None
+            bucket.pop(i)
             self._touch(state.config.name, dataset)
             return rec
 
     def remove(self, site: str | SiteConfig, dataset: str, key: Mapping[str, Any] | Sequence[Any]) -> tuple:
-        """Delete one record (found by natural key); returns it."""
+        """Delete one record (found by natural key: of twins, the first in stored order); returns it."""
         now = self.clock.now_ts()
         with self._lock:
             state = self._state(site)
@@ -393,7 +481,16 @@ def _end_test(lay: Layout, low: int, high: int) -> Callable[[tuple], bool]:
     return lambda r: (end := end_of(r)) is not None and low <= end <= high
 
 
-def _filter_test(lay: Layout, f: Filter, now: int) -> Callable[[tuple], bool]:
+def _deltas(h: int) -> tuple[int, int, int]:
+    """How a revision changes duration, total_people_minutes and total_participants."""
+    minutes, people = 1 + (h >> 44) % 20, 1 + (h >> 56) % 3
+    return minutes, minutes * people, people
+
+
+def _filter_test(lay: Layout, f: Filter, now: int, owners: Mapping[int, str]) -> Callable[[tuple], bool]:
+    if f.op == "owner":
+        i, who = lay.index[f.column], f.value
+        return lambda r: owners.get(r[i]) == who
     if f.op == "status":
         lay_end, actual = lay.end_of, lay.index["actual_start_time"]
         want_running = f.value == "INPROGRESS"

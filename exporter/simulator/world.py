@@ -3,7 +3,8 @@
 A *world day* is the sessions that start on one UTC day; it yields rows for every dataset (a
 meeting gives a usage row, attendee rows, a scheduled-session row and maybe a recording).  Rows
 may start on the next day (attendees joining after midnight, recordings created after a late
-meeting), which the store accounts for.  Generation is lazy, a day at a time, so a 90-day world of
+meeting), which the store accounts for.  Twins (``twin_fraction``, ``near_twin_fraction``) are
+added last, from a random stream of their own, so every other row is the same with or without them.  Generation is lazy, a day at a time, so a 90-day world of
 500k attendee rows costs nothing until asked for and a few seconds when it is.
 """
 
@@ -16,9 +17,9 @@ from ..datasets import DATASETS
 from ..timezones import TIME_ZONES
 from . import pools
 from .config import SimulatorConfig, SiteConfig
-from .records import AUDIO_ONLY, PMR, Layout
+from .records import AUDIO_ONLY, PMR, Layout, mix
 
-__all__ = ["World", "Host", "DAY"]
+__all__ = ["World", "Host", "DAY", "TWIN_DATASETS"]
 
 DAY = 86_400
 CONF_BASE = 141_000_000_000_000_000  # confIDs look like the seed's 141672157056861215
@@ -26,6 +27,8 @@ RECORD_BASE = 5_000_000_000
 _LABELS = {tz.id: tz.label for tz in TIME_ZONES}
 _PROFILES = 256
 _ATTENDEE_DATASETS = ("meeting_attendees", "training_attendees", "event_attendees", "support_attendees")
+#: Datasets that get exact and near twins (``twin_fraction``, ``near_twin_fraction``).
+TWIN_DATASETS = (*_ATTENDEE_DATASETS, "access_anywhere")
 
 
 class _Slots:
@@ -87,6 +90,9 @@ class World:
         self.layouts = layouts
         self.anchor_ts = anchor_ts  # the clock at start: an in-progress meeting is placed around it
         self.hosts = {site.name: self._hosts(index, site) for index, site in enumerate(config.sites)}
+        #: Per site: conf_id / record_id -> the lower-cased webExID of the session's host.
+        self.owners: dict[str, dict[int, str]] = {site.name: {} for site in config.sites}
+        self._owners: dict[int, str] = {}
         self._guests: dict[tuple[int, int], tuple[str, str | None]] = {}
         online, dial = self._profiles()
         self._slots = {name: _Slots(layouts[name]) for name in _ATTENDEE_DATASETS}
@@ -116,12 +122,14 @@ class World:
         c = self.config
         rng = random.Random(f"{c.seed}|{site.name}|{day}")
         out: dict[str, list[tuple]] = {name: [] for name in self.layouts}
+        self._owners = owners = self.owners.setdefault(site.name, {})
         seq = 0
         for kind in ("meeting", "training", "event", "support"):
             count = round(c.per_day(kind) * site.scale)
             for i in range(count):
                 s = self._session(rng, site_index, site, day, seq, kind, i)
                 seq += 1
+                owners[s.conf_id] = s.host.webex_id.lower()
                 self._emit(rng, s, out)
         if day == self.anchor_ts // DAY and c.meetings_per_day:
             # One meeting is always running when the simulator starts (LstsummarySession INPROGRESS).
@@ -132,10 +140,14 @@ class World:
             # A plain meeting, listed whatever the request's audio-only / PMR flags say.
             s.flags, s.meeting_type, s.conf_name = 0, "MC", pools.MEETING_NAMES[0]
             seq += 1
+            owners[s.conf_id] = s.host.webex_id.lower()
             self._emit(rng, s, out)
         for _ in range(round(c.per_day("access_anywhere") * site.scale)):
             self._access_anywhere(rng, site_index, site, day, seq, out)
             seq += 1
+        if c.twin_fraction or c.near_twin_fraction:
+            # A stream of its own: the rows above stay exactly what they are without twins.
+            self._twins(random.Random(f"{c.seed}|{site.name}|{day}|twins"), out)
         return out
 
     def _session(self, rng: random.Random, site_index: int, site: SiteConfig, day: int, seq: int,
@@ -200,8 +212,13 @@ class World:
         c = self.config
         visible = end + c.history_delay_seconds
         if c.late_fraction and rng.random() < c.late_fraction:
-            visible += c.late_extra_seconds
+            visible += c.late_extra_seconds + self._jitter(end)
         return visible, end + c.preliminary_delay_seconds
+
+    def _jitter(self, *content: int) -> int:
+        """Extra delay of a late row, 0..late_extra_jitter_seconds, from its content (no rng draw)."""
+        jitter = self.config.late_extra_jitter_seconds
+        return mix(self.config.seed, *content) % (jitter + 1) if jitter else 0
 
     def _emit(self, rng: random.Random, s: _Session, out: dict[str, list[tuple]]) -> None:
         """The rows of one session in every dataset it feeds."""
@@ -360,7 +377,8 @@ class World:
                 answers = [{"regQ": pools.REG_QUESTIONS[k], "regA": pools.REG_ANSWERS[int(r() * len(pools.REG_ANSWERS))]}
                            for k in range(int(r() * 4))]  # fmt: skip
                 row[sl.qa] = answers or None
-            row[sl.visible] = visible + late_extra if late_fraction and r() < late_fraction else visible
+            row[sl.visible] = visible + late_extra + self._jitter(s.conf_id, join) \
+                if late_fraction and r() < late_fraction else visible  # fmt: skip
             row[sl.preliminary] = prelim
             row[sl.flags] = flags
             rows.append(tuple(row))
@@ -369,8 +387,10 @@ class World:
         lay = self.layouts["recording_access"]
         created = s.end + rng.randint(120, 1800)
         visible, prelim = self._visibility(rng, created)
+        record_id = RECORD_BASE + s.conf_id % 10**14
+        self._owners[record_id] = s.host.webex_id.lower()
         out["recording_access"].append(lay.build({
-            "record_id": RECORD_BASE + s.conf_id % 10**14, "record_name": f"{s.conf_name} (recording)",
+            "record_id": record_id, "record_name": f"{s.conf_name} (recording)",
             "creation_time": created, "registered": rng.randint(0, 5), "downloaded": rng.randint(0, 10),
             "viewed": rng.randint(0, 40), "time_zone_id": s.zone}, visible, prelim))  # fmt: skip
 
@@ -410,6 +430,76 @@ class World:
             "computer_name": f"{rng.randint(1000, 9999)}_{host.webex_id}",
             "client_ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
             "start_time": start, "end_time": end, "duration": _minutes(end - start)}, visible, prelim))  # fmt: skip
+
+
+    # ------------------------------------------------------------------ twins
+
+    def _twins(self, rng: random.Random, out: dict[str, list[tuple]]) -> None:
+        """Exact twins and near twins of attendee and Access Anywhere rows, as real sites have them.
+
+        An exact twin equals its row in every field: a copy of an ordinary row or, for
+        ``call_in_twin_share`` of them, two ``Call-in User_<n>`` rows (no e-mail, the same join
+        second; ``<n>`` restarts per meeting, so the two share the label).  A near twin shares the
+        natural key but not the device: other IP address and client, a later leave time.
+        """
+        c = self.config
+        twin, near = c.twin_fraction, c.twin_fraction + c.near_twin_fraction
+        for dataset in TWIN_DATASETS:
+            rows = out[dataset]
+            added: list[tuple] = []
+            labels: dict[int, int] = {}  # conf_id -> the last Call-in User_<n> of that meeting
+            for rec in rows:
+                roll = rng.random()
+                if roll < twin:
+                    if dataset != "access_anywhere" and rng.random() < c.call_in_twin_share:
+                        pair = self._call_in(rng, dataset, rec, labels)
+                        added += (pair, pair)
+                    else:
+                        added.append(rec)
+                elif roll < near:
+                    added.append(self._near_twin(rng, dataset, rec))
+            rows.extend(added)
+
+    def _call_in(self, rng: random.Random, dataset: str, rec: tuple, labels: dict[int, int]) -> tuple:
+        """A call-in user of ``rec``'s session joining when ``rec`` joined, labelled per meeting."""
+        sl = self._slots[dataset]
+        dial = self._bases[dataset][1]
+        row = dial[int(rng.random() * len(dial))].copy()
+        for i in (sl.key, sl.conf_name, sl.conf_id, sl.uuid, sl.registered, sl.invited, sl.lead_source,
+                  sl.lead_score, sl.qa, sl.visible, sl.preliminary, sl.flags):  # fmt: skip
+            if i is not None:
+                row[i] = rec[i]
+        conf_id = rec[sl.conf_id]
+        labels[conf_id] = n = labels.get(conf_id, 0) + 1
+        row[sl.name] = f"Call-in User_{n}"
+        row[sl.email] = "" if rng.random() < 0.5 else None
+        join, leave = rec[sl.join], rec[sl.leave]
+        row[sl.join], row[sl.leave], row[sl.duration] = join, leave, _minutes(leave - join)
+        row[sl.ptype] = "ATTENDEE"
+        if sl.voip is not None:
+            row[sl.voip] = 0
+        return tuple(row)
+
+    def _near_twin(self, rng: random.Random, dataset: str, rec: tuple) -> tuple:
+        """``rec``'s person (same natural key) on a second device: other IP and client, stays longer."""
+        lay = self.layouts[dataset]
+        ix = lay.index
+        row = list(rec)
+        later = 60 + int(rng.random() * 1800)
+        if dataset == "access_anywhere":
+            row[ix["client_ip"]] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            start, end = rec[ix["start_time"]], rec[ix["end_time"]] + later
+            row[ix["end_time"]], row[ix["duration"]] = end, _minutes(end - start)
+            return tuple(row)
+        sl = self._slots[dataset]
+        online = self._bases[dataset][0]
+        device = online[int(rng.random() * len(online))]
+        row[ix["ip_address"]], row[ix["client_agent"]] = device[ix["ip_address"]], device[ix["client_agent"]]
+        join, leave = rec[sl.join], rec[sl.leave] + later
+        row[sl.leave], row[sl.duration] = leave, _minutes(leave - join)
+        if sl.voip is not None:
+            row[sl.voip] = row[sl.duration]
+        return tuple(row)
 
 
 def layouts() -> dict[str, Layout]:
