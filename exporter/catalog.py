@@ -90,7 +90,6 @@ CREATE TABLE IF NOT EXISTS commits (
     files INTEGER NOT NULL,
     cursor_to TIMESTAMPTZ
 );
-ALTER TABLE commits ADD COLUMN IF NOT EXISTS verified BOOLEAN DEFAULT true;
 CREATE TABLE IF NOT EXISTS unverified_windows (  -- landed, but no listing could be verified complete
     site VARCHAR NOT NULL,
     dataset VARCHAR NOT NULL,
@@ -184,6 +183,11 @@ CREATE TABLE IF NOT EXISTS generations (
     superseded_at TIMESTAMPTZ,
     removed BOOLEAN NOT NULL DEFAULT false
 );
+-- Columns added after the first release (state DBs written before them gain them here).
+ALTER TABLE commits ADD COLUMN IF NOT EXISTS verified BOOLEAN DEFAULT true;
+ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS unavailable VARCHAR;  -- e.g. the operation is retired
+ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS unavailable_since TIMESTAMPTZ;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS windows_unverified BIGINT DEFAULT 0;
 """
 
 

@@ -1,8 +1,9 @@
 """What a response means: one pure function from (HTTP status, headers, body) to an outcome.
 
 Decisions are made on HTTP status, ``exceptionID`` and ``gsbStatus`` only, never on the English
-``reason`` (its wording changes between releases); the one exception is reading the number out
-of 000053's "must be less than {n}", which no other field carries.
+``reason`` (its wording changes between releases and sites answer in their own language); the
+one exception is reading the number out of 000053's "must be less than {n}", which no other field
+carries (in any language; when no number can be read the client halves its batches).
 
 Order matters and is deliberate: auth failures first (a retry can lock the account), then
 throttling (backing off is always safe), then the backup-site pause (a backup may answer with
@@ -21,7 +22,7 @@ from . import webex_codes
 from .backoff import parse_retry_after
 from .protocol import BodyResponse
 
-__all__ = ["Outcome", "Verdict", "CodeTable", "DEFAULT_CODES", "classify"]
+__all__ = ["Outcome", "Verdict", "CodeTable", "DEFAULT_CODES", "classify", "body_content_limit"]
 
 
 class Outcome(enum.Enum):
@@ -35,6 +36,7 @@ class Outcome(enum.Enum):
     REAUTH = "reauth"  # the session ticket expired: re-authenticate once, then resend
     AUTH_FATAL = "auth_fatal"  # credentials refused: stop the site, never retry
     BODYCONTENT_LIMIT = "bodycontent_limit"  # 000053: resend in batches of at most ``limit``
+    RETIRED = "retired"  # the site no longer serves this operation: skip the dataset
     WINDOW_FATAL = "window_fatal"  # any other failure: fail the window with code and reason
 
 
@@ -61,11 +63,18 @@ class CodeTable:
     body_content_limit: frozenset[str] = frozenset({webex_codes.BODY_CONTENT_LIMIT})
     ticket_expired: frozenset[str] = frozenset({webex_codes.TICKET_EXPIRED})
     auth: frozenset[str] = field(default_factory=lambda: webex_codes.AUTH_CODES)
+    retired: frozenset[str] = frozenset({webex_codes.OPERATION_RETIRED})
+
+    def with_retired(self, codes: tuple[str, ...]) -> CodeTable:
+        """This table, with ``codes`` also meaning "operation retired" (a site's config)."""
+        return CodeTable(self.empty, self.throttled, self.body_content_limit, self.ticket_expired, self.auth,
+                         self.retired | frozenset(codes)) if codes else self  # fmt: skip
 
 
 DEFAULT_CODES = CodeTable()
 
 _LESS_THAN = re.compile(r"less\s+than\s+(\d+)", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+")
 
 
 def classify(
@@ -121,12 +130,26 @@ def classify(
         return Verdict(Outcome.OK)
     if code in codes.empty:
         return Verdict(Outcome.EMPTY, code=code, reason=body.reason)
+    if code in codes.retired:
+        return Verdict(Outcome.RETIRED, code=code, reason=body.reason, cause="retired")
     if code in codes.body_content_limit:
         # The only place the reason text is read: the limit is in no other field.
-        match = _LESS_THAN.search(body.reason)
-        limit = int(match.group(1)) - 1 if match else None
+        limit = body_content_limit(body.reason)
         return Verdict(Outcome.BODYCONTENT_LIMIT, code=code, reason=body.reason, limit=limit, cause="bodycontent_limit")
     return Verdict(Outcome.WINDOW_FATAL, code=code, reason=body.reason, cause="api_error")
+
+
+def body_content_limit(reason: str) -> int | None:
+    """The most bodyContent a request may carry, read from a 000053 reason in any language:
+    "BodyContent count in request must be less than 11" and the zh-TW
+    "請求中的 BodyContent 計數必須小於 11" both give 10.  The English "less than {n}" wins; else
+    the reason's only number; else (none, or several) None: the caller halves its batches."""
+    match = _LESS_THAN.search(reason or "")
+    numbers = [match.group(1)] if match else _NUMBER.findall(reason or "")
+    if len(numbers) != 1:
+        return None
+    value = int(numbers[0])  # \d matches any script's digits; int() reads them
+    return value - 1 if value > 1 else None
 
 
 def _cooldown(retry_after: float | None, configured: float) -> float:

@@ -126,8 +126,9 @@ class _Attempts:
 #: Which answer in a batch decides first: never retry on refused credentials, never split a
 #: batch the server refused whole, fail the window before waiting on anything.
 _PRIORITY = {
-    Outcome.AUTH_FATAL: 0, Outcome.REAUTH: 1, Outcome.BODYCONTENT_LIMIT: 2, Outcome.WINDOW_FATAL: 3,
-    Outcome.THROTTLED: 4, Outcome.PAUSE: 5, Outcome.RETRY: 6, Outcome.EMPTY: 7, Outcome.OK: 8,
+    Outcome.AUTH_FATAL: 0, Outcome.REAUTH: 1, Outcome.BODYCONTENT_LIMIT: 2, Outcome.RETIRED: 3,
+    Outcome.WINDOW_FATAL: 3, Outcome.THROTTLED: 4, Outcome.PAUSE: 5, Outcome.RETRY: 6, Outcome.EMPTY: 7,
+    Outcome.OK: 8,
 }  # fmt: skip
 
 
@@ -295,6 +296,11 @@ class WebexClient:
                 for index, answer in zip(pending, answers, strict=True):
                     results[index] = answer
                 return _complete(results)
+            if outcome is Outcome.RETIRED:
+                raise OperationRetiredError(
+                    f"site {self.site.name}: the site no longer serves {body.operation} ({verdict.code}: "
+                    f"{self._scrub(verdict.reason)})", operation=body.operation, exception_id=verdict.code,
+                )  # fmt: skip
             if outcome is Outcome.WINDOW_FATAL:
                 raise ApiError(verdict.code, self._scrub(verdict.reason), operation=body.label or body.operation)
             still = []
@@ -372,14 +378,20 @@ class WebexClient:
     async def _shrink_batches(
         self, verdict: Verdict, batch: list[Body], api_group: str, sink: _Stats
     ) -> list[BodyResponse]:
-        """000053: resend ``batch`` in batches the server accepts, and remember the limit."""
+        """000053: resend ``batch`` in batches the server accepts, and remember the limit: the one
+        its reason names, or, when no usable number can be read (a reason in another language,
+        or none), half the batch, down to one body per request."""
         limit = verdict.limit
         if limit is None or limit < 1 or limit >= len(batch):
-            raise BodyContentLimitError(
-                f"site {self.site.name}: the server refused {len(batch)} bodyContent elements in one request "
-                f"({verdict.code}: {self._scrub(verdict.reason)}) and gave no usable smaller limit",
-                limit=limit,
-            )
+            if len(batch) <= 1:
+                raise BodyContentLimitError(
+                    f"site {self.site.name}: the server refused a request with a single bodyContent as too many "
+                    f"({verdict.code}: {self._scrub(verdict.reason)})",
+                    limit=limit,
+                )
+            log.warning("site %s: the server refused %d bodyContent per request (000053) without a limit we can "
+                        "read (%r); halving", self.site.name, len(batch), self._scrub(verdict.reason))  # fmt: skip
+            limit = max(1, len(batch) // 2)
         if limit < self._bodies_per_request:
             log.warning("site %s: the server allows at most %d bodyContent per request (000053); adapting",
                         self.site.name, limit)  # fmt: skip

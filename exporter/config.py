@@ -48,6 +48,14 @@ DEFAULT_REQUEST_TIMEOUT_SECONDS = 120.0
 DEFAULT_GSB_PAUSE_SECONDS = 300.0
 DEFAULT_WINDOW_HOURS = 24
 DEFAULT_LOOKBACK_DAYS = 3
+#: Lookback per dataset unless ``export.lookback_days`` is set: what Webex keeps revising.
+#: Session usage is revised and late attendees arrive up to a week after a meeting; recording
+#: access counters (viewed, downloaded) keep growing for weeks after the recording is made.
+DEFAULT_DATASET_LOOKBACK_DAYS: dict[str, int] = {
+    "meeting_usage": 7, "meeting_attendees": 7, "training_sessions": 7, "training_attendees": 7,
+    "event_sessions": 7, "event_attendees": 7, "support_sessions": 7, "support_attendees": 7,
+    "access_anywhere": 7, "recording_access": 30,
+}  # fmt: skip
 DEFAULT_RETENTION_DAYS = 90
 DEFAULT_SETTLE_HOURS = 0
 DEFAULT_MAX_WINDOW_RECORDS = 50_000
@@ -112,8 +120,13 @@ class SiteSettings:
     datasets: tuple[str, ...]
     preliminary: bool
     time_zone_id: int
-    unlabeled_time_zone_id: int
+    #: Zone of times from operations that take no timeZoneID; None: ask the site (GetSite).
+    unlabeled_time_zone_id: int | None
     throttle: ThrottleSettings
+    #: Export with an account that is not a site admin (Webex then lists only its own sessions).
+    allow_non_admin: bool = False
+    #: exceptionIDs that mean "this operation is retired on this site" (UNCONFIRMED default).
+    retired_exception_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +142,12 @@ class ExportSettings:
     scheduled_ahead_days: int = DEFAULT_SCHEDULED_AHEAD_DAYS
     #: Processes that parse large responses; None = "auto" (the usable cores, at most 4), 0 = none.
     parse_workers: int | None = None
+    #: (dataset, days) lookbacks that differ from ``lookback_days``.
+    dataset_lookback_days: tuple[tuple[str, int], ...] = tuple(DEFAULT_DATASET_LOOKBACK_DAYS.items())
+
+    def lookback_for(self, dataset: str) -> int:
+        """Days before the cursor that every run lists again for ``dataset``."""
+        return dict(self.dataset_lookback_days).get(dataset, self.lookback_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +346,7 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
     allowed = {
         "name", "url", "site_name", "auth", "webex_id", "password", "password_env", "access_token",
         "access_token_env", "datasets", "preliminary", "time_zone_id", "unlabeled_time_zone_id", "throttle",
+        "allow_non_admin", "retired_exception_ids",
     }  # fmt: skip
     for index, entry in enumerate(raw):
         key = f"sites[{index}]"
@@ -363,7 +383,12 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
                 hint = _closest(d, set(ALL_DATASETS))
                 c.fail(f"{key}.datasets", f"unknown dataset {d!r}" + (f" (did you mean {hint!r}?)" if hint else ""))
         zone = c.integer(data, "time_zone_id", key, DEFAULT_REQUEST_TIME_ZONE_ID, low=0, high=len(TIME_ZONES) - 1)
-        unlabeled = c.integer(data, "unlabeled_time_zone_id", key, DEFAULT_REQUEST_TIME_ZONE_ID, low=0, high=len(TIME_ZONES) - 1)
+        unlabeled = (c.integer(data, "unlabeled_time_zone_id", key, DEFAULT_REQUEST_TIME_ZONE_ID, low=0,
+                               high=len(TIME_ZONES) - 1) if "unlabeled_time_zone_id" in data else None)  # fmt: skip
+        retired = data.get("retired_exception_ids", [])
+        if not isinstance(retired, list) or not all(isinstance(r, str) and r.strip() for r in retired):
+            c.fail(f"{key}.retired_exception_ids", 'must be a list of exceptionID strings, e.g. ["000080"]')
+            retired = []
         site_throttle = _throttle(c, c.table(data.get("throttle"), f"{key}.throttle"), f"{key}.throttle", throttle)
         sites.append(
             SiteSettings(
@@ -379,6 +404,8 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
                 time_zone_id=zone,
                 unlabeled_time_zone_id=unlabeled,
                 throttle=site_throttle,
+                allow_non_admin=c.boolean(data, "allow_non_admin", key, False),
+                retired_exception_ids=tuple(r.strip() for r in retired),
             )
         )
     return sites
@@ -452,7 +479,18 @@ def parse_settings(
     export_raw = c.table(data.get("export"), "export")
     c.unknown(export_raw, "export", {"window_hours", "lookback_days", "retention_days", "settle_hours",
                                      "max_window_records", "gap_warning_days", "scheduled_ahead_days",
-                                     "parse_workers"})  # fmt: skip
+                                     "parse_workers", "dataset_lookback_days"})  # fmt: skip
+    # An explicit lookback_days applies to every dataset; else each dataset has its own default.
+    lookbacks = {} if "lookback_days" in export_raw else dict(DEFAULT_DATASET_LOOKBACK_DAYS)
+    for name, days in c.table(export_raw.get("dataset_lookback_days"), "export.dataset_lookback_days").items():
+        if name not in ALL_DATASETS:
+            hint = _closest(name, set(ALL_DATASETS))
+            c.fail(f"export.dataset_lookback_days.{name}", "unknown dataset" + (f" (did you mean {hint!r}?)" if hint else ""))
+            continue
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 90:
+            c.fail(f"export.dataset_lookback_days.{name}", f"must be a whole number of days 0..90, got {days!r}")
+            continue
+        lookbacks[name] = days
     export = ExportSettings(
         window_hours=c.integer(export_raw, "window_hours", "export", DEFAULT_WINDOW_HOURS, low=1, high=24 * 31),
         lookback_days=c.integer(export_raw, "lookback_days", "export", DEFAULT_LOOKBACK_DAYS, low=0, high=90),
@@ -464,6 +502,7 @@ def parse_settings(
             export_raw, "scheduled_ahead_days", "export", DEFAULT_SCHEDULED_AHEAD_DAYS, low=0, high=366
         ),
         parse_workers=_parse_workers(c, export_raw.get("parse_workers", "auto")),
+        dataset_lookback_days=tuple(sorted(lookbacks.items())),
     )
     if export.gap_warning_days >= export.retention_days:
         c.fail("export.gap_warning_days", f"must be below export.retention_days ({export.retention_days})")

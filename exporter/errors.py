@@ -8,6 +8,8 @@
     ├── SitePausedError                GSB status BACKUP: pause the whole site for a while
     ├── FatalSiteError                 stop this site now, never retry (retries lock accounts)
     │   └── AuthError                  bad credentials, expired/invalid ticket or token
+    │       └── PrivilegeError         signed in, but not as a site admin (history would be partial)
+    ├── OperationRetiredError          the site no longer serves this operation: skip the dataset
     ├── WindowFailedError              give up on this time window; record it and retry next run
     │   ├── ApiError                   any other FAILURE exceptionID (carries code and reason)
     │   ├── BodyContentLimitError      000053: too many bodyContent elements (carries the limit)
@@ -30,7 +32,9 @@ __all__ = [
     "ExporterError",
     "FatalSiteError",
     "IncompleteListingError",
+    "OperationRetiredError",
     "ParseError",
+    "PrivilegeError",
     "RetryableError",
     "SitePausedError",
     "ThrottledError",
@@ -89,6 +93,21 @@ class FatalSiteError(ExporterError):
 
 class AuthError(FatalSiteError):
     """Credentials were refused; retrying could lock the account."""
+
+
+class PrivilegeError(AuthError):
+    """The account signs in but is not a site administrator: Webex would list only its own
+    sessions, silently.  Refused unless the site's config opts in (``allow_non_admin``)."""
+
+
+class OperationRetiredError(ExporterError):
+    """The site answers that an operation is retired (the Meetings XML API's end of life): the
+    dataset is skipped for this run, said once, and shown in ``status``; not a window failure."""
+
+    def __init__(self, message: str, *, operation: str, exception_id: str) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.exception_id = exception_id
 
 
 class WindowFailedError(ExporterError):

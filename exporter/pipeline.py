@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import math
 import signal
@@ -33,7 +34,9 @@ from .datasets import Dataset, by_name
 from .errors import (
     ExporterError,
     FatalSiteError,
+    OperationRetiredError,
     ParseError,
+    PrivilegeError,
     RetryableError,
     SitePausedError,
     WindowFailedError,
@@ -87,6 +90,7 @@ class DatasetOutcome:
     windows_committed: int = 0
     windows_failed: int = 0
     windows_unverified: int = 0  # landed although no listing could be verified complete
+    unavailable: str | None = None  # the site does not serve this dataset (its operation is retired)
     records: int = 0
     pages: int = 0
     requests: int = 0
@@ -102,8 +106,10 @@ class DatasetOutcome:
 
     @property
     def outcome(self) -> str:
-        """``ok``, ``partial`` (some windows failed or landed unverified) or ``failed`` (nothing
-        landed, errors)."""
+        """``ok``, ``partial`` (some windows failed or landed unverified), ``failed`` (nothing
+        landed, errors) or ``unavailable`` (the site no longer serves the operation)."""
+        if self.unavailable is not None:
+            return "unavailable"
         if self.windows_failed == 0 and self.windows_unverified == 0 and not self.errors:
             return "ok"
         return "partial" if self.windows_committed else "failed"
@@ -119,15 +125,19 @@ class RunReport:
     outcomes: list[DatasetOutcome] = field(default_factory=list)
     site_errors: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
+    #: Per site, what it said about itself that the run acted on or warns about (zones, privilege).
+    site_notes: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
-        """0 all good; 3 a site refused our credentials; 1 anything else failed; 130 interrupted."""
+        """0 all good; 3 a site refused our credentials (or they lack the site-admin privilege); 1
+        anything else failed; 130 interrupted."""
         from .errors import AuthError
 
         if self.interrupted:
             return 130
-        if any(msg.startswith(AuthError.__name__) for msg in self.site_errors.values()):
+        refused = {AuthError.__name__, *(kind.__name__ for kind in AuthError.__subclasses__())}
+        if any(msg.partition(":")[0] in refused for msg in self.site_errors.values()):
             return 3
         if self.site_errors or any(o.outcome != "ok" for o in self.outcomes):
             return 1
@@ -145,6 +155,9 @@ class RunReport:
             )
             for error in o.errors[:3]:
                 lines.append(f"    ! {error}")
+        for site, notes in self.site_notes.items():
+            for note in notes:
+                lines.append(f"site {site}: {note}")
         for site, message in self.site_errors.items():
             lines.append(f"site {site} stopped: {message}")
         return "\n".join(lines)
@@ -175,7 +188,7 @@ def plan_dataset_windows(
     if options.backfill or cursor is None:
         start = oldest
     else:
-        start = cursor - timedelta(days=export.lookback_days)
+        start = cursor - timedelta(days=export.lookback_for(dataset.name) if dataset else export.lookback_days)
     advances = True
     if options.since is not None:
         start = options.since
@@ -235,9 +248,13 @@ class ClientPool:
         self._lock = asyncio.Lock()
         #: Shared by every site: parse worker processes (``export.parse_workers``; None = auto).
         self.decoder = ResponseDecoder(auto_workers() if parse_workers is None else parse_workers)
+        #: What each site said about itself, and when (event-loop time): asked once per run, or
+        #: once per ``SITE_FACTS_TTL_SECONDS`` for a ``serve`` that keeps the pool.
+        self.site_facts: dict[str, tuple[float, Any]] = {}
 
     async def client(self, site: SiteSettings) -> object:
         """The client for ``site`` (created once)."""
+        from .classify import DEFAULT_CODES
         from .client import WebexClient
         from .throttle import SiteThrottle
 
@@ -247,8 +264,9 @@ class ClientPool:
                 connector = aiohttp.TCPConnector(limit=max(site.throttle.max_concurrency, 1))
                 session = aiohttp.ClientSession(timeout=timeout, connector=connector)
                 self._sessions.append(session)
+                codes = DEFAULT_CODES.with_retired(site.retired_exception_ids)
                 self._clients[site.name] = WebexClient(site, session, throttle=SiteThrottle(site.name, site.throttle),
-                                                       decoder=self.decoder)  # fmt: skip
+                                                       decoder=self.decoder, codes=codes)  # fmt: skip
             return self._clients[site.name]
 
     def throttle_wait(self, site: str) -> float:
@@ -266,6 +284,10 @@ class ClientPool:
         await asyncio.to_thread(self.decoder.close)
 
 
+#: How long a pool trusts what a site said about itself (zone, privilege) before asking again.
+SITE_FACTS_TTL_SECONDS = 3600.0
+
+
 @dataclass(slots=True)
 class _Context:
     settings: Settings
@@ -279,6 +301,8 @@ class _Context:
     commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ready: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
     dirty: bool = False
+    #: Per site: (zone of timeZoneID-labelled times, zone of unlabeled times), as settled for this run.
+    zones: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
 async def export(
@@ -346,6 +370,7 @@ async def _export_site(ctx: _Context, site: SiteSettings) -> None:
     ctx.report.outcomes.extend(outcomes.values())
     try:
         client = await ctx.clients.client(site)
+        site = await _settle_site(ctx, client, site)
         # Every dataset's state at once, so that all of them start planning and probing in the same
         # instant and their first requests share HTTP requests (one read each would stagger them).
         states = await asyncio.to_thread(lambda: {d.name: ctx.warehouse.state(site.name, d.name) for d in datasets})  # type: ignore[attr-defined]
@@ -373,8 +398,80 @@ def _first_leaf(group: BaseException) -> BaseException:
 
 
 def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN202 - ZoneInfo
+    settled = ctx.zones.get(site.name)
+    if settled is not None:
+        return settled[0] if dataset.sends_time_zone_id else settled[1]
     zone_id = site.time_zone_id if dataset.sends_time_zone_id else site.unlabeled_time_zone_id
-    return zoneinfo_for(zone_id, ctx.settings.timezone_overrides)
+    return zoneinfo_for(DEFAULT_UNLABELED_ZONE if zone_id is None else zone_id, ctx.settings.timezone_overrides)
+
+
+#: The zone assumed for unlabeled times when neither the config nor the site names one.
+DEFAULT_UNLABELED_ZONE = 20
+
+
+async def _settle_site(ctx: _Context, client: object, site: SiteSettings) -> SiteSettings:
+    """Ask the site about itself (once per run, cached by the pool) and act on it: refuse a
+    non-admin account unless ``allow_non_admin``; read unlabeled times in the site's zone when
+    the config names none; warn loudly where the config and the site disagree; read a zone ID
+    whose meaning the site states differently from our table by the site's offset (unless
+    ``timezones.overrides`` says otherwise).  Returns the site's settings with its unlabeled zone
+    settled."""
+    from .site_facts import fixed_offset_zone, inspect_site, zone_disagreement
+
+    loop = asyncio.get_running_loop()
+    cached = ctx.clients.site_facts.get(site.name)
+    if cached is not None and loop.time() - cached[0] < SITE_FACTS_TTL_SECONDS:
+        facts = cached[1]
+    else:
+        facts = await inspect_site(client, webex_id=site.webex_id, now=ctx.now)
+        ctx.clients.site_facts[site.name] = (loop.time(), facts)
+    notes = ctx.report.site_notes.setdefault(site.name, [])
+
+    def note(text: str, level: int = 30) -> None:
+        notes.append(text)
+        event(text, level=level, site=site.name)
+
+    for problem in facts.problems:
+        note(f"could not learn from the site: {problem}")
+    if facts.site_admin is False and not site.allow_non_admin:
+        raise PrivilegeError(
+            f"site {site.name}: {site.webex_id!r} is not a site administrator (GetUser privilege/siteAdmin is "
+            "false), so Webex would list only that user's own sessions, silently. Sign in as a site admin, or set "
+            "allow_non_admin = true for this site to export only that user's sessions."
+        )
+    if facts.site_admin is False:
+        note(f"{site.webex_id!r} is not a site administrator: exporting only that user's own sessions "
+             "(allow_non_admin = true)")  # fmt: skip
+    elif facts.site_admin is None:
+        note(f"could not verify that {site.webex_id!r} is a site administrator; a non-admin account "
+             "exports only its own sessions")  # fmt: skip
+    unlabeled = site.unlabeled_time_zone_id
+    if unlabeled is None:
+        if facts.time_zone_id is None:
+            unlabeled = DEFAULT_UNLABELED_ZONE
+            note(f"the site did not say its time zone; times without a timeZoneID are read as timeZoneID "
+                 f"{unlabeled} (GMT). Set unlabeled_time_zone_id for this site if that is wrong.")  # fmt: skip
+        else:
+            unlabeled = facts.time_zone_id
+            note(f"times without a timeZoneID are read in the site's zone, timeZoneID {unlabeled} (GetSite)", 20)
+    elif facts.time_zone_id is not None and facts.time_zone_id != unlabeled:
+        note(f"unlabeled_time_zone_id = {unlabeled} in the config, but the site says its zone is timeZoneID "
+             f"{facts.time_zone_id}: times without a timeZoneID may be shifted; using the config")  # fmt: skip
+    overrides = ctx.settings.timezone_overrides
+    zones = []
+    for zone_id in (site.time_zone_id, unlabeled):
+        zone = zoneinfo_for(zone_id, overrides)
+        offset = facts.gmt_offsets.get(zone_id)
+        problem = zone_disagreement(zone_id, offset, ctx.now, overrides) if offset is not None else None
+        if problem is not None:
+            fixed = None if zone_id in dict(overrides) else fixed_offset_zone(offset)  # type: ignore[arg-type]
+            if fixed is not None:
+                zone = fixed
+                problem += f"; reading it as the site's offset ({fixed.key}) this run"
+            note(problem + ". Set [timezones] overrides to choose.")
+        zones.append(zone)
+    ctx.zones[site.name] = (zones[0], zones[1])
+    return dataclasses.replace(site, unlabeled_time_zone_id=unlabeled)
 
 
 async def _export_dataset(
@@ -399,11 +496,20 @@ async def _export_dataset(
     gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
     job = _DatasetJob(ctx, client, site, dataset, outcome, tracker, cursor_plan, gate)
 
-    async with asyncio.TaskGroup() as group:
-        for window in (w for w in windows if w in failed):
-            group.create_task(job.one(window), name=f"window:{site.name}:{dataset.name}:{window}")
-        for run in _contiguous_runs(planned):
-            group.create_task(job.cover(run), name=f"window:{site.name}:{dataset.name}:probe")
+    try:
+        async with asyncio.TaskGroup() as group:
+            for window in (w for w in windows if w in failed):
+                group.create_task(job.one(window), name=f"window:{site.name}:{dataset.name}:{window}")
+            for run in _contiguous_runs(planned):
+                group.create_task(job.cover(run), name=f"window:{site.name}:{dataset.name}:probe")
+    except* OperationRetiredError as caught:
+        exc = _first_leaf(caught)
+        message = (f"{exc} The Meetings XML API is past its end of life: {dataset.name} is skipped this run. "
+                   f"Export it from the Webex REST APIs, or remove it from this site's datasets.")  # fmt: skip
+        outcome.unavailable = message
+        event("dataset unavailable: operation retired", level=40, site=site.name, dataset=dataset.name,
+              operation=getattr(exc, "operation", dataset.operation), error=message)  # fmt: skip
+        await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, message)  # type: ignore[attr-defined]
     tracker.done()
 
 

@@ -21,7 +21,7 @@ from .config import Secret, SiteSettings
 from .datasets import Dataset
 from .errors import ParseError
 from .parse import ParsedPage, format_webex_time
-from .timezones import zoneinfo_for
+from .timezones import DEFAULT_REQUEST_TIME_ZONE_ID, zoneinfo_for
 from .windows import Window
 from .xmlsafe import local_name, parse_xml
 
@@ -138,11 +138,13 @@ def operation_xsi_type(dataset: Dataset, *, preliminary: bool = False) -> str:
     return f"java:com.webex.service.binding.{dataset.service}.{dataset.preliminary_operation}"
 
 
-def scope_zone(dataset: Dataset, *, time_zone_id: int, unlabeled_time_zone_id: int,
+def scope_zone(dataset: Dataset, *, time_zone_id: int, unlabeled_time_zone_id: int | None,
                overrides: tuple[tuple[int, str], ...] = ()) -> ZoneInfo:
     """The zone a dataset's scope and returned times are in: the requested ``timeZoneID`` when
     the dataset sends one, else the site's zone for unlabeled times."""
     zone_id = time_zone_id if dataset.sends_time_zone_id else unlabeled_time_zone_id
+    if zone_id is None:  # not settled from the site (the pipeline asks GetSite): GMT
+        zone_id = DEFAULT_REQUEST_TIME_ZONE_ID
     return zoneinfo_for(zone_id, overrides)
 
 

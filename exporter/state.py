@@ -104,6 +104,7 @@ class DatasetState:
     last_commit_at: datetime | None = None
     lookback_days: int = 3
     unverified: tuple[UnverifiedWindow, ...] = ()
+    unavailable: str | None = None  # the site does not serve this dataset now (retired operation)
 
     @property
     def unverified_windows(self) -> tuple[Window, ...]:

@@ -140,6 +140,8 @@ class StatusRow:
     gap_warning: str | None
     rows_held: int | None
     files: int
+    unverified_windows: int = 0  # landed, but not yet verified complete (re-listed every run)
+    unavailable: str | None = None  # why the site does not serve this dataset (a retired operation)
 
 
 class _ProcessLock:
@@ -363,7 +365,7 @@ class Warehouse:
                 store.sync_row(site, dataset),
                 store.failures(site, dataset),
                 store.unfinished_windows(site, dataset, horizon),
-                self.export.lookback_days,
+                self.export.lookback_for(dataset),
                 store.unverified(site, dataset),
             )
 
@@ -428,6 +430,8 @@ class Warehouse:
                         con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=commit_id, at=now
                     )
                     _clear_failures(con, site, dataset, window)
+                    con.execute("UPDATE sync_state SET unavailable = NULL, unavailable_since = NULL "
+                                "WHERE site = ? AND dataset = ?", [site, dataset])  # fmt: skip
                     if verified:
                         _retire_verified(con, site, dataset, window, commit_id, now)
                     else:
@@ -491,6 +495,25 @@ class Warehouse:
                 _record_failure(con, site, dataset, window, message[:2000], run_id, now)
                 if cursor_to is not None:
                     store.advance_cursor(con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=None, at=now)
+            self._dirty = True
+
+    def mark_unavailable(self, site: str, dataset: str, message: str) -> None:
+        """Record that the site does not serve ``dataset`` now (e.g. its operation is retired):
+        ``status`` shows ``message`` until a later commit of the dataset lands."""
+        with self._mutex:
+            self._dataset(dataset)
+            _check_site(site)
+            now = self._now()
+            with self.store.transaction(f"recording {site}/{dataset} as unavailable") as con:
+                con.execute(
+                    """
+                    INSERT INTO sync_state (site, dataset, unavailable, unavailable_since)
+                    VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ))
+                    ON CONFLICT (site, dataset) DO UPDATE SET unavailable = excluded.unavailable,
+                        unavailable_since = coalesce(sync_state.unavailable_since, excluded.unavailable_since)
+                    """,
+                    [site, dataset, message[:2000], ts(now)],
+                )
             self._dirty = True
 
     # ------------------------------------------------------------------ runs
@@ -824,6 +847,7 @@ def _dataset_state(
         last_commit_at=row.get("last_commit_at"),
         lookback_days=lookback_days,
         unverified=unverified,
+        unavailable=row.get("unavailable"),
     )
 
 
@@ -849,6 +873,8 @@ def _status_rows(
                 gap_warning=warning.message if warning else None,
                 rows_held=held.get((st.site, st.dataset), 0) if held is not None else None,
                 files=files.get((st.site, st.dataset), 0),
+                unverified_windows=len(st.unverified),
+                unavailable=st.unavailable,
             )
         )
     return out
@@ -873,7 +899,7 @@ def read_status(
     catalog = Path(settings.catalog).expanduser()
     if not catalog.exists():
         return _status_rows(
-            [DatasetState(s, d, lookback_days=export.lookback_days) for s, d in sorted(set(expected))],
+            [DatasetState(s, d, lookback_days=export.lookback_for(d)) for s, d in sorted(set(expected))],
             now,
             export,
             {},
@@ -892,6 +918,11 @@ def read_status(
             failed: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for r in rows("SELECT * FROM failed_windows ORDER BY window_start"):
                 failed.setdefault((r["site"], r["dataset"]), []).append(r)
+            unverified: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            has_unverified = rows("SELECT count(*) AS n FROM information_schema.tables "
+                                  "WHERE table_name = 'unverified_windows'")[0]["n"]  # fmt: skip
+            for r in rows("SELECT * FROM unverified_windows ORDER BY window_start") if has_unverified else ():
+                unverified.setdefault((r["site"], r["dataset"]), []).append(r)
             files = {(r["site"], r["dataset"]): int(r["n"])
                      for r in rows("SELECT site, dataset, count(*) AS n FROM manifest GROUP BY ALL")}  # fmt: skip
             held: dict[tuple[str, str], int] | None = None
@@ -909,9 +940,11 @@ def read_status(
                         held[(r["site"], name)] = int(r["n"])
         finally:
             con.close()
-    pairs = sorted(set(sync) | set(failed) | set(files) | set(expected))
+    pairs = sorted(set(sync) | set(failed) | set(unverified) | set(files) | set(expected))
     states = [
-        _dataset_state(s, d, sync.get((s, d)), failed.get((s, d), ()), (), export.lookback_days) for s, d in pairs
+        _dataset_state(s, d, sync.get((s, d)), failed.get((s, d), ()), (), export.lookback_for(d),
+                       unverified.get((s, d), ()))
+        for s, d in pairs
     ]
     return _status_rows(states, now, export, files, held)
 
@@ -1112,9 +1145,11 @@ def _insert_run_row(
     }
     con.execute(
         """
-        INSERT INTO runs VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                                 ?, ?, ?, ?, ?)
-        ON CONFLICT (run_id, site, dataset) DO UPDATE SET
+        INSERT INTO runs (run_id, site, dataset, started_at, finished_at, outcome, windows, windows_failed, pages,
+                          records, requests, retries, throttles, throttle_wait_seconds, unknown_elements,
+                          bad_values, errors, error_messages, details, windows_unverified)
+        VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (run_id, site, dataset) DO UPDATE SET windows_unverified = excluded.windows_unverified,
             finished_at = excluded.finished_at, outcome = excluded.outcome, windows = excluded.windows,
             windows_failed = excluded.windows_failed, pages = excluded.pages, records = excluded.records,
             requests = excluded.requests, retries = excluded.retries, throttles = excluded.throttles,
@@ -1130,5 +1165,6 @@ def _insert_run_row(
             float(getattr(o, "throttle_wait_seconds", 0.0) or 0.0),
             _count(getattr(o, "unknown_elements", 0)), _count(getattr(o, "bad_values", 0)), len(errors),
             json.dumps(errors[:20]) if errors else None, json.dumps(details, default=str),
+            _count(getattr(o, "windows_unverified", 0)),
         ],
     )  # fmt: skip

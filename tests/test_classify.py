@@ -56,6 +56,13 @@ CASES = [
      Outcome.BODYCONTENT_LIMIT, "000053", None, 5),
     ("000053 unreadable", 200, {}, fail(codes.BODY_CONTENT_LIMIT, "too many"), Outcome.BODYCONTENT_LIMIT, "000053",
      None, None),
+    # The seed documents' zh-TW reason: the number is read whatever the language.
+    ("000053 zh-TW", 200, {}, fail(codes.BODY_CONTENT_LIMIT, "請求中的 BodyContent 計數必須小於 11"),
+     Outcome.BODYCONTENT_LIMIT, "000053", None, 10),
+    ("000053 two numbers", 200, {}, fail(codes.BODY_CONTENT_LIMIT, "BodyContent 12 ist mehr als 11"),
+     Outcome.BODYCONTENT_LIMIT, "000053", None, None),
+    ("retired operation", 200, {}, fail(codes.OPERATION_RETIRED, "This API has been retired."), Outcome.RETIRED,
+     "000080", None, None),
     ("other code", 200, {}, fail(codes.INVALID_ARGUMENT), Outcome.WINDOW_FATAL, "000002", None, None),
     ("preliminary filter", 200, {}, fail(codes.PRELIMINARY_FILTER_REQUIRED), Outcome.WINDOW_FATAL, "000047", None,
      None),

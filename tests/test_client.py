@@ -282,6 +282,22 @@ def test_000053_shrinks_the_batches_to_what_the_server_accepts() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("reason", ["請求中的 BodyContent 計數必須小於 {number}", "請求中的 BodyContent 計數過多"])
+def test_000053_in_another_language_still_shrinks_the_batches(reason: str) -> None:
+    """A site answering 000053 in zh-TW: with the number in it the limit is read; without any,
+    the client halves its batches (6 -> 3 -> 1 here) and the window still lands complete."""
+
+    async def main() -> None:
+        config = sim_config(body_content_limit=2, body_content_limit_reason=reason)
+        async with simulated(config, page_size=5, bodies_per_request=6) as (sim, client, site):
+            fetch = await fetch_window(client, USAGE, WINDOW, site=site, max_window_records=10_000)
+            assert_equals_truth(fetch.table, truth_in(sim, USAGE, WINDOW), USAGE)
+            assert client.bodies_per_request <= 2
+            assert 1 <= sim.stats()["exceptions"].get("000053", 0) <= 6
+
+    asyncio.run(main())
+
+
 # ------------------------------------------------------------------------------------------ throttling
 
 

@@ -33,6 +33,11 @@ def run(settings: Any, sim: Any, **options: Any) -> Any:
     return asyncio.run(main())
 
 
+#: Each run first asks every site about itself in one request: its zone, what its zone IDs mean, and
+#: whether we are a site admin (three bodies).
+SITE_FACTS = {"GetSite": 1, "GetUser": 1, "LstTimeZone": 1}
+
+
 def landed(settings: Any, dataset: str, site: str = "demo", *, final_only: bool = True) -> dict[tuple, dict]:
     """Rows of a catalog view, keyed by natural key, without lineage columns."""
     from exporter.queries import open_catalog
@@ -210,11 +215,11 @@ def test_a_recent_window_lists_final_and_preliminary_history_together(sim_factor
     assert report.exit_code == 0, report.summary()
     stats = sim.stats()
     assert stats["requests_by_operation"] == {"AuthenticateUser": 1, "LstmeetingusageHistory": 2,
-                                              "LstmeetingusagePreliminaryHistory": 2}, stats  # fmt: skip
-    # Sign-in; the probe (the final listing's first page); the final listing's second page with
+                                              "LstmeetingusagePreliminaryHistory": 2, **SITE_FACTS}, stats  # fmt: skip
+    # Sign-in; what the site says about itself; the probe (the final listing's first page); the final listing's second page with
     # the preliminary listing's first; its second.  Listed one after the other, the preliminary
-    # listing's first page waited for the final listing and took a request of its own (5).
-    assert stats["requests"] == 4, stats
+    # listing's first page waited for the final listing and took a request of its own (6).
+    assert stats["requests"] == 5, stats
     everything = landed(settings, "meeting_usage", final_only=False)
     assert any(r["_preliminary"] for r in everything.values())
     final = {k for k, r in everything.items() if not r["_preliminary"]}
@@ -234,8 +239,9 @@ def test_a_window_whose_preliminary_listing_fails_still_counts_every_request(sim
     assert outcome.windows_unverified >= 1 and "inconsistent" in outcome.errors[0], outcome
     assert outcome.windows_failed == 0 and outcome.outcome == "partial"
     stats = sim.stats()
-    assert outcome.requests == stats["requests"], (outcome, stats)
-    assert outcome.pages == stats["bodies"] - 1, (outcome, stats)  # all but the sign-in
+    # All but the site's facts and the sign-in that came with them (not a dataset's).
+    assert outcome.requests == stats["requests"] - 2, (outcome, stats)
+    assert outcome.pages == stats["bodies"] - 1 - len(SITE_FACTS), (outcome, stats)  # and the sign-in
 
 
 def test_empty_and_sparse_stretches_cost_few_requests(sim_factory, make_settings):
@@ -293,8 +299,8 @@ def test_a_run_small_enough_for_one_listing_starts_from_the_probe(sim_factory, m
     report = run(settings, sim, since=since, until=until)
     assert report.exit_code == 0, report.summary()
     stats = sim.stats()
-    assert stats["requests_by_operation"] == {"AuthenticateUser": 1, "LstmeetingusageHistory": 8}, stats
-    assert stats["requests"] == 3, stats
+    assert stats["requests_by_operation"] == {"AuthenticateUser": 1, "LstmeetingusageHistory": 8, **SITE_FACTS}, stats
+    assert stats["requests"] == 4, stats
     got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
     assert got == in_range
 
@@ -356,7 +362,8 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
     (outcome,) = report.outcomes
     assert outcome.rescans == 3  # the pack's: it did fail
     stats = sim.stats()
-    assert outcome.requests == stats["requests"] and outcome.pages == stats["bodies"] - 1  # all but the sign-in
+    # All but the site's facts and the sign-in that came with them (not a dataset's).
+    assert outcome.requests == stats["requests"] - 2 and outcome.pages == stats["bodies"] - 1 - len(SITE_FACTS)
     got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
     last_line = screen.getvalue().splitlines()[-1]
     assert f" records {len(got):>9} " in last_line, last_line
