@@ -32,6 +32,7 @@ from .errors import (
     AuthError,
     BodyContentLimitError,
     FatalSiteError,
+    OperationRetiredError,
     ParseError,
     SitePausedError,
     ThrottledError,

@@ -34,6 +34,12 @@ class Metrics:
         self.throttles = Counter("webex_exporter_throttles_total", "Throttle responses by cause (000045, http403, http429)",
                                  (*labels, "cause"), registry=self.registry)  # fmt: skip
         self.windows_failed = Counter("webex_exporter_windows_failed_total", "Windows that failed", labels, registry=self.registry)
+        self.windows_unverified = Counter("webex_exporter_windows_unverified_total",
+                                          "Windows landed although their listing could not be verified complete",
+                                          labels, registry=self.registry)  # fmt: skip
+        self.unavailable = Gauge("webex_exporter_dataset_unavailable",
+                                 "1 while the site does not serve the dataset (e.g. its operation is retired)",
+                                 labels, registry=self.registry)  # fmt: skip
         self.lag = Gauge("webex_exporter_lag_seconds", "Now minus the cursor", labels, registry=self.registry)
         self.last_success = Gauge("webex_exporter_last_success_timestamp_seconds", "Last run without failures", labels, registry=self.registry)
         self.started = time.time()
@@ -55,6 +61,8 @@ class Metrics:
             for cause, count in causes.items():
                 self.throttles.labels(*labels, cause).inc(count)
             self.windows_failed.labels(*labels).inc(o.windows_failed)
+            self.windows_unverified.labels(*labels).inc(getattr(o, "windows_unverified", 0))
+            self.unavailable.labels(*labels).set(1 if getattr(o, "unavailable", None) else 0)
             if o.cursor is not None:
                 self.lag.labels(*labels).set((now - o.cursor).total_seconds())
             if o.outcome == "ok":

@@ -65,11 +65,13 @@ def status_rows(
 
     expected = [(site.name, d) for site in settings.sites for d in site.datasets]
     rows = read_status(settings.warehouse, export=settings.export, expected=expected)
-    columns = ["site", "dataset", "cursor", "lag_hours", "last_run", "outcome", "failed_windows", "gap_warning", "rows", "files"]
+    columns = ["site", "dataset", "cursor", "lag_hours", "last_run", "outcome", "failed_windows", "unverified_windows",
+               "gap_warning", "rows", "files", "unavailable"]
     out = []
     for r in rows:
         if (sites and r.site not in sites) or (datasets and r.dataset not in datasets):
             continue
         lag = round(r.lag.total_seconds() / 3600, 1) if r.lag is not None else None
-        out.append((r.site, r.dataset, r.cursor, lag, r.last_run_at, r.last_outcome, r.failed_windows, r.gap_warning, r.rows_held, r.files))
+        out.append((r.site, r.dataset, r.cursor, lag, r.last_run_at, r.last_outcome, r.failed_windows,
+                    r.unverified_windows, r.gap_warning, r.rows_held, r.files, r.unavailable))
     return columns, out

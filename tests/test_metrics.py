@@ -38,3 +38,19 @@ def test_metrics_and_health_endpoints():
     assert 7000 < float(lag.split()[-1]) < 7300
     assert "webex_exporter_last_success_timestamp_seconds" in text
     assert health["status"] == "ok"
+
+
+def test_unverified_windows_and_a_retired_dataset_are_alertable():
+    """An unverified landing and a dataset the site no longer serves are counted, not 'ok'."""
+    metrics = Metrics(warehouse=None)
+    shaky = DatasetOutcome("acme", "meeting_attendees", windows_committed=2, windows_unverified=1, records=9)
+    gone = DatasetOutcome("acme", "access_anywhere", unavailable="site acme: the site no longer serves it")
+    metrics.observe_run(RunReport("r1", datetime.now(timezone.utc), outcomes=[shaky, gone]))
+    from prometheus_client import generate_latest
+
+    text = generate_latest(metrics.registry).decode()
+    assert 'webex_exporter_windows_unverified_total{dataset="meeting_attendees",site="acme"} 1.0' in text
+    assert 'webex_exporter_dataset_unavailable{dataset="access_anywhere",site="acme"} 1.0' in text
+    assert 'webex_exporter_runs_total{dataset="access_anywhere",outcome="unavailable",site="acme"} 1.0' in text
+    assert 'webex_exporter_runs_total{dataset="meeting_attendees",outcome="partial",site="acme"} 1.0' in text
+    assert 'last_success_timestamp_seconds{dataset="access_anywhere"' not in text
