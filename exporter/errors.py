@@ -134,7 +134,16 @@ class BodyContentLimitError(WindowFailedError):
 
 
 class IncompleteListingError(WindowFailedError):
-    """Paging ended with a record count that does not match the server's ``total``."""
+    """A listing could not be verified complete (its total moved, rows repeated across pages).
+
+    ``rows`` (an Arrow table, when given) is what its last scan received and ``doubtful`` the
+    content hashes of rows that scan holds on more than one page: a packed listing's caller
+    keeps the windows those rows prove complete instead of listing every one again."""
+
+    def __init__(self, message: str, *, rows: object = None, doubtful: frozenset[int] = frozenset()) -> None:
+        super().__init__(message)
+        self.rows = rows
+        self.doubtful = doubtful
 
 
 class ParseError(ExporterError):

@@ -177,14 +177,15 @@ async def probe_window(
     site: SiteSettings,
     zone: ZoneInfo | None = None,
     stats: RequestStats | None = None,
+    maximum_num: int | None = None,
 ) -> Probe:
     """``matchingRecords/total`` for ``window``, from its first page (one body, batched with
     other bodies).  The body is exactly a listing's first page, so when the window turns out to
     be small enough to list whole, :func:`fetch_window` (``first=``) starts from it: one round
-    trip and one body fewer."""
+    trip and one body fewer.  ``maximum_num``: ask for fewer records (1: just the total)."""
     if zone is None:
         zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
-    body = _page_body(dataset, window, 1, site=site, zone=zone, preliminary=False)
+    body = _page_body(dataset, window, 1, site=site, zone=zone, preliminary=False, maximum_num=maximum_num)
     (answer,) = await batcher_for(client, dataset.api_group).call([body], stats=stats, priority=(FIRST, 0))
     if answer.empty:
         return Probe(window, 0, answer)
@@ -194,9 +195,9 @@ async def probe_window(
 
 
 def _page_body(dataset: Dataset, window: Window, start_from: int, *, site: SiteSettings, zone: ZoneInfo,
-               preliminary: bool) -> Body:  # fmt: skip
+               preliminary: bool, maximum_num: int | None = None) -> Body:  # fmt: skip
     """The body asking for one listing page (typed by the decoder for ``site``)."""
-    return list_body(dataset, window, start_from=start_from, maximum_num=site.throttle.page_size,
+    return list_body(dataset, window, start_from=start_from, maximum_num=maximum_num or site.throttle.page_size,
                      time_zone_id=site.time_zone_id, zone=zone, preliminary=preliminary,
                      typed_for_site=site.name)  # fmt: skip
 
@@ -279,7 +280,9 @@ class _Lister:
             if fetch.rescans >= self.max_rescans:
                 where = self._where(window, f"listing still inconsistent after {fetch.rescans} rescans: {problem}")
                 if not self.land_unverified:
-                    raise IncompleteListingError(where)
+                    columns = identity.content_columns(self.dataset, scans[-1])
+                    doubtful = identity.repeated_across_pages([p.table for p in pages], columns)
+                    raise IncompleteListingError(where, rows=scans[-1], doubtful=frozenset(doubtful))
                 table = identity.union_by_content(scans, identity.content_columns(self.dataset, scans[-1]))
                 log.warning("%s; landing what the scans saw (%d rows for total %d) as unverified, to be "
                             "verified again on later runs", where, table.num_rows, total)  # fmt: skip

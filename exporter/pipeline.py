@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import Settings, SiteSettings
 from .datasets import Dataset, by_name
@@ -596,6 +597,7 @@ class _DatasetJob:
         are listed one by one, so a failure stays as small as a window.  ``first``: the probe of
         this very window, its listing's first page."""
         expected = rows if rows is not None else UNLANDED_ROWS / WINDOWS_UNLANDED
+        failure: Exception | None = None
         async with self.unlanded.hold(expected):
             if self.ctx.stop.is_set():
                 return
@@ -605,14 +607,61 @@ class _DatasetJob:
                                      record_failure=not parts, first=first)  # fmt: skip
                 return
             except WINDOW_ERRORS as exc:
-                event("packed listing failed; listing its windows one by one", level=30, site=self.site.name,
-                      dataset=self.dataset.name, window=str(window), windows=len(parts or ()),
-                      error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                failure = exc
+                event("packed listing failed; keeping the windows it proves, listing the others one by one",
+                      level=30, site=self.site.name, dataset=self.dataset.name, window=str(window),
+                      windows=len(parts or ()), error=f"{type(exc).__name__}: {exc}")  # fmt: skip
         # Only a pack gets here (a single window records its own failure); its budget is given back,
         # and its pages and records leave the progress counts (its windows count them again).
         self.tracker.forget(_progress_key(window))  # type: ignore[attr-defined]
         parts = parts or []
-        await asyncio.gather(*(self.one(part, expected / len(parts)) for part in parts))
+        again = await self._keep_what_the_pack_proves(window, parts, failure)
+        await asyncio.gather(*(self.one(part, expected / len(parts)) for part in again))
+
+    async def _keep_what_the_pack_proves(self, pack: Window, parts: list[Window], failure: Exception) -> list[Window]:
+        """Land the windows of a failed pack that its last scan holds completely; return the rest.
+
+        A window is proven when its own total, asked now (one record per body, all windows in a
+        request or two), equals the scan's rows that start in it, and none of those rows is one
+        the scan held on two pages.  Rows the pack scan cannot place in a window (no start, or a
+        start outside the pack), preliminary history, or a scan that is not there: nothing is
+        kept, every window is listed again.  So a pack with one bad day costs that day again,
+        not the whole pack."""
+        from .identity import content_columns, content_hashes
+        from .paging import probe_window
+
+        rows = getattr(failure, "rows", None)
+        recent = bool(self.site.preliminary and self.dataset.preliminary_operation and _is_recent(self.ctx, pack))
+        if not isinstance(rows, pa.Table) or recent or len(parts) < 2 or self.ctx.stop.is_set():
+            return parts
+        start = rows.column(self.dataset.start_column)
+        if start.null_count or (rows.num_rows and (pc.min(start).as_py() < pack.start or pc.max(start).as_py() >= pack.end)):
+            return parts
+        doubtful = getattr(failure, "doubtful", frozenset())
+        hashes = content_hashes(rows, content_columns(self.dataset, rows)).to_pylist() if doubtful else []
+        stats = _probe_stats()
+        zone = _zone_for(self.ctx, self.site, self.dataset)
+        try:
+            probes = await asyncio.gather(*(probe_window(self.client, self.dataset, part, site=self.site, zone=zone,
+                                                         stats=stats, maximum_num=1) for part in parts))  # fmt: skip
+        except WINDOW_ERRORS:
+            return parts
+        finally:
+            _add_stats(self.outcome, stats)
+        self.outcome.pages += len(parts)  # one (one-record) page each
+        again = []
+        for part, probe in zip(parts, probes, strict=True):
+            inside = pc.and_(pc.greater_equal(start, pa.scalar(part.start, start.type)),
+                             pc.less(start, pa.scalar(part.end, start.type)))  # fmt: skip
+            table = rows.filter(inside)
+            shaky = doubtful and any(h in doubtful for h, keep in zip(hashes, inside.to_pylist(), strict=True) if keep)
+            if table.num_rows != probe.total or shaky:
+                again.append(part)
+                continue
+            await _land(self.ctx, self.site, self.dataset, part, table, self.outcome, self.tracker, self.cursor_plan)
+            event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(part),
+                  records=table.num_rows, total=probe.total, pages=0, requests=0, from_pack=str(pack))  # fmt: skip
+        return again
 
     async def cover(self, run: list[Window]) -> None:
         """Land a contiguous run of planned windows with as few listings as its size allows.

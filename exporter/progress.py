@@ -60,6 +60,9 @@ class DatasetProgress:
             pages, rows = self._by_listing[window_key]
             self.records += records - rows
             self._by_listing[window_key] = (pages, records)
+        elif window_key is not None:  # landed from rows no page of its own counted (a failed pack's)
+            self.records += records
+            self._by_listing[window_key] = (0, records)
         if self.owner:
             self.owner.redraw()
 

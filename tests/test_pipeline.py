@@ -335,6 +335,32 @@ def test_a_failed_pack_leaves_failures_as_small_as_a_window(sim_factory, make_se
     assert got == in_range and len(got) > 100
 
 
+def test_a_failed_pack_with_one_bad_day_costs_that_day_not_the_pack(sim_factory, make_settings):
+    """One row appears while the six-day pack is listed: the pack fails (it is never rescanned),
+    its days' totals are asked (six one-record bodies), the five days whose rows the scan holds
+    completely land from it, and only the day that changed is listed again."""
+    sim = sim_factory(days=6, meetings_per_day=60)
+    settings = meeting_usage_on_pages_of_20(make_settings(sim, max_window_records=10_000))
+    until = sim.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    since = until - timedelta(days=6)
+    in_range = [r for r in truth(sim, "meeting_usage").values() if since <= r["meeting_start_time"] < until]
+    pack_pages = -(-len(in_range) // 20)
+    day_pages = -(-max(sum(1 for r in in_range if r["meeting_start_time"].date() == d) for d in
+                       {r["meeting_start_time"].date() for r in in_range}) // 20) + 1  # fmt: skip
+    sim.queue_fault("mutate_add", count=1, operation="LstmeetingusageHistory")
+    sim.reset_stats()
+    report = run(settings, sim, since=since, until=until)
+    assert report.exit_code == 0, report.summary()
+    (outcome,) = report.outcomes
+    assert outcome.windows_failed == 0 and outcome.windows_unverified == 0
+    bodies = sim.stats()["requests_by_operation"]["LstmeetingusageHistory"]
+    # The pack's scan, six totals, one day listed again: far less than every day listed again.
+    assert bodies <= pack_pages + 6 + day_pages, (bodies, pack_pages, day_pages)
+    assert bodies < 2 * pack_pages + 6
+    got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+    assert got == {k for k, r in truth(sim, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
+
+
 def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figures(sim_factory, make_settings):
     """Rows move during the packed listing only (8 requests: its 4 scans of 2, the first page of
     the first being the probe), so it fails and its days are listed one by one.  The progress
