@@ -14,11 +14,15 @@ records instead.
     .venv/bin/python bench/run_bench.py --size full --write          # 500k attendee rows, 300 ms
     .venv/bin/python bench/run_bench.py --size full --skip sequential
     .venv/bin/python bench/run_bench.py --memory --write
+    .venv/bin/python bench/run_bench.py --profile realistic --write  # twins, unstable ties, Beijing time
 
 Sizes (one site, ``days`` of history, meeting usage + meeting attendees unless ``--datasets all``):
 quick 3 days ~180 meetings ~1,900 attendee rows, latency 20 ms; small 90 days ~5,000 meetings
 ~50,000 rows; full ~50,000 meetings ~500,000 rows; large ~200,000 meetings ~2,000,000 rows.
 Latency 300 ms per request and 600 requests per minute per API group unless given.
+``--profile realistic`` serves the same sizes from the simulator's realistic world (exact and near
+twins, tied rows drawn afresh across page boundaries, a Beijing-time site, a localized 000053; see
+``REALISTIC_WORLD_KNOBS`` in bench/contenders/common.py) and gets its own section in the doc.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.contenders.check import check  # noqa: E402
-from bench.contenders.common import DAY, Workload, bench_range  # noqa: E402
+from bench.contenders.common import DAY, PROFILES, Workload, bench_range  # noqa: E402
 from exporter.datasets import DATASETS, by_name  # noqa: E402
 
 CONTENDERS = ("ours", "sequential", "dlt")
@@ -370,9 +374,10 @@ def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], command: 
     """The markdown report of one export benchmark."""
     ours = next((s for s in summaries if s["contender"] == "ours"), None)
     since, until = bench_range(w)
+    profile = f" --profile {w.profile}" if w.profile != "default" else ""
     lines = [
-        f"### Export benchmark: `--size {w.name}`, {w.latency_ms:g} ms, {w.rate_limit or 'no'} requests/min "
-        f"({', '.join(w.datasets)})",
+        f"### Export benchmark: `--size {w.name}{profile}`, {w.latency_ms:g} ms, {w.rate_limit or 'no'} "
+        f"requests/min ({', '.join(w.datasets)})",
         "",
         f"Run {started:%Y-%m-%d %H:%M} UTC, {summaries[0]['reps'] if summaries else 0} repetition(s) per contender "
         f"(medians shown)" + (f", {elapsed / 60:.1f} min in all" if elapsed else "") + f". Command: `{command}`"
@@ -383,7 +388,10 @@ def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], command: 
         f"{w.latency_ms:g} ms per request, rate limit {w.rate_limit or 'none'} requests/min per API group "
         f"(000045 and a {w.throttle_cooldown_seconds:g} s block past it); ground truth "
         + ", ".join(f"{d} {summaries[0]['per_dataset'][d]['truth']:,}" for d in w.datasets if summaries)
-        + " records.",
+        + " records"
+        + ("; realistic profile: exact and near twins (counted as often as the server holds them), tied rows "
+           "drawn afresh where a page boundary cuts them, unlabeled times in Beijing time (timeZoneID 45), "
+           "a zh-TW 000053" if w.profile == "realistic" else "") + ".",
         "",
         "| contender | wall s | x ideal | ours faster by | requests | throttled | records/s | CPU s | peak RSS MiB "
         "| landed / truth | missing | extra | dup rows | server CPU s | others' load |",
@@ -412,8 +420,10 @@ def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], command: 
         "throttled: counted by the simulator (throttled = bodyContent answers with 000045). records/s: ground-truth "
         "records landed per wall second. CPU s: user+system of the contender's process during the run (the "
         "simulator runs in another process). Peak RSS: the contender's peak resident set, worker processes included (the larger of its own `VmHWM` and the sum over its process tree sampled every 100 ms). landed / truth: "
-        "distinct natural keys landed that the simulator's ground truth holds; missing = truth keys never landed; "
-        "extra = landed keys not in the truth; dup rows = rows landed minus distinct keys. server CPU s: the "
+        "ground-truth rows matched by a landed row, natural keys compared as multisets (a key the server holds "
+        "twice must land twice); missing = truth rows no landed row matches (`EXCEPT ALL`); extra = landed rows no "
+        "truth row matches (`EXCEPT ALL`); dup rows = the part of extra whose key the truth holds (a row landed "
+        "more often than the server holds it). server CPU s: the "
         "simulator process's CPU while the contender ran (it renders every page; it shares the machine's "
         f"{os.cpu_count()} cores with the contender). others' load: CPU used by *other* processes on the machine "
         "during the run, in cores (machine busy time minus contender and simulator); well above 0 means the "
@@ -453,9 +463,9 @@ def targets(ideal: Ideal, summaries: list[dict[str, Any]]) -> list[str]:
             else:
                 out.append(f"- ours at least {want:g}x faster than {name}: not measured in this run")
     for s in summaries:
-        lost = s["missing"] + s["extra"] + s["duplicates"]
+        lost = s["missing"] + s["extra"]  # duplicates are a part of extra
         state = "complete" if lost == 0 and not s["errors"] else (
-            f"missing {s['missing']:,}, extra {s['extra']:,}, duplicate rows {s['duplicates']:,}"
+            f"missing {s['missing']:,}, extra {s['extra']:,} (duplicate rows {s['duplicates']:,})"
             + (f"; {'; '.join(s['errors'])}" if s["errors"] else ""))
         out.append(f"- {s['contender']} data: {state}")
     return out
@@ -582,8 +592,9 @@ contender works is in the docstrings of `bench/contenders/*.py`.
     .venv/bin/python bench/run_bench.py --size full --skip sequential --repeat 1
     .venv/bin/python bench/run_bench.py --memory --write         # peak RSS of ours at 100k and 2M records
 
-Options: `--size quick|small|full|large`, `--latency-ms`, `--rate-limit` (requests/min per API group,
-0 = none), `--datasets all`, `--repeat`, `--contenders`/`--skip`, `--concurrency`,
+Options: `--size quick|small|full|large`, `--profile default|realistic`, `--latency-ms`,
+`--rate-limit` (requests/min per API group, 0 = none), `--datasets all`, `--repeat`,
+`--contenders`/`--skip`, `--concurrency`,
 `--bodies-per-request` (ours), `--dlt-destination filesystem|duckdb`, `--dlt-disposition append|merge`,
 `--keep` (keep outputs and logs under `bench/results/runs/`), `--json FILE` (every measurement),
 `--render FILE` (print/store the table of an earlier `--json` file again, running nothing),
@@ -636,6 +647,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="pages per HTTP request (ours; 10 = the exporter's default and the simulator's limit)")
     p.add_argument("--dlt-destination", choices=("filesystem", "duckdb"), default="filesystem")
     p.add_argument("--dlt-disposition", choices=("append", "merge"), default="append")
+    p.add_argument("--profile", choices=PROFILES, default="default",
+                   help="simulated world: default, or realistic (twins, unstable tie order, Beijing-time site)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=None, help="seconds before a contender run is killed")
     p.add_argument("--write", action="store_true", help=f"write the table into {DOC.relative_to(ROOT)}")
@@ -647,6 +660,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="take this contender's repetitions from an earlier --json file of the same workload "
                         "(e.g. the slow sequential pager) instead of running it again; marked in the table")
     args = p.parse_args(argv)
+    if args.memory and args.profile != "default":
+        p.error("--memory measures the default profile only")
     if args.quick:
         args.size = "quick"
     if args.repeat is None:
@@ -665,9 +680,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def section_name(w: Workload) -> str:
-    """The docs/benchmarks.md section of a workload: size, plus latency and rate when not the default."""
+    """The docs/benchmarks.md section of a workload: size, plus profile, latency and rate when not the
+    default (so a realistic run never replaces a default-profile table)."""
     size = w.name.split("-")[0]
     section = f"export-{w.name}"
+    if w.profile != "default":
+        section += f"-{w.profile}"
     if w.latency_ms != SIZES.get(size, {}).get("latency_ms", 300.0):
         section += f"-latency{w.latency_ms:g}"
     if w.rate_limit != 600:
@@ -705,6 +723,7 @@ def load_reused(specs: list[str], w: Workload, contenders: list[str]) -> dict[st
         mine = dataclasses.asdict(w)
         theirs = dict(data["workload"])
         theirs["datasets"] = tuple(theirs["datasets"])
+        theirs.setdefault("profile", "default")  # files written before profiles existed
         mine["datasets"] = tuple(mine["datasets"])
         if theirs != mine:
             diff = sorted(k for k in mine if mine[k] != theirs.get(k))
@@ -729,6 +748,7 @@ def workload_for(args: argparse.Namespace) -> Workload:
         rate_limit=args.rate_limit if args.rate_limit is not None else 600,
         concurrency=args.concurrency,
         bodies_per_request=args.bodies_per_request,
+        profile=args.profile,
         **size,
     )
 

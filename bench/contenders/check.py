@@ -1,9 +1,18 @@
-"""Rows landed versus the simulator's ground truth, by natural key.
+"""Rows landed versus the simulator's ground truth, as multisets of natural keys.
 
 Keys are normalised the same way on both sides: integers as integers, strings with null -> "",
-times as epoch seconds (UTC).  For each dataset: rows landed, distinct keys landed, ground-truth
-keys, keys missing (in the ground truth, never landed), keys extra (landed, not in the ground
-truth) and duplicate rows (rows - distinct keys).
+times as epoch seconds (UTC).  The ground truth keeps one key per stored row, so twins (rows
+sharing a natural key, exact or not) count as often as the server holds them, and a lost twin
+shows.  For each dataset: rows landed, distinct keys landed, truth rows, missing (truth rows no
+landed row matches: ``truth EXCEPT ALL landed``), extra (landed rows no truth row matches:
+``landed EXCEPT ALL truth``) and duplicates (the extra rows whose key the truth does hold, i.e. a
+row landed more often than the server holds it; a part of extra, not in addition to it).
+
+Without twins every truth key is unique and missing means what it meant when keys were compared
+as sets (truth keys never landed); a landing with nothing extra and no duplicate rows scores
+0 / 0 / 0 under both definitions.  Extra now counts rows, so a key landed twice that the truth
+holds once counts in extra (and in duplicates), where the set comparison counted it only as a
+duplicate row.
 """
 
 from __future__ import annotations
@@ -67,7 +76,7 @@ def check(result: dict[str, Any], truth_dir: Path, datasets: list[str]) -> dict[
         ds = by_name(dataset)
         keys = ", ".join(f'"{k}"' for k in ds.natural_key)
         truth = str(truth_dir / f"{dataset}.parquet")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE truth AS SELECT DISTINCT {keys} FROM read_parquet('{truth}')")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE truth AS SELECT {keys} FROM read_parquet('{truth}')")
         where = result.get("table_paths", {}).get(dataset)
         kind = result.get("output_kind")
         con.execute(f"CREATE OR REPLACE TEMP TABLE landed ({', '.join(_ddl(dataset))})")
@@ -99,10 +108,18 @@ def check(result: dict[str, Any], truth_dir: Path, datasets: list[str]) -> dict[
         (rows,) = con.execute("SELECT count(*) FROM landed").fetchone()
         (distinct,) = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM landed)").fetchone()
         (total,) = con.execute("SELECT count(*) FROM truth").fetchone()
-        (missing,) = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM truth EXCEPT SELECT {keys} FROM landed)").fetchone()
-        (extra,) = con.execute(f"SELECT count(*) FROM (SELECT {keys} FROM landed EXCEPT SELECT {keys} FROM truth)").fetchone()
+        # EXCEPT ALL, not EXCEPT: a key the truth holds twice must be landed twice.
+        (missing,) = con.execute(
+            f"SELECT count(*) FROM (SELECT {keys} FROM truth EXCEPT ALL SELECT {keys} FROM landed)").fetchone()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE extra AS "
+                    f"SELECT {keys} FROM landed EXCEPT ALL SELECT {keys} FROM truth")  # fmt: skip
+        (extra,) = con.execute("SELECT count(*) FROM extra").fetchone()
+        # IS NOT DISTINCT FROM: a NULL key part (a row without a start time) matches as in EXCEPT ALL.
+        same = " AND ".join(f't."{k}" IS NOT DISTINCT FROM e."{k}"' for k in ds.natural_key)
+        (duplicates,) = con.execute(
+            f"SELECT count(*) FROM extra e WHERE EXISTS (SELECT 1 FROM truth t WHERE {same})").fetchone()
         out[dataset] = {"rows": rows, "distinct": distinct, "truth": total, "missing": missing, "extra": extra,
-                        "duplicates": rows - distinct}  # fmt: skip
+                        "duplicates": duplicates}  # fmt: skip
     con.close()
     return out
 

@@ -3,9 +3,10 @@
 Settings are built in code: one site pointing at the simulator, password auth, a temporary
 warehouse, windows of ``window_hours``, and a throttle that matches the simulator's limit
 (``requests_per_minute`` = the server's per-group rate, ``max_concurrency`` and
-``bodies_per_request`` from the workload, 60 s cool-down).  The run is a backfill of the same
-range every contender lists (``--since``/``--until`` equivalents), with ``now`` = the
-simulator's frozen clock.
+``bodies_per_request`` from the workload, 60 s cool-down), and no ``unlabeled_time_zone_id``, so
+the exporter learns the site's zone from the site, as for a user who sets none.  The run is a
+backfill of the same range every contender lists (``--since``/``--until`` equivalents), with
+``now`` = the simulator's frozen clock.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def settings_for(w: Workload, url: str, root: Path):  # noqa: ANN201 - exporter.
         datasets=tuple(w.datasets),
         preliminary=False,
         time_zone_id=20,
-        unlabeled_time_zone_id=20,
+        # None, as in a config that names no zone: the exporter asks the site (GetSite, in the site
+        # facts request it sends anyway) and reads times without a timeZoneID in that zone -- GMT on
+        # the default profile, Beijing on the realistic one.  Pinning 20 here would misread the latter.
+        unlabeled_time_zone_id=None,
         throttle=throttle,
     )
     return Settings(
@@ -81,6 +85,15 @@ def run(w: Workload, url: str, out_dir: Path) -> Outcome:
     failed = sum(o.windows_failed for o in report.outcomes)
     if failed:
         outcome.notes.append(f"{failed} window(s) failed: " + "; ".join(e for o in report.outcomes for e in o.errors[:2]))
+    # Which zone the exporter settled on for unlabeled times (and anything else the site told it),
+    # and listings it had to repeat or could not verify: the table shows these under the contender.
+    outcome.notes += [f"site: {n}" for notes in report.site_notes.values() for n in notes]
+    rescans = sum(o.rescans for o in report.outcomes)
+    unverified = sum(o.windows_unverified for o in report.outcomes)
+    if rescans:
+        outcome.notes.append(f"{rescans} window listing(s) repeated (rescans)")
+    if unverified:
+        outcome.notes.append(f"{unverified} window(s) landed unverified")
     if report.site_errors:
         outcome.error = "; ".join(f"{k}: {v}" for k, v in report.site_errors.items())
     if report.exit_code not in (0,):
