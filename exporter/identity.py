@@ -21,8 +21,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+import threading
+
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .datasets import Dataset
 
@@ -59,14 +62,21 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_LOCAL = threading.local()
+
+
 def _query(table: pa.Table, sql: str) -> pa.Table:
-    con = duckdb.connect()
-    try:
+    """``sql`` over ``table`` (as ``rows_in``) in this thread's private in-memory DuckDB (opening
+    one costs ~10 ms, more than hashing a page)."""
+    con = getattr(_LOCAL, "con", None)
+    if con is None:
+        con = _LOCAL.con = duckdb.connect()
         con.execute("SET threads = 1")  # small tables; and keep the event loop's core to itself
-        con.register("rows_in", table)
+    con.register("rows_in", table)
+    try:
         return con.sql(sql).to_arrow_table()
     finally:
-        con.close()
+        con.unregister("rows_in")
 
 
 def content_hashes(table: pa.Table, columns: Sequence[str]) -> pa.Array:
@@ -111,12 +121,35 @@ def with_occurrences(table: pa.Table, dataset: Dataset, *, by: Sequence[str] = (
     return table.append_column(pa.field(OCCURRENCE_COLUMN, pa.int64()), occ)
 
 
-def repeated_across_pages(pages: Sequence[pa.Table], columns: Sequence[str]) -> dict[int, dict[int, int]]:
+def repeated_across_pages(
+    pages: Sequence[pa.Table], columns: Sequence[str], key: Sequence[str] = ()
+) -> dict[int, dict[int, int]]:
     """Contents that appear on more than one page: ``{hash: {page index: copies on that page}}``.
 
     Within one page (one server query, one ordering) equal rows are real twins; equal rows on two
     pages may be twins split by a page boundary, or one row served twice because the server's
-    order among tied rows moved between the two requests."""
+    order among tied rows moved between the two requests.  With ``key`` (the natural key), only
+    rows whose key is on two pages are hashed: equal rows have equal keys, and a listing without
+    such keys (the usual case) costs one Arrow group-by."""
+    pages = list(pages)
+    if len(pages) < 2:
+        return {}
+    if key:
+        keys = pa.concat_tables([p.select(list(key)) for p in pages])
+        page_of = pa.array([i for i, p in enumerate(pages) for _ in range(p.num_rows)], pa.int64())
+        spread = keys.append_column("__page", page_of).group_by(list(key)).aggregate([("__page", "count_distinct")])
+        shared = spread.filter(pc.greater(spread.column("__page_count_distinct"), 1)).select(list(key))
+        if shared.num_rows == 0:
+            return {}
+        # Only the pages' rows whose key is shared; a join on nulls would drop null keys, so
+        # compare on the keys' hashes instead (a false candidate is only hashed, never kept).
+        wanted = set(content_hashes(shared, list(key)).to_pylist())
+        trimmed = []
+        for page in pages:
+            hs = content_hashes(page.select(list(key)), list(key)).to_pylist()
+            keep = [i for i, h in enumerate(hs) if h in wanted]
+            trimmed.append(page.take(pa.array(keep, pa.int64())) if len(keep) < page.num_rows else page)
+        pages = trimmed
     per_page = [Counter(content_hashes(p, columns).to_pylist()) for p in pages]
     seen: dict[int, dict[int, int]] = {}
     for index, counts in enumerate(per_page):

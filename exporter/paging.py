@@ -281,7 +281,8 @@ class _Lister:
                 where = self._where(window, f"listing still inconsistent after {fetch.rescans} rescans: {problem}")
                 if not self.land_unverified:
                     columns = identity.content_columns(self.dataset, scans[-1])
-                    doubtful = identity.repeated_across_pages([p.table for p in pages], columns)
+                    doubtful = identity.repeated_across_pages([p.table for p in pages], columns,
+                                                              self.dataset.natural_key)  # fmt: skip
                     raise IncompleteListingError(where, rows=scans[-1], doubtful=frozenset(doubtful))
                 table = identity.union_by_content(scans, identity.content_columns(self.dataset, scans[-1]))
                 log.warning("%s; landing what the scans saw (%d rows for total %d) as unverified, to be "
@@ -328,7 +329,7 @@ class _Lister:
         if len(pages) < 2:
             return scan, None
         columns = identity.content_columns(self.dataset, pages[0].table)
-        repeated = identity.repeated_across_pages([p.table for p in pages], columns)
+        repeated = identity.repeated_across_pages([p.table for p in pages], columns, self.dataset.natural_key)
         if not repeated:
             return scan, None
         boundaries: set[int] = set()
@@ -353,7 +354,7 @@ class _Lister:
         if all(confirmed(h, sum(where.values())) for h, where in repeated.items()):
             return scan, None  # real twins split by a page boundary
         segments, from_bridge = _splice(pages, bridges)
-        still = identity.repeated_across_pages(segments, columns)
+        still = identity.repeated_across_pages(segments, columns, self.dataset.natural_key)
         for h, where in still.items():
             if not confirmed(h, sum(where.values())):
                 at = pages[min(repeated[h]) if h in repeated else 0].start_from
