@@ -128,3 +128,30 @@ def test_parse_workers_rejects_anything_else(value):
     with pytest.raises(ConfigError) as caught:
         parse_settings(data, env=ENV)
     assert any(p.startswith("export.parse_workers: must be \"auto\" or an integer") for p in caught.value.problems)
+
+
+def test_real_data_keys_default_to_asking_the_site_and_per_dataset_lookbacks():
+    settings = parse_settings(_base(), env=ENV)
+    site = settings.sites[0]
+    assert site.unlabeled_time_zone_id is None and site.allow_non_admin is False and site.retired_exception_ids == ()
+    assert [settings.export.lookback_for(d) for d in ("meeting_usage", "recording_access", "scheduled_sessions")] == [7, 30, 3]
+    data = _base()
+    data["sites"][0].update(unlabeled_time_zone_id=45, allow_non_admin=True, retired_exception_ids=["000081"])
+    data["export"].update(lookback_days=5, dataset_lookback_days={"recording_access": 40})
+    settings = parse_settings(data, env=ENV)
+    site = settings.sites[0]
+    assert (site.unlabeled_time_zone_id, site.allow_non_admin, site.retired_exception_ids) == (45, True, ("000081",))
+    # An explicit lookback_days applies to every dataset; a per-dataset entry still wins.
+    assert [settings.export.lookback_for(d) for d in ("meeting_usage", "recording_access")] == [5, 40]
+
+
+def test_bad_real_data_keys_are_named():
+    data = _base()
+    data["sites"][0].update(retired_exception_ids="000080", allow_non_admin="yes")
+    data["export"]["dataset_lookback_days"] = {"recordings": 3, "meeting_usage": 400}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, env=ENV)
+    text = str(caught.value)
+    for key in ("sites[0].retired_exception_ids", "sites[0].allow_non_admin",
+                "export.dataset_lookback_days.recordings", "export.dataset_lookback_days.meeting_usage"):  # fmt: skip
+        assert key in text, (key, text)
