@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import random
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,3 +57,31 @@ def json_events(stderr: str) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 pass
     return events
+
+
+def run_and_kill(command: str, config: Path, rng: "random.Random", *, commits: tuple[int, int] = (1, 8),
+                 extra_seconds: float = 0.2, timeout: float = 60) -> bool:  # fmt: skip
+    """Start ``webex-exporter COMMAND --config CONFIG`` and SIGKILL it after a random number of
+    window commits (between ``commits``) and a random moment more (up to ``extra_seconds``).
+    True when it was killed, False when it finished first.  Bounded by ``timeout``."""
+    import signal
+    import time
+
+    env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", command, "--config", str(config)], cwd=config.parent,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    left = rng.randint(*commits)
+    assert proc.stderr is not None
+    while time.monotonic() < deadline and left:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        left -= '"window committed"' in line
+    time.sleep(rng.uniform(0.0, extra_seconds))
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=timeout)
+    proc.stderr.close()
+    return killed

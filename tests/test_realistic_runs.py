@@ -12,12 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,7 +20,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from cli_helpers import cli, write_config
+from cli_helpers import cli, run_and_kill, write_config
 from exporter.datasets import DATASETS, by_name
 from exporter.pipeline import RunOptions, export
 from exporter.simulator import load_profile
@@ -203,26 +198,8 @@ def test_a_realistic_backfill_killed_at_random_points_ends_equal_to_ground_truth
     sim.set_faults(latency_ms=120)  # a backfill takes seconds: room to be killed in the middle
     config = write_config(tmp_path / "config.toml", sim.url, sites=("acme-cn",), datasets=datasets,
                           extra="[export]\nwindow_hours = 6\nmax_window_records = 60\n")  # fmt: skip
-    env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
     rng = random.Random(20261203)
-    killed = 0
-    for _ in range(trials):
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", "backfill", "--config", str(config)],
-                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
-        deadline = time.monotonic() + 60
-        commits_before_kill = rng.randint(2, 10)
-        while time.monotonic() < deadline and commits_before_kill:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            commits_before_kill -= '"window committed"' in line
-        time.sleep(rng.uniform(0.0, 0.2))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.wait(timeout=60)
-        proc.stderr.close()
+    killed = sum(run_and_kill("backfill", config, rng, commits=(2, 10)) for _ in range(trials))
     assert killed >= trials - 1, f"only {killed} of {trials} backfills were killed"
     final = cli("run", config=config, timeout=180)
     assert final.returncode == 0, final.stdout + final.stderr

@@ -9,15 +9,11 @@ import asyncio
 import dataclasses
 import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from datetime import datetime, timezone
 
 import duckdb
 
-from cli_helpers import cli, write_config
+from cli_helpers import cli, run_and_kill, write_config
 from exporter.datasets import by_name
 from exporter.pipeline import RunOptions, export
 from exporter.warehouse import Warehouse
@@ -41,27 +37,9 @@ def test_runs_killed_at_random_points_end_equal_to_ground_truth(sim_factory, tmp
     # Small packs (max_window_records caps them) give a fresh run ~35 commits: many points to be killed between.
     config = write_config(tmp_path / "config.toml", sim.url, datasets=CRASH_DATASETS,
                           extra="[export]\nwindow_hours = 6\nmax_window_records = 40\n")  # fmt: skip
-    env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
     rng = random.Random(20261122)
-    killed = 0
-    for trial in range(6):
-        command = "backfill" if trial % 2 else "run"  # resumed runs and full re-landings both get killed
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", command, "--config", str(config)], cwd=tmp_path,
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        deadline = time.monotonic() + 60
-        # Kill somewhere in the middle: after a random number of commits, at a random moment after it.
-        commits_before_kill = rng.randint(1, 8)
-        while time.monotonic() < deadline and commits_before_kill:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            commits_before_kill -= '"window committed"' in line
-        time.sleep(rng.uniform(0.0, 0.2))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.wait(timeout=60)
-        proc.stderr.close()
+    # Resumed runs and full re-landings both get killed, each after a random number of commits.
+    killed = sum(run_and_kill("backfill" if trial % 2 else "run", config, rng) for trial in range(6))
     # Resumed runs have less left to do each time, so a late one may finish before its kill.
     assert killed >= 4, f"only {killed} of 6 runs were killed: the runs finished too soon; make the workload bigger"
     final = cli("run", config=config, timeout=180)
