@@ -42,12 +42,25 @@ class Metrics:
                                  labels, registry=self.registry)  # fmt: skip
         self.lag = Gauge("webex_exporter_lag_seconds", "Now minus the cursor", labels, registry=self.registry)
         self.last_success = Gauge("webex_exporter_last_success_timestamp_seconds", "Last run without failures", labels, registry=self.registry)
+        self.site_up = Gauge("webex_exporter_site_up",
+                             "1 when the site's last run was not stopped (credentials refused, backup mode, ...)",
+                             ("site",), registry=self.registry)  # fmt: skip
         self.started = time.time()
         self._runner: web.AppRunner | None = None
+        #: Per site, why its last run stopped (absent: it did not); what /healthz reports.
+        self.failing: dict[str, str] = {}
 
     def observe_run(self, report: Any) -> None:
-        """Fold one run's counters in."""
+        """Fold one run's counters in; a stopped site is down (gauge and /healthz) until a run of
+        it is not stopped."""
         now = datetime.now(timezone.utc)
+        for site in {o.site for o in report.outcomes} | set(report.site_errors):
+            message = report.site_errors.get(site)
+            self.site_up.labels(site).set(0 if message else 1)
+            if message:
+                self.failing[site] = message
+            else:
+                self.failing.pop(site, None)
         for o in report.outcomes:
             labels = (o.site, o.dataset)
             self.runs.labels(*labels, o.outcome).inc()
@@ -72,7 +85,14 @@ class Metrics:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "uptime_seconds": round(time.time() - self.started, 1)})
+        """200 ``ok`` while every site's last run went through; 503 ``failing`` naming the sites
+        whose last run stopped (refused credentials, ...), so a probe or an alert sees it."""
+        body: dict[str, Any] = {"uptime_seconds": round(time.time() - self.started, 1)}
+        if self.failing:
+            body.update(status="failing", sites=dict(sorted(self.failing.items())))
+            return web.json_response(body, status=503)
+        body["status"] = "ok"
+        return web.json_response(body)
 
     async def start(self, host: str, port: int) -> int:
         """Serve on ``host:port`` (0 picks a free port); returns the port."""

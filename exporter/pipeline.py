@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from .config import Settings, SiteSettings
 from .datasets import Dataset, by_name
 from .errors import (
+    AuthError,
     ExporterError,
     FatalSiteError,
     OperationRetiredError,
@@ -92,6 +93,9 @@ class DatasetOutcome:
     windows_failed: int = 0
     windows_unverified: int = 0  # landed although no listing could be verified complete
     unavailable: str | None = None  # the site does not serve this dataset (its operation is retired)
+    #: Why the whole site stopped in this run (credentials refused, backup mode, ...), if it did.
+    site_stopped: str | None = None
+    refused: bool = False  # the site refused our credentials (or they lack the admin privilege)
     records: int = 0
     pages: int = 0
     requests: int = 0
@@ -108,7 +112,11 @@ class DatasetOutcome:
     @property
     def outcome(self) -> str:
         """``ok``, ``partial`` (some windows failed or landed unverified), ``failed`` (nothing
-        landed, errors) or ``unavailable`` (the site no longer serves the operation)."""
+        landed, errors), ``unavailable`` (the site no longer serves the operation), ``refused`` (the
+        site refused our credentials) or ``site_stopped`` (the site stopped for another reason):
+        monitoring must never read a stopped site as ok."""
+        if self.site_stopped is not None:
+            return "refused" if self.refused else "site_stopped"
         if self.unavailable is not None:
             return "unavailable"
         if self.windows_failed == 0 and self.windows_unverified == 0 and not self.errors:
@@ -383,12 +391,21 @@ async def _export_site(ctx: _Context, site: SiteSettings) -> None:
         exc = _first_leaf(caught)
         message = f"{type(exc).__name__}: {exc}"
         ctx.report.site_errors[site.name] = message
+        _stop_outcomes(outcomes.values(), message, refused=isinstance(exc, AuthError))
         event("site stopped", level=40, site=site.name, error=message)
     except* ExporterError as caught:  # anything else unexpected from our code, reported per site
         exc = _first_leaf(caught)
         message = f"{type(exc).__name__}: {exc}"
         ctx.report.site_errors[site.name] = message
+        _stop_outcomes(outcomes.values(), message, refused=False)
         event("site failed", level=40, site=site.name, error=message)
+
+
+def _stop_outcomes(outcomes: Iterable[DatasetOutcome], message: str, *, refused: bool) -> None:
+    """Mark every dataset of a stopped site: its outcome says so (never ``ok``)."""
+    for outcome in outcomes:
+        outcome.site_stopped = message
+        outcome.refused = refused
 
 
 def _first_leaf(group: BaseException) -> BaseException:
