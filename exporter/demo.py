@@ -2,7 +2,9 @@
 
 Starts the simulator (profile from ``[simulator]`` in the config) on a free loopback port, points
 the configured loopback sites at it, exports every dataset into the configured warehouse, then
-compares what landed with the simulator's ground truth and prints an example query.
+compares what landed with the simulator's ground truth and prints an example query.  It only ever
+writes a warehouse it created itself (a marker in ``.webex-exporter/``) or an empty one, and
+refuses one that another exporter (``serve``, a run) is writing.
 """
 
 from __future__ import annotations
@@ -45,21 +47,73 @@ def demo_settings(config_path: Path, simulator_url: str, password: str) -> Setti
     return parse_settings(data, env=env, source=str(config_path), base_dir=config_path.resolve().parent)
 
 
-def _clear_warehouse(settings: Settings) -> None:
-    """Remove what an earlier demo landed (only the exporter's own files and folders)."""
+#: In ``<catalog dir>/.webex-exporter/``: this warehouse was created by the demo, which may clear it.
+DEMO_MARKER = "demo-warehouse"
+
+
+def _home(settings: Settings) -> Path:
+    return Path(settings.warehouse.catalog).parent / ".webex-exporter"
+
+
+def _holds_exports(settings: Settings) -> bool:
+    """Whether the warehouse holds anything an exporter landed (state, tables, catalog)."""
     from .datasets import DATASETS
 
     root = Path(settings.warehouse.root)
-    if "://" in settings.warehouse.root or not root.exists():
+    return (
+        (_home(settings) / "state.duckdb").exists()
+        or Path(settings.warehouse.catalog).exists()
+        or any((root / d.name).exists() for d in DATASETS)
+    )
+
+
+def _take_warehouse(settings: Settings) -> Any:
+    """The warehouse's writer lock, for the demo, or a clear refusal: the demo never writes (or
+    clears) a warehouse another exporter is writing, nor one that holds exports it did not make."""
+    from .errors import WarehouseError
+    from .warehouse import _ProcessLock
+
+    root = settings.warehouse.root
+    if "://" in root:
+        raise WarehouseError(f"the demo writes only a local warehouse, and warehouse.root is {root}; "
+                             "run it with a config whose warehouse is a local folder")  # fmt: skip
+    home = _home(settings)
+    if _holds_exports(settings) and not (home / DEMO_MARKER).exists():
+        raise WarehouseError(
+            f"the warehouse at {Path(root).resolve()} holds exported history the demo did not create; the demo "
+            "never touches it. Give the demo a config whose warehouse.root is another folder "
+            "(webex-exporter demo --config demo.toml), or move that warehouse away yourself."
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    lock = _ProcessLock(home / "lock")
+    lock.acquire(f"the warehouse at {Path(root).resolve()}")  # refuses while `serve` or a run writes it
+    (home / DEMO_MARKER).write_text("created by `webex-exporter demo`; the demo may clear it\n", encoding="utf-8")
+    return lock
+
+
+def _clear_warehouse(settings: Settings) -> None:
+    """Remove what an earlier demo landed: only the exporter's own files and folders, and never
+    the lock file (deleting a held lock file would let two processes lock two files)."""
+    from .datasets import DATASETS
+
+    root = Path(settings.warehouse.root)
+    if not root.exists():
         return
-    for name in [d.name for d in DATASETS] + ["_staging", ".webex-exporter"]:
+    for name in [d.name for d in DATASETS] + ["_staging"]:
         shutil.rmtree(root / name, ignore_errors=True)
-    catalog = Path(settings.warehouse.catalog)
-    for path in (catalog, catalog.with_name(catalog.name + ".wal"), catalog.parent / ".webex-exporter"):
+    home = _home(settings)
+    for path in [*(home.iterdir() if home.is_dir() else ()), *(root / ".webex-exporter").glob("*")]:
+        if path.name in ("lock", DEMO_MARKER):
+            continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
+        else:
+            path.unlink(missing_ok=True)
+    catalog = Path(settings.warehouse.catalog)
+    for path in (catalog, catalog.with_name(catalog.name + ".wal")):
+        path.unlink(missing_ok=True)
+    for stale in catalog.parent.glob(f".{catalog.name}.*"):
+        stale.unlink(missing_ok=True)
 
 
 def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> int:
@@ -80,8 +134,12 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
     with run_in_thread(profile) as sim:
         settings = demo_settings(config_path, sim.url, password)
         configure_logging("text", "debug" if debug else "warning")
-        if fresh:
-            _clear_warehouse(settings)
+        lock = _take_warehouse(settings)
+        try:
+            if fresh:
+                _clear_warehouse(settings)
+        finally:
+            lock.release()  # the export below takes the lock itself
         # Freeze the simulated clock: sessions that end while the demo runs would otherwise become
         # visible after the export planned its windows, and the comparison below would be unfair.
         sim.clock.freeze()
