@@ -916,10 +916,22 @@ async def _land(
                     await _commit_run(ctx, site, dataset, run, outcome, tracker, cursor_plan)
             except BaseException as exc:
                 for item in queued:
-                    if not item.done.done():
+                    if item.done.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        item.done.cancel()  # a stop: the waiters are being cancelled too
+                    else:
                         item.done.set_exception(exc)
+                        # A waiter cancelled meanwhile never reads it: mark it read, so a clean stop
+                        # logs no "Future exception was never retrieved" traceback.
+                        item.done.add_done_callback(_retrieve)
                 raise
     await ready.done
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _contiguous_ready(queued: list[_Ready]) -> list[list[_Ready]]:
