@@ -20,12 +20,13 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from .errors import AuthError, ExporterError, FatalSiteError
+from .errors import AuthError, ExporterError, FatalSiteError, RetryableError
 from .protocol import Body, BodyResponse
 from .timezones import TIME_ZONES, zoneinfo_for
 
 __all__ = [
     "SiteFacts",
+    "SiteUnreachableError",
     "get_site_body",
     "lst_time_zone_body",
     "get_user_body",
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 _SERVICE = "java:com.webex.service.binding"
+
+
+class SiteUnreachableError(FatalSiteError):
+    """The site's first request of a run got no answer after all its attempts: stop the site."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +171,18 @@ async def inspect_site(client: object, *, webex_id: str, now: datetime) -> SiteF
 
 
 async def _each(client: object, bodies: list[Body], problems: list[str]) -> list[BodyResponse | None]:
-    """Each body's answer (one request when they all succeed); a failed body is None and a problem."""
+    """Each body's answer (one request when they all succeed); a failed body is None and a problem.
+
+    The site not answering at all (its retries used up on resets, refused connections, timeouts,
+    5xx) is no problem to note: it stops the site for this run at once, instead of every window
+    of every dataset spending its own retries on a host that is not there."""
     try:
         return list(await client.call(bodies))  # type: ignore[attr-defined]
     except (AuthError, FatalSiteError):
         raise
+    except RetryableError as exc:
+        raise SiteUnreachableError(f"the site does not answer ({exc}); check sites[].url and the network, or "
+                                   "run `webex-exporter check`") from exc  # fmt: skip
     except ExporterError as exc:
         if len(bodies) == 1:
             problems.append(f"{bodies[0].label}: {exc}")
