@@ -88,9 +88,23 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written: while the terminal's live progress runs,
+    that is rich's proxy, which prints the line above the display instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(fmt: str = "auto", level: str = "info", *, stream: Any = None) -> None:
     """Configure the ``exporter`` logger once (idempotent: replaces earlier handlers)."""
-    stream = stream or sys.stderr
+    stream = stream or _CurrentStderr()
     if fmt == "auto":
         fmt = "text" if getattr(stream, "isatty", lambda: False)() else "json"
     handler = logging.StreamHandler(stream)

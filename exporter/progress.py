@@ -1,6 +1,7 @@
-"""Progress for people at a terminal: per dataset, windows and pages done out of pages known from
-``total``, records/s, ETA and time spent waiting on throttles.  Off a terminal this is silent —
-the structured log has one event per window instead.
+"""Progress for people at a terminal: per dataset, windows done, pages done out of pages known
+from ``total``, records, records/s, ETA and time spent waiting on throttles, drawn by rich's live
+display: lines fit the terminal's width, log lines print above the display instead of through it.
+Off a terminal this is silent: the structured log has one event per window instead.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["Progress", "DatasetProgress"]
 
-_REDRAW_SECONDS = 0.25
-
+_UPDATE_SECONDS = 0.25
 
 @dataclass(slots=True)
 class DatasetProgress:
@@ -72,18 +72,11 @@ class DatasetProgress:
         if self.owner:
             self.owner.redraw(force=True)
 
-    def line(self, throttle_wait: float) -> str:
-        """One status line."""
+    def fields(self) -> dict[str, Any]:
+        """What the live display shows for this dataset."""
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = self.records / elapsed
-        fraction = self.windows_done / self.windows if self.windows else 1.0
-        eta = "done" if self.finished else (_clock(elapsed / fraction - elapsed) if fraction > 0 else "--:--")
-        return (
-            f"{self.site}/{self.dataset:<20} windows {self.windows_done:>4}/{self.windows:<4} "
-            f"pages {self.pages_done:>6}/{sum(self.pages_known.values()):<6} records {self.records:>9} "
-            f"{rate:>8.0f}/s ETA {eta:>6} "
-            f"throttle-wait {throttle_wait:>5.0f}s"
-        )
+        return {"windows": f"{self.windows_done}/{self.windows}", "records": self.records,
+                "rate": self.records / elapsed, "known": max(sum(self.pages_known.values()), self.pages_done, 1)}  # fmt: skip
 
 
 def _clock(seconds: float) -> str:
@@ -92,12 +85,15 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """A set of dataset progress lines redrawn in place on a terminal."""
+    """A live display of dataset progress on a terminal (nothing elsewhere)."""
 
-    def __init__(self, stream: TextIO | None, *, throttle_wait: Callable[[str], float] | None = None) -> None:
+    def __init__(self, stream: TextIO | None, *, throttle_wait: Callable[[str], float] | None = None,
+                 width: int | None = None) -> None:  # fmt: skip
         self._stream = stream
+        self._width = width  # None: the terminal's
         self._datasets: list[DatasetProgress] = []
-        self._drawn = 0
+        self._tasks: dict[int, Any] = {}
+        self._live: Any = None
         self._last = 0.0
         self.throttle_wait: Callable[[str], float] = throttle_wait or (lambda site: 0.0)
 
@@ -111,26 +107,58 @@ class Progress:
         """Live lines on stderr when it is a terminal, otherwise nothing."""
         return cls(sys.stderr if sys.stderr.isatty() else None)
 
+    def _start(self) -> Any:
+        from rich.console import Console
+        from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as Live
+
+        # Always our stream (stderr on a terminal): the run's summary on stdout stays clean.
+        console = Console(file=self._stream, force_terminal=True, width=self._width)
+        self._live = Live(
+            TextColumn("{task.description}", style="bold"),
+            BarColumn(bar_width=12),
+            TextColumn("windows {task.fields[windows]:>9}"),
+            TextColumn("pages {task.completed:>6.0f}/{task.total:<6.0f}"),
+            TextColumn("{task.fields[records]:>9,} rec {task.fields[rate]:>7,.0f}/s"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(compact=True, elapsed_when_finished=True),
+            TextColumn("wait {task.fields[wait]:>4.0f}s"),
+            console=console, refresh_per_second=4, transient=False,
+            # Log lines (written to sys.stderr at emit time, see logs.configure_logging) print above the display.
+            redirect_stderr=True, redirect_stdout=True,
+        )  # fmt: skip
+        self._live.start()
+        return self._live
+
     def dataset(self, site: str, dataset: str, *, windows: int) -> DatasetProgress:
         """Start tracking one dataset."""
         tracker = DatasetProgress(site, dataset, windows, owner=self if self._stream else None)
         self._datasets.append(tracker)
+        if self._stream is not None:
+            live = self._live or self._start()
+            self._tasks[id(tracker)] = live.add_task(f"{site}/{dataset}", total=1, completed=0, windows="0/0",
+                                                     records=0, rate=0.0, wait=0.0)  # fmt: skip
         return tracker
 
     def redraw(self, *, force: bool = False) -> None:
-        """Repaint all lines (rate-limited)."""
-        if self._stream is None:
+        """Update the live display (rate-limited; rich repaints it on its own clock)."""
+        if self._live is None:
             return
         now = time.monotonic()
-        if not force and now - self._last < _REDRAW_SECONDS:
+        if not force and now - self._last < _UPDATE_SECONDS:
             return
         self._last = now
-        lines = [d.line(self.throttle_wait(d.site)) for d in self._datasets]
-        out = "\x1b[F" * self._drawn + "".join(f"\x1b[2K{line}\n" for line in lines)
-        self._stream.write(out)
-        self._stream.flush()
-        self._drawn = len(lines)
+        for tracker in self._datasets:
+            f = tracker.fields()
+            self._live.update(self._tasks[id(tracker)], completed=min(tracker.pages_done, f["known"]), total=f["known"],
+                              windows=f["windows"], records=f["records"], rate=f["rate"],
+                              wait=self.throttle_wait(tracker.site))  # fmt: skip
+            if tracker.finished:
+                self._live.update(self._tasks[id(tracker)], completed=f["known"], total=f["known"])
 
     def close(self) -> None:
-        """Final repaint."""
-        self.redraw(force=True)
+        """Final repaint; the display stays on the terminal above what follows."""
+        if self._live is not None:
+            self.redraw(force=True)
+            self._live.stop()
+            self._live = None

@@ -32,10 +32,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _pad(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal cells (a CJK character takes two, a combining mark none)."""
+    from rich.cells import cell_len
+
+    return text + " " * max(0, width - cell_len(text))
+
+
 def format_rows(columns: list[str], rows: list[tuple[Any, ...]], output: str) -> str:
-    """Render rows as an aligned table, CSV, or a JSON list of objects."""
+    """Render rows as an aligned table (widths in terminal cells), CSV, a JSON list of objects,
+    or NDJSON (one JSON object per line)."""
     if output == "json":
         return json.dumps([{c: _jsonable(v) for c, v in zip(columns, row)} for row in rows], ensure_ascii=False, indent=1)
+    if output == "ndjson":
+        return "\n".join(json.dumps({c: _jsonable(v) for c, v in zip(columns, row)}, ensure_ascii=False, default=str)
+                         for row in rows)  # fmt: skip
     if output == "csv":
         import io
 
@@ -44,10 +55,12 @@ def format_rows(columns: list[str], rows: list[tuple[Any, ...]], output: str) ->
         writer.writerow(columns)
         writer.writerows([[_cell(v) for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
+    from rich.cells import cell_len
+
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    widths = [max([cell_len(c)] + [cell_len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(_pad(c, w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(_pad(v, w) for v, w in zip(r, widths)) for r in cells]
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines)
 

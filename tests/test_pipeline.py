@@ -381,7 +381,7 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
     async def main():
         with Warehouse(settings.warehouse, export=settings.export) as warehouse:
             options = RunOptions(now=sim.clock.now(), since=since, until=until)
-            return await export(settings, options, warehouse=warehouse, progress=Progress(screen))
+            return await export(settings, options, warehouse=warehouse, progress=Progress(screen, width=160))
 
     report = asyncio.run(main())
     assert report.exit_code == 0, report.summary()
@@ -391,8 +391,10 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
     # All but the site's facts and the sign-in that came with them (not a dataset's).
     assert outcome.requests == stats["requests"] - 2 and outcome.pages == stats["bodies"] - 1 - len(SITE_FACTS)
     got = {k for k, r in landed(settings, "meeting_usage").items() if since <= r["meeting_start_time"] < until}
-    last_line = screen.getvalue().splitlines()[-1]
-    assert f" records {len(got):>9} " in last_line, last_line
+    from test_progress import last_frame
+
+    (last_line,) = last_frame(screen.getvalue(), 1)
+    assert f" {len(got):>9,} rec " in last_line, last_line
     pages = last_line.split(" pages ")[1].split()[0]
     done, known = map(int, pages.split("/"))
     assert done == known < outcome.pages, last_line  # the abandoned pack's pages are not shown as work done

@@ -1,15 +1,24 @@
-"""Terminal progress: pages done out of pages known, records/s, ETA, throttle wait; silent off a terminal."""
+"""Terminal progress: pages done out of pages known, records/s, ETA, throttle wait; fits the
+terminal's width; silent off a terminal."""
 
 from __future__ import annotations
 
 import io
+import re
 
 from exporter.progress import Progress
+
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def last_frame(text: str, lines: int) -> list[str]:
+    """The final frame of a live display written to a string (control sequences removed)."""
+    return [line for line in _CONTROL.sub("", text).replace("\r", "\n").split("\n") if line.strip()][-lines:]
 
 
 def test_progress_lines_show_pages_records_eta_and_throttle_wait():
     stream = io.StringIO()
-    progress = Progress(stream, throttle_wait=lambda site: 61.0)
+    progress = Progress(stream, throttle_wait=lambda site: 61.0, width=120)
     tracker = progress.dataset("acme", "meeting_attendees", windows=4)
     tracker.page(1, 3, 500)
     tracker.page(2, 3, 500)
@@ -17,13 +26,23 @@ def test_progress_lines_show_pages_records_eta_and_throttle_wait():
     tracker.page(3, 3, 200)
     tracker.done()
     progress.close()
-    last = stream.getvalue().split("\x1b[2K")[-1]
+    (last,) = last_frame(stream.getvalue(), 1)
     assert "acme/meeting_attendees" in last
-    assert "windows    1/4" in last
+    assert "windows       1/4" in last
     assert "pages      3/3" in last
-    assert "records      1200" in last
-    assert "ETA   done" in last
-    assert "throttle-wait    61s" in last
+    assert "1,200 rec" in last
+    assert "wait   61s" in last
+
+
+def test_progress_fits_a_narrow_terminal():
+    stream = io.StringIO()
+    progress = Progress(stream, width=80)
+    for name in ("meeting_attendees", "scheduled_sessions", "training_attendees"):
+        tracker = progress.dataset("a-long-site-name", name, windows=90)
+        tracker.page(1, 40, 500)
+    progress.close()
+    frame = last_frame(stream.getvalue(), 3)
+    assert len(frame) == 3 and all(len(line) <= 80 for line in frame), frame
 
 
 def test_progress_is_silent_off_a_terminal():
