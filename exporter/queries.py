@@ -13,6 +13,8 @@ the declared type before the query runs, so a typo gives a clear error instead o
 
 from __future__ import annotations
 
+import difflib
+
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -135,7 +137,9 @@ def run_query(
         named = queries[sql_or_name]
         sql, values = named.sql, named.bind(given)
     elif _NAME.match(sql_or_name):
-        raise ConfigError(f"no query named {sql_or_name!r}; see `webex-exporter query --list x`")
+        hint = difflib.get_close_matches(sql_or_name, list(queries), n=1)
+        raise ConfigError(f"no query named {sql_or_name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                          + "; see `webex-exporter query --list`")  # fmt: skip
     else:
         if given:
             raise ConfigError("--param applies to named queries only")
@@ -145,7 +149,21 @@ def run_query(
         cursor = connection.execute(sql, values) if values else connection.execute(sql)
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()
+    except _SQL_MISTAKES as exc:
+        # The SQL is wrong (a typo, a missing table or column): the user's to fix, exit 2, with
+        # DuckDB's own hints ("Did you mean ...?", the caret under the spot) kept.
+        raise ConfigError(f"query failed: {str(exc).strip()}") from None
     except duckdb.Error as exc:
-        raise WarehouseError(f"query failed: {str(exc).splitlines()[0]}") from None
+        raise WarehouseError(f"query failed: {str(exc).strip()}") from None
     finally:
         connection.close()
+
+
+def _sql_mistakes() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.SyntaxException,
+            duckdb.ConversionException, duckdb.InvalidInputException)  # fmt: skip
+
+
+_SQL_MISTAKES = _sql_mistakes()

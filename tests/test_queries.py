@@ -175,3 +175,14 @@ def test_every_query_documents_its_question_and_example():
     for query in queries.values():
         assert query.question, query.name
         assert query.example.startswith(f"webex-exporter query {query.name}"), query.name
+
+
+def test_a_typo_in_sql_is_a_usage_error_with_duckdbs_hint(exported):
+    from exporter.errors import ConfigError
+
+    settings = exported[0] if isinstance(exported, tuple) else exported
+    with pytest.raises(ConfigError) as caught:
+        run_query(settings, "select count(*) from meetng_usage")
+    assert 'Did you mean "meeting_usage"' in str(caught.value)
+    with pytest.raises(ConfigError, match="did you mean 'top_hosts'"):
+        run_query(settings, "top_host")
