@@ -5,9 +5,12 @@ Decisions are made on HTTP status, ``exceptionID`` and ``gsbStatus`` only, never
 one exception is reading the number out of 000053's "must be less than {n}", which no other field
 carries (in any language; when no number can be read the client halves its batches).
 
-Order matters and is deliberate: auth failures first (a retry can lock the account), then
-throttling (backing off is always safe), then the backup-site pause (a backup may answer with
-stale or partial data, even SUCCESS or "no record found"), then the rest.
+Order matters and is deliberate: an endpoint we may not talk to first (a redirect, which is never
+followed because every request carries credentials, or a certificate that fails verification),
+then auth failures (a retry can lock the account), then throttling (backing off is always safe),
+then the backup-site pause (a backup may answer with stale or partial data, even SUCCESS or "no
+record found"), then the rest.  An answer that can never be read (not XML, a DTD, over the size
+limit) fails the window at once; one damaged on its way (cut short) is resent.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from urllib.parse import urlsplit
+
 from . import webex_codes
 from .backoff import parse_retry_after
+from .errors import DamagedResponseError, EndpointError, ParseError
 from .protocol import BodyResponse
 
-__all__ = ["Outcome", "Verdict", "CodeTable", "DEFAULT_CODES", "classify", "body_content_limit"]
+__all__ = ["Outcome", "Verdict", "CodeTable", "DEFAULT_CODES", "classify", "body_content_limit", "redirect_target"]
 
 
 class Outcome(enum.Enum):
@@ -35,16 +41,19 @@ class Outcome(enum.Enum):
     PAUSE = "pause"  # the site runs on its backup: pause the site ``delay``, then resend
     REAUTH = "reauth"  # the session ticket expired: re-authenticate once, then resend
     AUTH_FATAL = "auth_fatal"  # credentials refused: stop the site, never retry
+    ENDPOINT_FATAL = "endpoint_fatal"  # a redirect or a failed certificate check: stop the site, never retry
     BODYCONTENT_LIMIT = "bodycontent_limit"  # 000053: resend in batches of at most ``limit``
     RETIRED = "retired"  # the site no longer serves this operation: skip the dataset
     WINDOW_FATAL = "window_fatal"  # any other failure: fail the window with code and reason
+    UNREADABLE = "unreadable"  # an answer that can never be read (not XML, DTD, too large): fail the window, no retry
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """An outcome with what it needs: the code (exceptionID or ``http503``, ``transport``,
-    ``parse``), the server's reason, a delay (cool-down, pause, Retry-After), the 000053 limit,
-    and ``cause``, a short label for metrics."""
+    ``tls``, ``parse``), the server's reason, a delay (cool-down, pause, Retry-After), the 000053
+    limit, ``cause``, a short label for metrics, and ``retry_after``: the wait the server itself
+    asked for (its ``Retry-After``, whatever the outcome; None without one)."""
 
     outcome: Outcome
     code: str = ""
@@ -52,6 +61,7 @@ class Verdict:
     delay: float | None = None
     limit: int | None = None
     cause: str = ""
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +106,32 @@ def classify(
     """
     retry_after = parse_retry_after((headers or {}).get("Retry-After"), now=now)
     if status is None:
-        name = type(body).__name__ if isinstance(body, BaseException) else "no response"
-        return Verdict(Outcome.RETRY, code="transport", reason=name, cause="transport")
+        if isinstance(body, EndpointError):  # certificate or hostname verification failed
+            return Verdict(Outcome.ENDPOINT_FATAL, code="tls", reason=str(body), cause="tls")
+        reason = (str(body) or type(body).__name__) if isinstance(body, BaseException) else "no response"
+        return Verdict(Outcome.RETRY, code="transport", reason=reason, cause="transport")
+    if 300 <= status < 400:
+        # Never followed: the request carries the password or ticket, and another host's answer
+        # would land as this site's data.  The URL is wrong; say where the server points.
+        target = redirect_target((headers or {}).get("Location"))
+        return Verdict(Outcome.ENDPOINT_FATAL, code=f"http{status}", reason=f"HTTP {status} redirect to {target}",
+                       cause="redirect")  # fmt: skip
     if status in (403, 429):
         # 403 is how Webex throttles GetSessionInfo/GetUserCard (seeds); 429 is HTTP's own.
         return Verdict(Outcome.THROTTLED, code=f"http{status}", delay=_cooldown(retry_after, cooldown_seconds),
-                       cause=f"http{status}")  # fmt: skip
+                       cause=f"http{status}", retry_after=retry_after)  # fmt: skip
     if status == 401:
         return Verdict(Outcome.AUTH_FATAL, code="http401", reason="HTTP 401 Unauthorized", cause="auth")
     if status >= 500 or status == 408:
-        return Verdict(Outcome.RETRY, code=f"http{status}", delay=retry_after, cause=f"http{status}")
+        return Verdict(Outcome.RETRY, code=f"http{status}", delay=retry_after, cause=f"http{status}",
+                       retry_after=retry_after)  # fmt: skip
     if not 200 <= status < 300:
         return Verdict(Outcome.WINDOW_FATAL, code=f"http{status}", reason=f"unexpected HTTP status {status}",
                        cause=f"http{status}")  # fmt: skip
-    if isinstance(body, BaseException):
-        return Verdict(Outcome.RETRY, code="parse", reason=str(body)[:200], cause="malformed")
+    if isinstance(body, DamagedResponseError) or (isinstance(body, BaseException) and not isinstance(body, ParseError)):
+        return Verdict(Outcome.RETRY, code="parse", reason=str(body)[:300], cause="malformed")
+    if isinstance(body, BaseException):  # a ParseError: the same bytes would come back
+        return Verdict(Outcome.UNREADABLE, code="parse", reason=str(body)[:300], cause="unreadable")
     if body is None or body.result not in ("SUCCESS", "FAILURE"):
         return Verdict(Outcome.RETRY, code="parse", reason="response without SUCCESS/FAILURE result", cause="malformed")
 
@@ -122,7 +143,7 @@ def classify(
         return Verdict(Outcome.AUTH_FATAL, code=code, reason=body.reason, cause="auth")
     if failed and code in codes.throttled:
         return Verdict(Outcome.THROTTLED, code=code, reason=body.reason,
-                       delay=_cooldown(retry_after, cooldown_seconds), cause=code)  # fmt: skip
+                       delay=_cooldown(retry_after, cooldown_seconds), cause=code, retry_after=retry_after)  # fmt: skip
     if body.gsb_status.upper() == "BACKUP":
         return Verdict(Outcome.PAUSE, code=code or "gsb_backup", reason=body.reason, delay=gsb_pause_seconds,
                        cause="gsb_backup")  # fmt: skip
@@ -150,6 +171,17 @@ def body_content_limit(reason: str) -> int | None:
         return None
     value = int(numbers[0])  # \d matches any script's digits; int() reads them
     return value - 1 if value > 1 else None
+
+
+def redirect_target(location: str | None) -> str:
+    """Where a redirect points, fit for an error message: the ``Location`` without userinfo,
+    query or fragment (either may carry a credential)."""
+    if not location or not location.strip():
+        return "(no Location header)"
+    parts = urlsplit(location.strip())
+    host = parts.netloc.rpartition("@")[2]  # drop user:password@
+    target = f"{parts.scheme}://{host}{parts.path}" if parts.scheme or host else parts.path
+    return target or "(an empty Location)"
 
 
 def _cooldown(retry_after: float | None, configured: float) -> float:

@@ -9,6 +9,19 @@ batches after 000053, and an immediate stop on refused credentials (retries lock
 This is the one place where aiohttp and asyncio exceptions become :mod:`exporter.errors`.
 Secrets (password, access token, session ticket) live in :class:`~exporter.config.Secret` and are
 scrubbed from any server text we repeat, so they never reach an exception, a log or a repr.
+
+What the client refuses to do, whatever the server says:
+
+* follow a redirect (every request carries the password or a ticket): a 3xx stops the site with
+  a :class:`~exporter.errors.RedirectError` naming the target; nothing is sent to it;
+* trust a certificate that fails verification: a :class:`~exporter.errors.CertificateError`
+  stops the site after one attempt (other TLS failures are retried, their cause kept);
+* read more than ``throttle.max_response_bytes``, counted as the body is decompressed (we do
+  the decompression ourselves, bounded): a bomb costs one request and a bounded amount of memory;
+* sleep longer than ``throttle.max_retry_after_seconds`` because a server asked: such a
+  ``Retry-After`` stops the site for the run (:class:`~exporter.errors.RetryAfterTooLongError`),
+  and nothing is sent to the site until that time has passed;
+* resend an answer that can never be read (not XML, a DTD, too large): the window fails at once.
 """
 
 from __future__ import annotations
@@ -17,23 +30,31 @@ import asyncio
 import dataclasses
 import logging
 import random
+import ssl
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from .backoff import backoff_delay
-from .classify import DEFAULT_CODES, CodeTable, Outcome, Verdict, classify
+from .classify import DEFAULT_CODES, CodeTable, Outcome, Verdict, classify, redirect_target
 from .config import Secret, SiteSettings
 from .errors import (
     ApiError,
     AuthError,
     BodyContentLimitError,
+    CertificateError,
+    DamagedResponseError,
+    ExporterError,
     FatalSiteError,
     OperationRetiredError,
     ParseError,
+    RedirectError,
+    RetryAfterTooLongError,
     SitePausedError,
     ThrottledError,
     TransportError,
@@ -53,7 +74,9 @@ RENEW_FRACTION = 0.85
 #: GSB backup pauses one request sits through before the site is given up for this run.
 MAX_GSB_PAUSES = 3
 DEFAULT_TICKET_TTL = 5400.0
-_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "Accept": "text/xml"}
+#: Only the encodings we decompress ourselves, with a bound (aiohttp's own decoding is off).
+_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "Accept": "text/xml", "Accept-Encoding": "gzip, deflate"}
+_READ_CHUNK = 64 * 1024
 
 T = TypeVar("T")
 
@@ -127,9 +150,9 @@ class _Attempts:
 #: Which answer in a batch decides first: never retry on refused credentials, never split a
 #: batch the server refused whole, fail the window before waiting on anything.
 _PRIORITY = {
-    Outcome.AUTH_FATAL: 0, Outcome.REAUTH: 1, Outcome.BODYCONTENT_LIMIT: 2, Outcome.RETIRED: 3,
-    Outcome.WINDOW_FATAL: 3, Outcome.THROTTLED: 4, Outcome.PAUSE: 5, Outcome.RETRY: 6, Outcome.EMPTY: 7,
-    Outcome.OK: 8,
+    Outcome.ENDPOINT_FATAL: 0, Outcome.AUTH_FATAL: 0, Outcome.REAUTH: 1, Outcome.BODYCONTENT_LIMIT: 2,
+    Outcome.RETIRED: 3, Outcome.WINDOW_FATAL: 3, Outcome.UNREADABLE: 3, Outcome.THROTTLED: 4, Outcome.PAUSE: 5,
+    Outcome.RETRY: 6, Outcome.EMPTY: 7, Outcome.OK: 8,
 }  # fmt: skip
 
 
@@ -166,6 +189,15 @@ class WebexClient:
         self._renew_at = float("-inf")
         self._auth_lock = asyncio.Lock()
         self._fatal: FatalSiteError | None = None
+        #: A Retry-After above max_retry_after_seconds: nothing is sent before this loop time.
+        self._held_until = float("-inf")
+        self._held_message = ""
+        parts = urlsplit(site.url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            port = None
+        self._endpoint = f"{parts.hostname}:{port}"
         #: One ``batching.CallBatcher`` per API group, made by ``batching.batcher_for``.
         self.batchers: dict[str, Any] = {}
 
@@ -189,10 +221,12 @@ class WebexClient:
     ) -> list[BodyResponse]:
         """Send ``bodies`` and return one :class:`BodyResponse` per body, in order.
 
-        Empty lists (000015) come back with ``empty=True``.  Raises :class:`AuthError` (never
-        retried), :class:`ApiError` / :class:`BodyContentLimitError` (fail the window),
-        :class:`SitePausedError`, or :class:`TransportError` / :class:`ThrottledError` once
-        ``max_attempts`` is used up.
+        Empty lists (000015) come back with ``empty=True``.  Raises :class:`AuthError` or an
+        :class:`~exporter.errors.EndpointError` (a redirect, a failed certificate check; never
+        retried), :class:`ApiError` / :class:`BodyContentLimitError` / :class:`ParseError` (an
+        answer that can never be read; fail the window), :class:`SitePausedError` (its
+        :class:`RetryAfterTooLongError` too), or :class:`TransportError` / :class:`ThrottledError`
+        once ``max_attempts`` is used up.
         """
         if not bodies:
             return []
@@ -246,6 +280,20 @@ class WebexClient:
         if self._fatal is not None:
             # A fresh instance per caller: one shared exception would collect every caller's traceback.
             raise type(self._fatal)(str(self._fatal))
+        left = self._held_until - asyncio.get_running_loop().time()
+        if left > 0:
+            raise RetryAfterTooLongError(self._held_message, delay=left)
+
+    def _hold(self, verdict: Verdict, wait: float) -> RetryAfterTooLongError:
+        """The server asked for a wait above our limit: stop the site for this run rather than
+        sleep; nothing is sent to it before that time (a later run in ``serve`` asks again)."""
+        limit = self.site.throttle.max_retry_after_seconds
+        self._held_until = max(self._held_until, asyncio.get_running_loop().time() + wait)
+        self._held_message = (f"site {self.site.name}: the server asked us to wait {wait:.0f} s ({verdict.code}, "
+                              f"Retry-After), more than max_retry_after_seconds = {limit:g}; stopping this site for "
+                              "this run")  # fmt: skip
+        log.error("%s", self._held_message)
+        return RetryAfterTooLongError(self._held_message, delay=wait)
 
     def _die(self, error: FatalSiteError) -> FatalSiteError:
         """Remember a fatal error: every later call on this client raises it without sending."""
@@ -274,7 +322,7 @@ class WebexClient:
             batch = [bodies[i] for i in pending]
             ticket = None if authenticating else await self._credentials(sink)
             payload = build_request(self.site, batch, ticket=ticket)
-            async with group.slot() as permit:
+            async with group.slot(len(batch)) as permit:
                 sink.permit(permit)
                 sink.bump("requests")
                 sink.bump("bodies", len(batch))
@@ -284,6 +332,8 @@ class WebexClient:
             position = min(range(len(verdicts)), key=lambda i: _PRIORITY[verdicts[i].outcome])
             verdict, body = verdicts[position], batch[position]
             outcome = verdict.outcome
+            if outcome is Outcome.ENDPOINT_FATAL:
+                raise self._endpoint_error(verdict)
             if outcome is Outcome.AUTH_FATAL or (
                 outcome is Outcome.REAUTH and (authenticating or ticket is None or attempts.reauthenticated)
             ):
@@ -304,6 +354,10 @@ class WebexClient:
                 )  # fmt: skip
             if outcome is Outcome.WINDOW_FATAL:
                 raise ApiError(verdict.code, self._scrub(verdict.reason), operation=body.label or body.operation)
+            if outcome is Outcome.UNREADABLE:
+                what = body.label or body.operation
+                raise ParseError(f"site {self.site.name}: {what}: {self._scrub(verdict.reason)}; not asked again "
+                                 "(the same request gets the same answer)")  # fmt: skip
             still = []
             for offset, (index, each) in enumerate(zip(pending, verdicts, strict=True)):
                 if each.outcome in (Outcome.OK, Outcome.EMPTY):
@@ -328,6 +382,8 @@ class WebexClient:
         settings = self.site.throttle
         what = body.label or body.operation
         outcome = verdict.outcome
+        if verdict.retry_after is not None and verdict.retry_after > settings.max_retry_after_seconds:
+            raise self._hold(verdict, verdict.retry_after)
         if outcome is Outcome.REAUTH:
             attempts.reauthenticated = True
             sink.bump("retries")
@@ -337,10 +393,11 @@ class WebexClient:
         elif outcome is Outcome.THROTTLED:
             attempts.throttles += 1
             sink.throttle(verdict.cause)
-            delay = verdict.delay if verdict.delay is not None else settings.cooldown_seconds
             group = self.throttle.group(permit.group)
             blocked = max(group.blocked_until, asyncio.get_running_loop().time())
-            group.report_throttle(permit, delay, verdict.cause)
+            # The server's Retry-After as it is; without one our cool-down, doubling while it lasts.
+            group.report_throttle(permit, verdict.retry_after, verdict.cause)
+            delay = group.cooldown
             sink.bump("throttle_wait_seconds", max(0.0, group.blocked_until - blocked))
             if attempts.throttles >= settings.max_attempts:
                 raise ThrottledError(
@@ -415,22 +472,58 @@ class WebexClient:
         # A request-level failure answers once for the whole request (bad credentials, 000053).
         if len(verdicts) == 1 and verdicts[0].outcome not in (Outcome.OK, Outcome.EMPTY):
             return verdicts * count
-        mismatch = ParseError(f"{len(answer)} answers for {count} bodyContent elements")
+        mismatch = DamagedResponseError(f"{len(answer)} answers for {count} bodyContent elements")
         return [classify(reply.status, reply.headers, mismatch, **kwargs)] * count  # type: ignore[arg-type]
 
     async def _post(self, payload: bytes, batch: list[Body]) -> _Reply:
-        """One HTTP POST; network failures come back as a TransportError in the reply."""
+        """One HTTP POST; network failures come back as an error in the reply (status None).
+        Redirects are not followed; the body is read (and decompressed) up to the size limit."""
         timeout = aiohttp.ClientTimeout(total=self.site.throttle.request_timeout_seconds)
         try:
-            async with self._session.post(self.site.url, data=payload, headers=_HEADERS, timeout=timeout) as response:
-                data = await response.read()
+            async with self._session.post(self.site.url, data=payload, headers=_HEADERS, timeout=timeout,
+                                          allow_redirects=False, auto_decompress=False) as response:  # fmt: skip
                 status, headers = response.status, response.headers
+                if not 200 <= status < 300:
+                    return _Reply(status, headers, None)  # the body is not read: nothing in it is used
+                try:
+                    data = await _read_body(response, self.site.throttle.max_response_bytes)
+                except ParseError as exc:
+                    return _Reply(status, headers, exc)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return _Reply(None, {}, TransportError(_describe(exc)))
-        if not 200 <= status < 300:
-            return _Reply(status, headers, None)
+            return _Reply(None, {}, self._network_error(exc))
         answer: list[BodyResponse] | BaseException = await self.decoder.decode(data, batch)
         return _Reply(status, headers, answer)
+
+    def _network_error(self, exc: BaseException) -> ExporterError:
+        """A network failure as our error, its cause kept: a failed certificate check is a
+        :class:`CertificateError` (never retried), anything else a :class:`TransportError`."""
+        where = self._endpoint
+        if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+            return CertificateError(f"TLS: certificate fingerprint mismatch for {where}")
+        cert = exc.certificate_error if isinstance(exc, aiohttp.ClientConnectorCertificateError) else exc
+        if isinstance(cert, ssl.SSLCertVerificationError):
+            detail = cert.verify_message or cert.reason or str(cert)
+            return CertificateError(self._scrub(f"TLS: certificate verify failed ({detail}) for {where}"))
+        if isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
+            cause = getattr(exc, "os_error", None) or exc
+            detail = getattr(cause, "reason", None) or str(cause) or type(cause).__name__
+            return TransportError(self._scrub(f"TLS: {str(detail)[:200]} for {where}"))
+        return TransportError(self._scrub(_describe(exc)))
+
+    def _endpoint_error(self, verdict: Verdict) -> FatalSiteError:
+        """A redirect or a failed certificate check: stop the site, one attempt, never retried."""
+        url = redirect_target(self.site.url)
+        reason = self._scrub(verdict.reason)
+        if verdict.cause == "redirect":
+            error: FatalSiteError = RedirectError(
+                f"site {self.site.name}: {url} answered {reason}; redirects are never followed (every request "
+                "carries credentials). Not retried: fix the site's url."
+            )
+        else:
+            error = CertificateError(f"site {self.site.name}: {reason}; not retried: the server is not who {url} "
+                                     "says (fix the url or the trust store)")  # fmt: skip
+        log.error("%s", error)
+        return error
 
     def _scrub(self, text: str) -> str:
         """``text`` with every secret we hold masked (servers sometimes echo what they got)."""
@@ -446,6 +539,57 @@ def _complete(results: list[BodyResponse | None]) -> list[BodyResponse]:
     if missing:  # a bug, not a server condition: say so rather than return a short list
         raise AssertionError(f"{missing} of {len(results)} bodies got no answer")
     return results  # type: ignore[return-value]
+
+
+async def _read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, decompressed as it arrives, or a :class:`ParseError` as soon as it passes
+    ``limit`` bytes (compressed or not): a bomb never expands in memory, and is not retried."""
+    coding = response.headers.get("Content-Encoding", "")
+    codings = [c.strip().lower() for c in coding.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+        raise ParseError(f"answer has Content-Encoding {coding[:60]!r}, which we did not ask for")
+    inflate = _Inflate(limit) if codings else None
+    out = bytearray()
+    raw = 0
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
+        raw += len(chunk)
+        if raw > limit:
+            raise ParseError(f"answer larger than {limit} bytes{' (compressed)' if inflate else ''}; not read further")
+        if inflate is None:
+            out += chunk
+        elif inflate.feed(chunk, out):
+            break  # the compressed stream ended; anything after it is not part of the answer
+    return bytes(out)
+
+
+class _Inflate:
+    """gzip / zlib / raw deflate, decompressed with a bound on the output."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._z = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+        self._raw = False
+
+    def feed(self, data: bytes, out: bytearray) -> bool:
+        """Decompress ``data`` into ``out`` (at most ``limit`` bytes in all); True at the stream's end."""
+        while data:
+            try:
+                piece = self._z.decompress(data, self.limit + 1 - len(out))
+            except zlib.error as exc:
+                if not out and not self._raw:
+                    self._z = zlib.decompressobj(wbits=-zlib.MAX_WBITS)  # "deflate" sent without its zlib header
+                    self._raw = True
+                    continue
+                if not out:  # not compressed the way Content-Encoding says, from its first byte
+                    raise ParseError(f"answer is not the gzip/deflate its Content-Encoding says: {exc}") from None
+                raise DamagedResponseError(f"compressed answer is corrupt: {exc}") from None
+            out += piece
+            if len(out) > self.limit:
+                raise ParseError(f"answer larger than {self.limit} bytes after decompression; not read further")
+            if self._z.eof:
+                return True
+            data = self._z.unconsumed_tail
+        return False
 
 
 def _describe(exc: BaseException) -> str:

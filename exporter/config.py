@@ -46,6 +46,11 @@ DEFAULT_BACKOFF_BASE_SECONDS = 0.5
 DEFAULT_BACKOFF_MAX_SECONDS = 60.0
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 120.0
 DEFAULT_GSB_PAUSE_SECONDS = 300.0
+#: The longest wait a server may ask for (Retry-After) before the site is stopped for the run;
+#: also the cap of cool-downs that double while the server keeps throttling.
+DEFAULT_MAX_RETRY_AFTER_SECONDS = 900.0
+#: Largest answer accepted, counted after decompression (the XML parser refuses more anyway).
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 DEFAULT_WINDOW_HOURS = 24
 DEFAULT_LOOKBACK_DAYS = 3
 #: Lookback per dataset unless ``export.lookback_days`` is set: what Webex keeps revising.
@@ -104,6 +109,11 @@ class ThrottleSettings:
     backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
     gsb_pause_seconds: float = DEFAULT_GSB_PAUSE_SECONDS
+    #: A Retry-After above this stops the site for the run (no sleeping for hours); doubling
+    #: cool-downs never exceed it.
+    max_retry_after_seconds: float = DEFAULT_MAX_RETRY_AFTER_SECONDS
+    #: An answer larger than this (after decompression) is refused, reading stops there.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,13 +285,13 @@ _SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _THROTTLE_KEYS = {
     "requests_per_minute", "max_concurrency", "page_size", "bodies_per_request", "cooldown_seconds",
     "max_attempts", "backoff_base_seconds", "backoff_max_seconds", "request_timeout_seconds",
-    "gsb_pause_seconds",
+    "gsb_pause_seconds", "max_retry_after_seconds", "max_response_bytes",
 }  # fmt: skip
 
 
 def _throttle(c: _Checker, data: dict[str, Any], key: str, base: ThrottleSettings) -> ThrottleSettings:
     c.unknown(data, key, _THROTTLE_KEYS)
-    return ThrottleSettings(
+    settings = ThrottleSettings(
         requests_per_minute=c.integer(data, "requests_per_minute", key, base.requests_per_minute, low=1, high=100_000),
         max_concurrency=c.integer(data, "max_concurrency", key, base.max_concurrency, low=1, high=256),
         page_size=c.integer(data, "page_size", key, base.page_size, low=1, high=500),
@@ -294,7 +304,18 @@ def _throttle(c: _Checker, data: dict[str, Any], key: str, base: ThrottleSetting
             data, "request_timeout_seconds", key, base.request_timeout_seconds, low=0.1, high=3600
         ),
         gsb_pause_seconds=c.number(data, "gsb_pause_seconds", key, base.gsb_pause_seconds, low=0, high=86_400),
+        max_retry_after_seconds=c.number(
+            data, "max_retry_after_seconds", key, base.max_retry_after_seconds, low=1, high=86_400
+        ),
+        max_response_bytes=c.integer(
+            data, "max_response_bytes", key, base.max_response_bytes, low=64 * 1024, high=DEFAULT_MAX_RESPONSE_BYTES
+        ),
     )
+    named = {"cooldown_seconds", "max_retry_after_seconds"} & data.keys()  # a site's inherited values were checked
+    if named and settings.cooldown_seconds > settings.max_retry_after_seconds:
+        c.fail(f"{key}.max_retry_after_seconds", f"must be at least cooldown_seconds ({settings.cooldown_seconds:g}): "
+               "cool-downs double up to it")  # fmt: skip
+    return settings
 
 
 def _is_loopback(host: str) -> bool:

@@ -3,18 +3,26 @@
     ExporterError                      root: anything the exporter raises on purpose
     ├── ConfigError                    bad configuration; fix the file, nothing to retry
     ├── RetryableError                 try the same request again after a pause
-    │   ├── TransportError             connection reset, timeout, truncated body, HTTP 5xx
+    │   ├── TransportError             connection reset, timeout, truncated body, HTTP 5xx, other TLS failures
     │   └── ThrottledError             000045, HTTP 403/429: cool down (>= 60 s or Retry-After)
-    ├── SitePausedError                GSB status BACKUP: pause the whole site for a while
+    ├── SitePausedError                pause the whole site for a while; stop it for this run
+    │   └── RetryAfterTooLongError     the server asked for a wait above max_retry_after_seconds
     ├── FatalSiteError                 stop this site now, never retry (retries lock accounts)
-    │   └── AuthError                  bad credentials, expired/invalid ticket or token
-    │       └── PrivilegeError         signed in, but not as a site admin (history would be partial)
+    │   ├── AuthError                  bad credentials, expired/invalid ticket or token
+    │   │   └── PrivilegeError         signed in, but not as a site admin (history would be partial)
+    │   └── EndpointError              the URL does not lead to a Webex we may send credentials to
+    │       ├── RedirectError          a 3xx answer (never followed: the request carries credentials)
+    │       └── CertificateError       TLS certificate or hostname verification failed
     ├── OperationRetiredError          the site no longer serves this operation: skip the dataset
     ├── WindowFailedError              give up on this time window; record it and retry next run
     │   ├── ApiError                   any other FAILURE exceptionID (carries code and reason)
     │   ├── BodyContentLimitError      000053: too many bodyContent elements (carries the limit)
     │   └── IncompleteListingError     distinct records != total, or the listing moved too often
-    ├── ParseError                     the response is not the XML we can read (malformed, bomb)
+    ├── ParseError                     an answer that can never be read: not XML from its first bytes,
+    │   │                              a DTD, over the size limit (before or after decompression), not a
+    │   │                              Webex message; fail the window at once (asking again gets the same)
+    │   └── DamagedResponseError       cut short, or garbled after a good start: resent like a
+    │                                  TransportError (which it becomes once max_attempts is used up)
     └── WarehouseError                 landing or catalog failure; committed data stays intact
 
 Foreign exceptions (aiohttp, asyncio, lxml, duckdb, pyarrow) are translated into these at one
@@ -28,13 +36,18 @@ __all__ = [
     "ApiError",
     "AuthError",
     "BodyContentLimitError",
+    "CertificateError",
     "ConfigError",
+    "DamagedResponseError",
+    "EndpointError",
     "ExporterError",
     "FatalSiteError",
     "IncompleteListingError",
     "OperationRetiredError",
     "ParseError",
     "PrivilegeError",
+    "RedirectError",
+    "RetryAfterTooLongError",
     "RetryableError",
     "SitePausedError",
     "ThrottledError",
@@ -87,6 +100,12 @@ class SitePausedError(ExporterError):
         self.delay = delay
 
 
+class RetryAfterTooLongError(SitePausedError):
+    """The server asked us (``Retry-After``) to wait ``delay`` seconds, more than
+    ``throttle.max_retry_after_seconds``: the site is stopped for this run instead of sleeping,
+    and the client sends nothing to it until that time has passed."""
+
+
 class FatalSiteError(ExporterError):
     """Stop all work on this site now and report it; never retried automatically."""
 
@@ -98,6 +117,20 @@ class AuthError(FatalSiteError):
 class PrivilegeError(AuthError):
     """The account signs in but is not a site administrator: Webex would list only its own
     sessions, silently.  Refused unless the site's config opts in (``allow_non_admin``)."""
+
+
+class EndpointError(FatalSiteError):
+    """The site's URL does not lead to a Webex server we may send credentials to; fix the URL
+    (or the trust store).  One attempt, never retried."""
+
+
+class RedirectError(EndpointError):
+    """The server answered 3xx.  Redirects are never followed (the request carries the password
+    or ticket); the message names the target without its userinfo or query."""
+
+
+class CertificateError(EndpointError):
+    """TLS certificate or hostname verification failed: the server is not who the URL says."""
 
 
 class OperationRetiredError(ExporterError):
@@ -147,7 +180,13 @@ class IncompleteListingError(WindowFailedError):
 
 
 class ParseError(ExporterError):
-    """The bytes are not an XML document we can read safely (malformed, truncated, hostile)."""
+    """The bytes are not an XML document we can read safely (not XML, hostile, too large, not a
+    Webex message).  Asking again gets the same answer: the window fails without a retry."""
+
+
+class DamagedResponseError(ParseError):
+    """The answer was damaged on its way: cut short, or garbled after a well-formed start.
+    Asking again may succeed, so it is resent (bounded by ``max_attempts``)."""
 
 
 class WarehouseError(ExporterError):

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from .errors import AuthError, ExporterError, FatalSiteError, RetryableError
+from .errors import AuthError, ExporterError, FatalSiteError, RetryableError, SitePausedError
 from .protocol import Body, BodyResponse
 from .timezones import TIME_ZONES, zoneinfo_for
 
@@ -178,7 +178,7 @@ async def _each(client: object, bodies: list[Body], problems: list[str]) -> list
     of every dataset spending its own retries on a host that is not there."""
     try:
         return list(await client.call(bodies))  # type: ignore[attr-defined]
-    except (AuthError, FatalSiteError):
+    except (AuthError, FatalSiteError, SitePausedError):
         raise
     except RetryableError as exc:
         raise SiteUnreachableError(f"the site does not answer ({exc}); check sites[].url and the network, or "
@@ -192,7 +192,7 @@ async def _each(client: object, bodies: list[Body], problems: list[str]) -> list
         try:
             (answer,) = await client.call([body])  # type: ignore[attr-defined]
             out.append(answer)
-        except (AuthError, FatalSiteError):
+        except (AuthError, FatalSiteError, SitePausedError):
             raise
         except ExporterError as exc:
             problems.append(f"{body.label}: {exc}")

@@ -19,6 +19,20 @@ window), so the learned budget starts afresh when the block ends and may be spen
 ``K`` below :data:`MIN_EVIDENCE` teaches nothing (a handful of requests is no evidence of a
 per-minute limit); such throttles only cool down and halve concurrency.
 
+A server may count ``bodyContent`` elements rather than requests.  One trip cannot tell the two
+apart, so the first teaches the request limit only (keeping to bodies too would slow a
+request-counting server whenever later requests carry more bodies than those before the trip).
+A trip *while the group already keeps to a learned limit* shows that requests are not all the
+server counts: if the requests that got through carried more than one body each, the group
+then also keeps to :data:`LEARNED_MARGIN` x the bodies that got through in the period (a
+:class:`BodyBudget`), however full later requests are.  So a body-counting server is tripped at
+most twice, a request-counting one at most once.
+
+Cool-downs lengthen while the server keeps throttling: without a ``Retry-After`` the group
+waits ``cooldown_seconds``, doubled for every further episode without a success in between,
+capped at ``max_retry_after_seconds``; a success resets it.  A ``Retry-After`` is the server's
+own choice and is used as it is (the client refuses one above ``max_retry_after_seconds``).
+
 A site-wide pause (GSB backup) blocks every group.  All time is the event loop's clock
 (``loop.time()``, ``asyncio.sleep``): tests drive it with a virtual clock and never sleep.
 """
@@ -35,8 +49,8 @@ from dataclasses import dataclass
 
 from .config import ThrottleSettings
 
-__all__ = ["RateBudget", "AdaptiveConcurrency", "GroupThrottle", "SiteThrottle", "Permit", "LEARNED_MARGIN",
-           "MIN_EVIDENCE"]
+__all__ = ["RateBudget", "BodyBudget", "AdaptiveConcurrency", "GroupThrottle", "SiteThrottle", "Permit",
+           "LEARNED_MARGIN", "MIN_EVIDENCE"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +126,47 @@ class RateBudget:
         return send_at - now
 
 
+class BodyBudget:
+    """At most ``limit`` bodyContent elements in any ``period`` seconds, booked per request
+    (a request of ``n`` bodies books ``n``; one larger than the whole limit books the limit, so
+    it can still leave).  Learned budgets may be spent in a burst, so there is no spacing."""
+
+    def __init__(self, limit: int, *, period: float = 60.0) -> None:
+        if limit < 1 or period <= 0:
+            raise ValueError(f"bad body budget: limit={limit} period={period}")
+        self.limit = int(limit)
+        self.period = period
+        self._booked: deque[tuple[float, int]] = deque()
+
+    def _send_at(self, now: float, bodies: int) -> float:
+        need = min(max(1, bodies), self.limit)
+        used = 0
+        for at, weight in reversed(self._booked):
+            if at <= now - self.period:
+                break
+            used += weight
+            if used + need > self.limit:
+                # Everything from this booking back must have left the period first.
+                return max(now, at + self.period + 1e-3)
+        return now
+
+    def peek(self, now: float, bodies: int) -> float:
+        """How long a request of ``bodies`` made at ``now`` would wait, without booking it."""
+        return self._send_at(now, bodies) - now
+
+    def reserve(self, now: float, bodies: int) -> float:
+        """Book ``bodies`` at the earliest time at or after ``now`` they fit; return the wait."""
+        while self._booked and self._booked[0][0] <= now - self.period:
+            self._booked.popleft()
+        send_at = self._send_at(now, bodies)
+        self._booked.append((send_at, min(max(1, bodies), self.limit)))
+        return send_at - now
+
+    def forget(self) -> None:
+        """Drop the booking history (the server's count starts afresh after its block)."""
+        self._booked.clear()
+
+
 class AdaptiveConcurrency:
     """An AIMD concurrency limit: ``acquire()``/``release()`` like a semaphore whose size halves
     on :meth:`decrease` and grows by ``1/limit`` per success (about +1 per round trip)."""
@@ -174,6 +229,7 @@ class Permit:
 
     group: str
     sent_at: float = 0.0
+    bodies: int = 1
     waited_budget: float = 0.0
     waited_blocked: float = 0.0
     waited_concurrency: float = 0.0
@@ -190,13 +246,24 @@ class GroupThrottle:
     def __init__(self, site: SiteThrottle, name: str, settings: ThrottleSettings, *, period: float = 60.0) -> None:
         self.site = site
         self.name = name
+        self.settings = settings
         self.budget = RateBudget(settings.requests_per_minute, period=period)
+        #: Learned when requests alone proved not to be what the server counts (module docstring).
+        self.body_budget: BodyBudget | None = None
         self.concurrency = AdaptiveConcurrency(settings.max_concurrency)
         self.blocked_until = -math.inf
         self.trips = 0  # throttle episodes (several answers to one burst count once)
         self.throttle_answers = 0
         self.learned_limit: float | None = None
+        self.learned_body_limit: int | None = None
+        #: Throttle episodes since the last success (each doubles our own cool-down).
+        self.streak = 0
+        #: The cool-down the last throttle answer set (seconds).
+        self.cooldown = settings.cooldown_seconds
         self._reacted_at = -math.inf
+        #: (sent_at, bodies) of recent requests: the evidence a body budget is learned from.
+        self._sent: deque[tuple[float, int]] = deque()
+        self._evidence_since = -math.inf
 
     async def _wait_unblocked(self, permit: Permit) -> bool:
         """Sleep out a cool-down or site pause; True if there was one."""
@@ -210,11 +277,23 @@ class GroupThrottle:
             permit.waited_blocked += _now() - now
             waited = True
 
+    def _reserve(self, now: float, bodies: int) -> float:
+        """Book the request (and its bodies, once a body budget is learned); the wait."""
+        if self.body_budget is None:
+            return self.budget.reserve(now)
+        # Both at the same instant: the later of the two budgets decides when it leaves.
+        wait = max(self.budget.peek(now), self.body_budget.peek(now, bodies))
+        at = now + wait
+        extra = self.budget.reserve(at)
+        self.body_budget.reserve(at, bodies)
+        return wait + extra
+
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[Permit]:
-        """Wait until a request may be sent (cool-down over, concurrency slot, budget), then
-        yield its :class:`Permit`; the slot is held until the block exits."""
-        permit = Permit(self.name)
+    async def slot(self, bodies: int = 1) -> AsyncIterator[Permit]:
+        """Wait until a request carrying ``bodies`` bodyContent elements may be sent (cool-down
+        over, concurrency slot, budget), then yield its :class:`Permit`; the slot is held until
+        the block exits."""
+        permit = Permit(self.name, bodies=max(1, bodies))
         started = _now()
         await self.concurrency.acquire()
         permit.waited_concurrency = _now() - started
@@ -222,7 +301,7 @@ class GroupThrottle:
             while True:
                 await self._wait_unblocked(permit)
                 now = _now()
-                delay = self.budget.reserve(now)
+                delay = self._reserve(now, permit.bodies)
                 if delay > 0:
                     await asyncio.sleep(delay)
                     permit.waited_budget += _now() - now
@@ -230,42 +309,84 @@ class GroupThrottle:
                 if not await self._wait_unblocked(permit):
                     break
             permit.sent_at = _now()
+            self._sent.append((permit.sent_at, permit.bodies))
+            while self._sent and self._sent[0][0] < permit.sent_at - 2 * self.budget.period:
+                self._sent.popleft()
             yield permit
         finally:
             self.concurrency.release()
 
-    def ready_in(self) -> float:
-        """Seconds until a request could leave (cool-down, site pause, budget); books nothing."""
+    def ready_in(self, bodies: int | None = None) -> float:
+        """Seconds until a request of ``bodies`` (default: a full batch) could leave (cool-down,
+        site pause, budgets); books nothing."""
         now = _now()
         blocked = max(self.blocked_until, self.site.paused_until) - now
-        return max(0.0, blocked, self.budget.peek(now))
+        wait = max(0.0, blocked, self.budget.peek(now))
+        if self.body_budget is not None:
+            full = bodies if bodies is not None else self.settings.bodies_per_request
+            wait = max(wait, self.body_budget.peek(now, full))
+        return wait
 
     def report_success(self, permit: Permit) -> None:
-        """The request was answered without throttling: grow concurrency."""
+        """The request was answered without throttling: grow concurrency; one sent after the last
+        throttle reaction ends the streak of doubling cool-downs."""
         self.concurrency.increase()
+        if permit.sent_at > self._reacted_at:
+            self.streak = 0
 
-    def report_throttle(self, permit: Permit, delay: float, cause: str) -> bool:
+    def own_cooldown(self) -> float:
+        """Our cool-down for the current streak: ``cooldown_seconds`` x 2^(streak - 1), at most
+        ``max_retry_after_seconds`` (but never below ``cooldown_seconds``)."""
+        base = max(0.0, self.settings.cooldown_seconds)
+        cap = max(base, self.settings.max_retry_after_seconds)
+        return min(cap, base * 2.0 ** min(max(self.streak - 1, 0), 62))
+
+    def report_throttle(self, permit: Permit, delay: float | None, cause: str) -> bool:
         """The server throttled the request sent under ``permit``: block the group for ``delay``
-        seconds and, once per episode, halve concurrency and learn the server's limit (see the
-        module docstring).  Returns True when this answer started a new episode (a "trip")."""
+        seconds (the server's Retry-After; None: our own cool-down, which doubles while the
+        server keeps throttling) and, once per episode, halve concurrency and learn the server's
+        limit (see the module docstring).  Returns True when this answer started a new episode (a
+        "trip"); :attr:`cooldown` is the cool-down it set."""
         now = _now()
         self.throttle_answers += 1
-        self.blocked_until = max(self.blocked_until, now + max(0.0, delay))
-        if permit.sent_at <= self._reacted_at:
+        new_episode = permit.sent_at > self._reacted_at
+        if new_episode:
+            self.streak += 1
+        if delay is None:
+            delay = self.own_cooldown()
+        self.cooldown = max(0.0, delay)
+        self.blocked_until = max(self.blocked_until, now + self.cooldown)
+        if not new_episode:
             return False  # sent before we reacted: part of the episode we already handled
         self._reacted_at = now
         self.trips += 1
         self.concurrency.decrease()
-        let_through = self.budget.count_since(permit.sent_at - self.budget.period, before=permit.sent_at)
+        start = permit.sent_at - self.budget.period
+        let_through = self.budget.count_since(start, before=permit.sent_at)
+        bodies = sum(n for at, n in self._sent if max(start, self._evidence_since) <= at < permit.sent_at)
         learned = math.floor(let_through * LEARNED_MARGIN)
+        forget = False
+        if self.learned_limit is not None and bodies > let_through and bodies >= MIN_EVIDENCE:
+            # Tripped although we keep to a learned request limit: the server counts bodies.
+            body_limit = max(1, math.floor(bodies * LEARNED_MARGIN))
+            if self.body_budget is None or body_limit < self.body_budget.limit:
+                self.learned_body_limit = body_limit
+                self.body_budget = BodyBudget(body_limit, period=self.budget.period)
+                forget = True
         if let_through >= MIN_EVIDENCE and learned < self.budget.limit:
             self.learned_limit = float(learned)
             self.budget.set_limit(learned, burst=learned)
+            forget = True
+        if forget:
             self.budget.forget()
+            if self.body_budget is not None:
+                self.body_budget.forget()
+            self._evidence_since = now
         log.warning(
-            "site %s, API group %s: throttled (%s) after %d requests in %.0f s; cooling down %.1f s; "
-            "now at most %d requests per %.0f s, concurrency %d",
-            self.site.name, self.name, cause, let_through, self.budget.period, delay, int(self.budget.limit),
+            "site %s, API group %s: throttled (%s) after %d requests (%d bodyContent) in %.0f s; cooling down "
+            "%.1f s; now at most %d requests%s per %.0f s, concurrency %d",
+            self.site.name, self.name, cause, let_through, bodies, self.budget.period, self.cooldown,
+            int(self.budget.limit), f" and {self.body_budget.limit} bodyContent" if self.body_budget else "",
             self.budget.period, self.concurrency.slots,
         )  # fmt: skip
         return True
@@ -293,9 +414,9 @@ class SiteThrottle:
         """The groups used so far, by name."""
         return dict(self._groups)
 
-    def slot(self, api_group: str):  # type: ignore[no-untyped-def]
+    def slot(self, api_group: str, bodies: int = 1):  # type: ignore[no-untyped-def]
         """``async with site.slot(group) as permit:`` (see :meth:`GroupThrottle.slot`)."""
-        return self.group(api_group).slot()
+        return self.group(api_group).slot(bodies)
 
     def pause(self, seconds: float, reason: str) -> None:
         """Block every group of the site for ``seconds`` (GSB backup)."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from exporter import webex_codes as codes
 from exporter.backoff import backoff_ceiling, backoff_delay, parse_retry_after
 from exporter.classify import CodeTable, Outcome, classify
-from exporter.errors import ParseError, TransportError
+from exporter.errors import CertificateError, DamagedResponseError, ParseError, TransportError
 from exporter.protocol import BodyResponse
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
@@ -40,7 +40,14 @@ CASES = [
     ("http 500 Retry-After", 500, {"Retry-After": "2"}, None, Outcome.RETRY, "http500", 2.0, None),
     ("http 408", 408, {}, None, Outcome.RETRY, "http408", None, None),
     ("reset", None, {}, TransportError("ServerDisconnectedError"), Outcome.RETRY, "transport", None, None),
-    ("truncated", 200, {}, ParseError("not well-formed"), Outcome.RETRY, "parse", None, None),
+    ("truncated", 200, {}, DamagedResponseError("cut short"), Outcome.RETRY, "parse", None, None),
+    # Not XML, a DTD, a bomb: the same bytes would come back, so the window fails at once.
+    ("unreadable", 200, {}, ParseError("not XML from its first bytes"), Outcome.UNREADABLE, "parse", None, None),
+    ("tls verify", None, {}, CertificateError("TLS: certificate verify failed"), Outcome.ENDPOINT_FATAL, "tls", None,
+     None),
+    ("redirect", 307, {"Location": "https://u:p@evil.example:8443/x?ticket=t"}, None, Outcome.ENDPOINT_FATAL,
+     "http307", None, None),
+    ("http 302 Retry-After", 302, {"Retry-After": "5"}, None, Outcome.ENDPOINT_FATAL, "http302", None, None),
     ("no result", 200, {}, BodyResponse(result=""), Outcome.RETRY, "parse", None, None),
     ("nothing parsed", 200, {}, None, Outcome.RETRY, "parse", None, None),
     ("gsb backup success", 200, {}, ok("BACKUP"), Outcome.PAUSE, "gsb_backup", 300.0, None),
@@ -74,6 +81,18 @@ CASES = [
 def test_classify(name, status, headers, body, outcome, code, delay, limit) -> None:  # type: ignore[no-untyped-def]
     verdict = classify(status, headers, body, cooldown_seconds=60.0, gsb_pause_seconds=300.0, now=NOW)
     assert (verdict.outcome, verdict.code, verdict.delay, verdict.limit) == (outcome, code, delay, limit)
+
+
+def test_a_redirect_names_its_target_without_userinfo_or_query() -> None:
+    verdict = classify(308, {"Location": "https://u:secret@evil.example:8443/x/y?ticket=t#f"}, None)
+    assert verdict.reason == "HTTP 308 redirect to https://evil.example:8443/x/y"
+    assert classify(301, {}, None).reason == "HTTP 301 redirect to (no Location header)"
+
+
+def test_the_servers_own_wait_is_kept_apart_from_our_cooldown() -> None:
+    assert classify(429, {"Retry-After": "100000"}, None).retry_after == 100000.0
+    assert classify(429, {}, None, cooldown_seconds=60.0).retry_after is None
+    assert classify(503, {"Retry-After": "30"}, None).retry_after == 30.0
 
 
 def test_every_outcome_is_covered_by_the_table() -> None:

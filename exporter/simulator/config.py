@@ -44,6 +44,8 @@ FAULT_KINDS = (
     "mutate_remove",  # after answering a list page, remove a row of that page from the store
 )
 ENCODINGS = ("UTF-8", "ISO-8859-1")
+#: What rate limits count.
+RATE_LIMIT_UNITS = ("requests", "bodies")
 
 DEFAULT_USERS = (("admin", "sim-password"),)
 
@@ -81,6 +83,8 @@ class FaultSettings:
     Rates are probabilities per request drawn from an RNG seeded by the simulator seed, so a given
     request sequence always gets the same faults.  ``rate_limit_per_minute`` applies to every API
     group unless ``rate_limits`` names the group (``meeting_list``, ``user``, ``general``).
+    ``rate_limit_unit`` says what those limits count (``requests``, or ``bodies``: bodyContent
+    elements) in a sliding window of ``rate_limit_window_seconds``.
     """
 
     latency_ms: float = 0.0
@@ -88,6 +92,8 @@ class FaultSettings:
     rate_limit_per_minute: int = 0
     rate_limits: tuple[tuple[str, int], ...] = ()
     throttle_cooldown_seconds: float = 60.0
+    rate_limit_unit: str = "requests"
+    rate_limit_window_seconds: float = 60.0
     rates: tuple[tuple[str, float], ...] = ()
     queue: tuple[QueuedFault, ...] = ()
     retry_after_seconds: int = 1
@@ -155,6 +161,10 @@ def _fault_problems(f: FaultSettings) -> list[str]:
         value = getattr(f, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             problems.append(f"{name}: must be an integer >= 0, got {value!r}")
+    if f.rate_limit_unit not in RATE_LIMIT_UNITS:
+        problems.append(f"rate_limit_unit: must be one of {', '.join(RATE_LIMIT_UNITS)}, got {f.rate_limit_unit!r}")
+    if not isinstance(f.rate_limit_window_seconds, (int, float)) or not f.rate_limit_window_seconds > 0:
+        problems.append(f"rate_limit_window_seconds: must be > 0, got {f.rate_limit_window_seconds!r}")
     for group, limit in f.rate_limits:
         if not isinstance(limit, int) or limit < 0:
             problems.append(f"rate_limits.{group}: must be an integer >= 0, got {limit!r}")

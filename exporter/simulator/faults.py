@@ -41,7 +41,7 @@ class FaultState:
         self._rng = random.Random(f"{seed}|faults")
         self._latency_rng = random.Random(f"{seed}|latency")
         self._queue: list[list[Any]] = []
-        self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._windows: dict[tuple[str, str], deque[tuple[float, int]]] = {}
         self._blocked: dict[tuple[str, str], float] = {}
         self._gsb_until = 0.0
         self._gsb_left = 0
@@ -68,7 +68,8 @@ class FaultState:
         """Change some knobs; the queue and GSB state are re-armed only if their knobs change."""
         with self._lock:
             settings = dataclasses.replace(self.settings, **changes)
-            if {"rate_limit_per_minute", "rate_limits", "throttle_cooldown_seconds"} & changes.keys():
+            if {"rate_limit_per_minute", "rate_limits", "throttle_cooldown_seconds", "rate_limit_unit",
+                    "rate_limit_window_seconds"} & changes.keys():
                 self._windows.clear()
                 self._blocked.clear()
             self._arm(settings, queue="queue" in changes,
@@ -106,11 +107,14 @@ class FaultState:
                     return kind
         return None
 
-    def throttled(self, site: str, group: str) -> bool:
-        """True if this request exceeds the group's per-minute limit or falls in its cool-down."""
+    def throttled(self, site: str, group: str, bodies: int = 1) -> bool:
+        """True if this request (carrying ``bodies`` bodyContent elements of the group) exceeds the
+        group's limit in the sliding window, or falls in its cool-down.  The limit counts requests,
+        or bodies with ``rate_limit_unit = "bodies"``."""
         limit = self.settings.limit_for(group)
         if not limit:
             return False
+        cost = max(1, bodies) if self.settings.rate_limit_unit == "bodies" else 1
         key = (site.lower(), group)
         now = self._monotonic()
         with self._lock:
@@ -122,12 +126,12 @@ class FaultState:
                 # The cool-down is over: a fresh budget, as after the real service's 60 s block.
                 del self._blocked[key]
                 window.clear()
-            while window and window[0] <= now - 60.0:
+            while window and window[0][0] <= now - self.settings.rate_limit_window_seconds:
                 window.popleft()
-            if len(window) >= limit:
+            if sum(n for _, n in window) + cost > limit:
                 self._blocked[key] = now + self.settings.throttle_cooldown_seconds
                 return True
-            window.append(now)
+            window.append((now, cost))
             return False
 
     def gsb_backup(self) -> bool:

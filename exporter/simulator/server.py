@@ -13,6 +13,7 @@ import json
 import socket
 import struct
 import threading
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -230,9 +231,10 @@ class Simulator:
             # {number} is limit + 1 ("must be less than 11" for 10); a template without it names none.
             reason = self.config.body_content_limit_reason.replace("{number}", str(limit + 1))
             return self._count([Answer(failure(codes.BODY_CONTENT_LIMIT, reason))])
-        groups = {api_group(b.operation, self.operations.groups) for b in bodies if self.operations.known(b.operation)}
+        groups = Counter(api_group(b.operation, self.operations.groups) for b in bodies
+                         if self.operations.known(b.operation))  # fmt: skip
         # Every group is checked (and charged) so one request cannot slip past a group's budget.
-        throttled = [g for g in sorted(groups) if self.faults.throttled(env.site_name, g)]
+        throttled = [g for g in sorted(groups) if self.faults.throttled(env.site_name, g, groups[g])]
         if throttled or fault == "throttle":
             if fault == "throttle":
                 self.counters.fault(fault)
