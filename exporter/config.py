@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +138,8 @@ class SiteSettings:
     allow_non_admin: bool = False
     #: exceptionIDs that mean "this operation is retired on this site" (UNCONFIRMED default).
     retired_exception_ids: tuple[str, ...] = ()
+    #: What is missing to sign in (no password / token found), or None; see Settings.require_secrets.
+    missing_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +215,14 @@ class Settings:
             if site.name == name:
                 return site
         raise ConfigError(f"--site {name}: no such site; configured: {', '.join(s.name for s in self.sites)}")
+
+    def require_secrets(self, names: Iterable[str] | None = None) -> None:
+        """Raise ``ConfigError`` naming every key whose secret is missing, for the sites called
+        ``names`` (default: all): what a command that signs in to them needs, and no more."""
+        wanted = set(names) if names is not None else {s.name for s in self.sites}
+        problems = [s.missing_secret for s in self.sites if s.name in wanted and s.missing_secret]
+        if problems:
+            raise ConfigError(problems)
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -389,12 +400,16 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
             c.fail(f"{key}.webex_id", "missing (the Webex user the exporter signs in as)")
         password = _secret(c, data, "password", key, env, secrets, name)
         token = _secret(c, data, "access_token", key, env, secrets, name)
+        # A missing secret is not a config error: read-only commands need none, and a run needs
+        # only those of the sites it runs (Settings.require_secrets).
+        missing = None
         if auth in ("password", "ticket") and password is None:
-            c.fail(f"{key}.password_env", f"auth '{auth}' needs a password: set the environment variable "
-                   f"{data.get('password_env') or '(password_env not set)'} or put it in the secrets file")
+            missing = (f"{key}.password_env: site {name!r}, auth '{auth}' needs a password: set the environment "
+                       f"variable {data.get('password_env') or '(password_env not set)'} or put it in the secrets file")
         if auth == "token" and token is None:
-            c.fail(f"{key}.access_token_env", "auth 'token' needs an access token: set the environment variable "
-                   f"{data.get('access_token_env') or '(access_token_env not set)'} or put it in the secrets file")
+            missing = (f"{key}.access_token_env: site {name!r}, auth 'token' needs an access token: set the "
+                       f"environment variable {data.get('access_token_env') or '(access_token_env not set)'} or "
+                       "put it in the secrets file")  # fmt: skip
         datasets = data.get("datasets", list(ALL_DATASETS))
         if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
             c.fail(f"{key}.datasets", "must be a list of dataset names")
@@ -427,6 +442,7 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
                 throttle=site_throttle,
                 allow_non_admin=c.boolean(data, "allow_non_admin", key, False),
                 retired_exception_ids=tuple(r.strip() for r in retired),
+                missing_secret=missing,
             )
         )
     return sites

@@ -340,6 +340,7 @@ async def export(
         ctx.commit_lock = commit_lock
     validate_options(settings, options)
     sites = [settings.site(name) for name in options.sites] if options.sites else list(settings.sites)
+    settings.require_secrets(s.name for s in sites)  # only the sites this run signs in to
     warehouse.start_run(report.run_id, report.started_at)  # type: ignore[attr-defined]
     publisher = asyncio.create_task(_publish_periodically(ctx))
     try:

@@ -48,6 +48,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None, ready:
     from .metrics import start_metrics
     from .warehouse import Warehouse
 
+    settings.require_secrets({site for site, _ in job_specs(settings)})  # every site with a job signs in
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

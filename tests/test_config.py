@@ -62,10 +62,12 @@ def test_password_written_in_the_file_is_refused_and_never_echoed():
     assert "hunter2" not in str(caught.value)
 
 
-def test_missing_secret_names_the_variable():
+def test_missing_secret_names_the_variable_when_a_command_needs_it():
+    settings = parse_settings(_base(), env={})  # reading the config needs no secret ...
     with pytest.raises(ConfigError) as caught:
-        parse_settings(_base(), env={})
-    assert "WEBEX_SIM_PASSWORD" in str(caught.value)
+        settings.require_secrets(["acme"])  # ... signing in to the site does
+    assert "WEBEX_SIM_PASSWORD" in str(caught.value) and "sites[0].password_env" in str(caught.value)
+    settings.require_secrets([])  # a command that signs in nowhere needs none
 
 
 def test_secrets_file_supplies_the_password(tmp_path):
