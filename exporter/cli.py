@@ -323,6 +323,57 @@ def report(config_path: Path, debug: bool, output_path: Path, site: str | None, 
     click.echo(f"wrote {path}")
 
 
+@cli.command()
+@common_options
+@click.argument("action", type=click.Choice(["rebuild", "backup", "verify"]))
+@click.option("--force", is_flag=True, help="rebuild: replace a state DB that still opens (default: only a damaged or missing one).")
+@click.option("--no-backups", is_flag=True, help="rebuild: ignore the backups, use the lake's commit records alone.")
+@_boundary
+def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: bool) -> None:
+    """Rebuild, back up or verify the exporter's private state DB (.webex-exporter/state.duckdb).
+
+    The state DB says which files are committed, where each cursor is and which windows failed.
+    A backup is written after every run (the newest 3 are kept in .webex-exporter/backups/) and
+    every commit leaves a small record in the lake (<root>/_commits/), so a lost or damaged state
+    DB can be rebuilt.
+
+    \b
+    rebuild  from the newest readable backup plus the newer commit records; the old file is kept
+             beside it; windows within the retention no commit covers are listed for the next run
+    backup   write a backup now
+    verify   read every committed file's footer again (runs check new and changed files only); a
+             damaged file leaves the catalog and its windows are fetched again by the next run;
+             exit 1 while damaged files wait for that (local lakes only)
+
+    \b
+    Examples:
+      webex-exporter state rebuild
+      webex-exporter state verify
+    """
+    from .warehouse import Warehouse, rebuild_state
+
+    settings = _load(config_path, debug)
+    if action == "rebuild":
+        result = rebuild_state(settings.warehouse, export=settings.export, use_backups=not no_backups, force=force)
+        click.echo(result.summary())
+        return
+    with Warehouse(settings.warehouse, export=settings.export) as warehouse:
+        if action == "backup":
+            click.echo(f"wrote {warehouse.backup_state()}")
+            return
+        found = warehouse.verify_lake(full=True)
+        warehouse.publish()
+        damaged = warehouse.damaged_files()
+        checked = len(warehouse.store.manifest())
+    for row in found:
+        click.echo(f"damaged now: {row['site']}/{row['dataset']} {row['path']}: {row['problem']}")
+    for row in damaged:
+        click.echo(f"{row['state']}: {row['site']}/{row['dataset']} {row['path']} ({row['problem']}), "
+                   f"found {row['detected_at']:%Y-%m-%d %H:%M}")  # fmt: skip
+    click.echo(f"{checked} committed files readable; {len(damaged)} damaged file(s) not repaired")
+    sys.exit(EXIT_PARTIAL if damaged else EXIT_OK)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="webex-exporter")

@@ -99,7 +99,7 @@ def _clear_warehouse(settings: Settings) -> None:
     root = Path(settings.warehouse.root)
     if not root.exists():
         return
-    for name in [d.name for d in DATASETS] + ["_staging"]:
+    for name in [d.name for d in DATASETS] + ["_staging", "_commits", "_damaged"]:
         shutil.rmtree(root / name, ignore_errors=True)
     home = _home(settings)
     for path in [*(home.iterdir() if home.is_dir() else ()), *(root / ".webex-exporter").glob("*")]:

@@ -5,6 +5,8 @@ Layout (hive-style, one directory per dataset, so any Parquet reader can point a
     <root>/<dataset>/site=<site>/date=<YYYY-MM-DD>/part-<commit>-<uuid>.parquet
     <root>/<dataset>/site=<site>/date=__HIVE_DEFAULT_PARTITION__/...   (rows without a start time)
     <root>/_staging/part-<commit>-<uuid>.parquet                        (written, not committed)
+    <root>/_commits/<commit>.json, segment-<first>-<last>.jsonl         (what each commit did)
+    <root>/_damaged/<dataset>/...                                       (unreadable files, set aside)
 
 ``date`` is the UTC date of the dataset's ``start_column``.  Rows without one go to
 ``__HIVE_DEFAULT_PARTITION__``, the name pyarrow, Spark and DuckDB all read back as a null date.
@@ -45,6 +47,8 @@ __all__ = [
     "Lake",
     "StagedFile",
     "STAGING_DIR",
+    "COMMITS_DIR",
+    "DAMAGED_DIR",
     "UNKNOWN_DATE",
     "COMMIT_COLUMN",
     "LANDED_COLUMN",
@@ -57,6 +61,11 @@ __all__ = [
 ]
 
 STAGING_DIR = "_staging"
+#: One small JSON record per commit (files, window, cursor, retired files), written before the
+#: commit becomes visible: what ``webex-exporter state rebuild`` rebuilds the state DB from.
+COMMITS_DIR = "_commits"
+#: Where a committed file found unreadable is moved, so that no glob over a dataset hits it.
+DAMAGED_DIR = "_damaged"
 UNKNOWN_DATE = "__HIVE_DEFAULT_PARTITION__"
 COMMIT_COLUMN = "_commit"
 LANDED_COLUMN = "_landed_at"
@@ -344,6 +353,68 @@ class Lake:
                 self.fs.delete_file(self.path(rel))
             except FileNotFoundError:
                 pass
+
+    def stat(self, rel: str) -> tuple[int, int] | None:
+        """``(size, mtime_ns)`` of the file ``rel``; None when there is no such file."""
+        with storage_errors(f"checking {self.uri(rel)}"):
+            info = self.fs.get_file_info(self.path(rel))
+        if info.type != pafs.FileType.File:
+            return None
+        return int(info.size or 0), int(info.mtime_ns or 0)
+
+    def check_parquet(self, rel: str, *, size: int | None = None, rows: int | None = None) -> str | None:
+        """Why the committed file ``rel`` cannot be read, or None when it can: it must exist,
+        have the size the manifest recorded (``size``), and a readable footer that counts
+        ``rows`` rows.  Reads the footer only (a few KB), never the data pages."""
+        found = self.stat(rel)
+        if found is None:
+            return "missing"
+        if size is not None and found[0] != size:
+            return f"size {found[0]} bytes, the manifest says {size} (truncated or overwritten)"
+        try:
+            with self.fs.open_input_file(self.path(rel)) as handle:
+                metadata = pq.ParquetFile(handle).metadata
+        except (OSError, pa.ArrowException) as exc:
+            return f"unreadable Parquet footer: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        if rows is not None and metadata.num_rows != rows:
+            return f"footer counts {metadata.num_rows} rows, the manifest says {rows}"
+        return None
+
+    def move_aside(self, rel: str, to: str) -> None:
+        """Move the file ``rel`` to ``to`` (another relative path), replacing what is there."""
+        with storage_errors(f"moving {self.uri(rel)} to {self.uri(to)}"):
+            if self.is_local:
+                target = Path(self.path(to))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.path(rel), target)
+                _fsync_dir(target.parent)
+            else:
+                self.fs.copy_file(self.path(rel), self.path(to))
+                self.fs.delete_file(self.path(rel))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write a small file durably and atomically: a reader sees the old content or the new,
+        never part of it (local: temp file + fsync + rename; S3: an upload appears whole)."""
+        with storage_errors(f"writing {self.uri(rel)}"):
+            if self.is_local:
+                target = Path(self.path(rel))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+                with open(temp, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, target)
+                _fsync_dir(target.parent)
+            else:
+                with self.fs.open_output_stream(self.path(rel)) as out:
+                    out.write(data)
+
+    def read_bytes(self, rel: str) -> bytes:
+        """The content of the file ``rel``."""
+        with storage_errors(f"reading {self.uri(rel)}"):
+            with self.fs.open_input_stream(self.path(rel)) as handle:
+                return handle.read()
 
     def list_files(self, under: str = "") -> list[str]:
         """Every file below ``under`` (relative paths, sorted); a missing directory is empty."""

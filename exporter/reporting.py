@@ -73,18 +73,19 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], output: str = "t
 def status_rows(
     settings: Settings, *, sites: tuple[str, ...] | None = None, datasets: tuple[str, ...] | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Per (site, dataset): cursor, lag, last run and outcome, failed windows, gap warning, rows."""
+    """Per (site, dataset): cursor, lag, last run and outcome, failed windows, gap warning, rows, and
+    committed files found damaged and not yet repaired by a re-fetch (``damaged_files``)."""
     from .warehouse import read_status
 
     expected = [(site.name, d) for site in settings.sites for d in site.datasets]
     rows = read_status(settings.warehouse, export=settings.export, expected=expected)
     columns = ["site", "dataset", "cursor", "lag_hours", "last_run", "outcome", "failed_windows", "unverified_windows",
-               "gap_warning", "rows", "files", "unavailable"]
+               "gap_warning", "rows", "files", "unavailable", "damaged_files"]
     out = []
     for r in rows:
         if (sites and r.site not in sites) or (datasets and r.dataset not in datasets):
             continue
         lag = round(r.lag.total_seconds() / 3600, 1) if r.lag is not None else None
         out.append((r.site, r.dataset, r.cursor, lag, r.last_run_at, r.last_outcome, r.failed_windows,
-                    r.unverified_windows, r.gap_warning, r.rows_held, r.files, r.unavailable))
+                    r.unverified_windows, r.gap_warning, r.rows_held, r.files, r.unavailable, r.damaged_files))
     return columns, out

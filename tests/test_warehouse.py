@@ -185,7 +185,7 @@ def test_direct_readers_never_see_a_file_before_its_commit(settings: WarehouseSe
         wh._crash_hook = look
         wh.commit_window(SITE, DATASET, Window(T0, T0 + 2 * DAY), make_table(DATASET, window_rows(0)))
         wh._crash_hook = None
-    assert seen == {"staged": 0, "committed": 0, "placed": 2}
+    assert seen == {"staged": 0, "recorded": 0, "committed": 0, "placed": 2}
 
 
 def test_unknown_dataset_bad_window_and_bad_site_are_refused(settings: WarehouseSettings) -> None:

@@ -132,7 +132,7 @@ def test_uncommitted_objects_stay_out_of_the_table_prefix(
         wh._crash_hook = look
         wh.commit_window(SITE, DATASET, Window(T0, T0 + 2 * DAY), make_table(DATASET, window_rows(0)))
         wh._crash_hook = None
-    assert seen == {"staged": (2, 0), "committed": (2, 0), "placed": (0, 2)}
+    assert seen == {"staged": (2, 0), "recorded": (2, 0), "committed": (2, 0), "placed": (0, 2)}
 
 
 def test_orphans_are_removed_at_start(settings: WarehouseSettings, s3_endpoint: str, bucket: str) -> None:
