@@ -277,29 +277,77 @@ def status(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tup
 
 @cli.command()
 @common_options
-@click.argument("sql_or_name")
+@click.argument("sql_or_name", required=False)
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Parameter of a named query (repeatable).")
-@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--file", "sql_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+              help="Read the SQL from this .sql file ('-' reads standard input).")
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json", "ndjson"]), default="table",
+              show_default=True)
 @click.option("--list", "list_queries", is_flag=True, help="List the named queries in queries/ and their parameters.")
 @_boundary
-def query(config_path: Path, debug: bool, sql_or_name: str, params: tuple[str, ...], output: str, list_queries: bool) -> None:
+def query(config_path: Path, debug: bool, sql_or_name: str | None, params: tuple[str, ...], sql_file: Path | None,
+          output: str, list_queries: bool) -> None:  # fmt: skip
     """Run SQL text, or a named query from queries/, on the DuckDB catalog (read-only).
 
     \b
     Examples:
       webex-exporter query "select count(*) from meeting_usage"
       webex-exporter query top_hosts --param limit=5 --format csv
-      webex-exporter query --list x
+      webex-exporter query --file report.sql --format ndjson
+      echo "select 1" | webex-exporter query --file -
+      webex-exporter query --list
     """
-    from .queries import run_query, describe_queries
+    from .queries import describe_queries, run_query
     from .reporting import print_rows
 
     settings = _load(config_path, debug)
     if list_queries:
         print_rows(*describe_queries(), output)
         return
+    if sql_file is not None:
+        if sql_or_name:
+            raise ConfigError("give the SQL either as an argument or with --file, not both")
+        try:
+            sql_or_name = sys.stdin.read() if str(sql_file) == "-" else sql_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--file {sql_file}: {exc.strerror or exc}") from None
+        if not sql_or_name.strip():
+            raise ConfigError(f"--file {sql_file}: no SQL in it")
+    if not sql_or_name:
+        raise ConfigError("give SQL text, a query name (see --list), or --file FILE")
     columns, rows = run_query(settings, sql_or_name, params)
     print_rows(columns, rows, output)
+
+
+@cli.command()
+@common_options
+@selection_options
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@_boundary
+def check(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[str, ...], output: str) -> None:
+    """Check each site: connectivity, credentials, privilege, its time zone, and which history
+    operations it serves (a few requests per site; nothing is written).
+
+    Exit code 0 when everything is fine, 1 with warnings or failures, 3 when a site refuses
+    the credentials.
+
+    \b
+    Example:
+      webex-exporter check --site acme
+    """
+    from .reporting import print_rows
+    from .site_check import run_checks
+
+    settings = _load(config_path, debug)
+    names = sites or tuple(s.name for s in settings.sites)
+    for name in names:
+        settings.site(name)
+    settings.require_secrets(names)
+    lines = asyncio.run(run_checks(settings, names, datasets or None))
+    print_rows(["site", "check", "status", "detail"], [(l.site, l.check, l.status, l.detail) for l in lines], output)
+    if any(l.check == "credentials" and l.status == "fail" for l in lines):
+        sys.exit(EXIT_AUTH)
+    sys.exit(0 if all(l.status == "ok" for l in lines) else EXIT_PARTIAL)
 
 
 @cli.command()

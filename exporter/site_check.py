@@ -17,7 +17,7 @@ from .datasets import by_name
 from .errors import AuthError, ExporterError, FatalSiteError, OperationRetiredError
 from .timezones import by_id
 
-__all__ = ["CheckLine", "check_site", "worst"]
+__all__ = ["CheckLine", "check_site", "run_checks", "worst"]
 
 #: Severity of a line: what the exit code of ``check`` follows.
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -102,3 +102,27 @@ async def check_site(client: object, site: SiteSettings, now: datetime) -> list[
         else:
             add(f"dataset {name}", OK, f"{operation} answers ({result.total} records in the last day)")
     return lines
+
+
+async def run_checks(settings: object, names: tuple[str, ...], datasets: tuple[str, ...] | None = None) -> list[CheckLine]:
+    """:func:`check_site` for each site called ``names`` (concurrently, one client each), limited
+    to ``datasets`` when given; what ``webex-exporter check`` prints."""
+    import dataclasses
+    from datetime import datetime, timezone
+
+    from .pipeline import ClientPool
+
+    pool = ClientPool(0)
+    now = datetime.now(timezone.utc)
+    try:
+        chosen = []
+        for name in names:
+            site = settings.site(name)  # type: ignore[attr-defined]
+            if datasets:
+                site = dataclasses.replace(site, datasets=tuple(d for d in site.datasets if d in datasets))
+            chosen.append(site)
+        clients = [await pool.client(site) for site in chosen]
+        results = await asyncio.gather(*(check_site(client, site, now) for client, site in zip(clients, chosen)))
+    finally:
+        await pool.close()
+    return [line for lines in results for line in lines]
