@@ -373,11 +373,14 @@ def report(config_path: Path, debug: bool, output_path: Path, site: str | None, 
 
 @cli.command()
 @common_options
-@click.argument("action", type=click.Choice(["rebuild", "backup", "verify"]))
+@click.argument("action", type=click.Choice(["rebuild", "backup", "verify", "clear"]))
 @click.option("--force", is_flag=True, help="rebuild: replace a state DB that still opens (default: only a damaged or missing one).")
 @click.option("--no-backups", is_flag=True, help="rebuild: ignore the backups, use the lake's commit records alone.")
+@click.option("--site", "clear_site", default=None, help="clear: the site whose dataset state is reset.")
+@click.option("--dataset", "clear_dataset", default=None, help="clear: the dataset whose state is reset.")
 @_boundary
-def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: bool) -> None:
+def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: bool, clear_site: str | None,
+          clear_dataset: str | None) -> None:  # fmt: skip
     """Rebuild, back up or verify the exporter's private state DB (.webex-exporter/state.duckdb).
 
     The state DB says which files are committed, where each cursor is and which windows failed.
@@ -392,15 +395,32 @@ def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: 
     verify   read every committed file's footer again (runs check new and changed files only); a
              damaged file leaves the catalog and its windows are fetched again by the next run;
              exit 1 while damaged files wait for that (local lakes only)
+    clear    forget one dataset's cursor and failed windows (--site, --dataset): its next run lists
+             all the retention holds again; landed data stays and is not duplicated
 
     \b
     Examples:
       webex-exporter state rebuild
       webex-exporter state verify
+      webex-exporter state clear --site acme --dataset recording_access
     """
     from .warehouse import Warehouse, rebuild_state
 
     settings = _load(config_path, debug)
+    if action == "clear":
+        from .config import ALL_DATASETS
+        from .state_reset import clear_dataset_state
+
+        if not clear_site or not clear_dataset:
+            raise ConfigError("state clear needs --site and --dataset (one dataset's state at a time)")
+        settings.site(clear_site)
+        if clear_dataset not in ALL_DATASETS:
+            raise ConfigError(f"--dataset: unknown dataset {clear_dataset!r}; known: {', '.join(ALL_DATASETS)}")
+        with Warehouse(settings.warehouse, export=settings.export) as warehouse:
+            cleared = clear_dataset_state(warehouse, clear_site, clear_dataset)
+        click.echo(f"cleared {clear_site}/{clear_dataset}: cursor {'reset' if cleared['cursor'] else 'was not set'}, "
+                   f"{cleared['failed_windows']} failed window(s) dropped; the next run lists the whole retention")
+        return
     if action == "rebuild":
         result = rebuild_state(settings.warehouse, export=settings.export, use_backups=not no_backups, force=force)
         click.echo(result.summary())
@@ -420,6 +440,40 @@ def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: 
                    f"found {row['detected_at']:%Y-%m-%d %H:%M}")  # fmt: skip
     click.echo(f"{checked} committed files readable; {len(damaged)} damaged file(s) not repaired")
     sys.exit(EXIT_PARTIAL if damaged else EXIT_OK)
+
+
+@cli.command()
+@common_options
+@click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
+@click.option("--format", "output", type=click.Choice(["table", "csv", "json", "ndjson"]), default="table", show_default=True)
+@_boundary
+def schema(config_path: Path, debug: bool, datasets: tuple[str, ...], output: str) -> None:
+    """Print every table's columns: name, DuckDB type, the Webex element it comes from, and
+    whether it is part of the row identity (natural key + _occurrence).  Needs no warehouse.
+
+    \b
+    Example:
+      webex-exporter schema --dataset meeting_attendees --format json
+    """
+    from .catalog import DUCKDB_TYPES, _LINEAGE_TYPES
+    from .datasets import DATASETS
+    from .reporting import print_rows
+
+    known = {d.name for d in DATASETS}
+    unknown = [d for d in datasets if d not in known]
+    if unknown:
+        raise ConfigError(f"--dataset: unknown dataset {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    rows = []
+    for ds in DATASETS:
+        if datasets and ds.name not in datasets:
+            continue
+        identity = {*ds.natural_key, "site", "_occurrence"}
+        for c in ds.columns:
+            element = f"{c.parent}/{c.element}" if c.parent else c.element
+            rows.append((ds.name, c.name, DUCKDB_TYPES[c.type], element, c.name in identity))
+        for name, type_ in _LINEAGE_TYPES:
+            rows.append((ds.name, name, type_, None, name in identity))
+    print_rows(["dataset", "column", "type", "webex_element", "identity"], rows, output)
 
 
 def main() -> None:
