@@ -71,7 +71,7 @@ def _take_warehouse(settings: Settings) -> Any:
     """The warehouse's writer lock, for the demo, or a clear refusal: the demo never writes (or
     clears) a warehouse another exporter is writing, nor one that holds exports it did not make."""
     from .errors import WarehouseError
-    from .warehouse import _ProcessLock
+    from .process_lock import ProcessLock
 
     root = settings.warehouse.root
     if "://" in root:
@@ -85,7 +85,7 @@ def _take_warehouse(settings: Settings) -> Any:
             "(webex-exporter demo --config demo.toml), or move that warehouse away yourself."
         )
     home.mkdir(parents=True, exist_ok=True)
-    lock = _ProcessLock(home / "lock")
+    lock = ProcessLock(home / "lock")
     lock.acquire(f"the warehouse at {Path(root).resolve()}")  # refuses while `serve` or a run writes it
     (home / DEMO_MARKER).write_text("created by `webex-exporter demo`; the demo may clear it\n", encoding="utf-8")
     return lock

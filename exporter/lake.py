@@ -58,6 +58,7 @@ __all__ = [
     "with_lineage",
     "split_partitions",
     "storage_errors",
+    "fsync_dir",
 ]
 
 STAGING_DIR = "_staging"
@@ -329,8 +330,8 @@ class Lake:
                     target = Path(self.path(final))
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(self.path(staged), target)
-                    _fsync_dir(target.parent)
-                    _fsync_dir(Path(self.path(staged)).parent)
+                    fsync_dir(target.parent)
+                    fsync_dir(Path(self.path(staged)).parent)
                 else:
                     # Copy, then delete: a crash in between leaves both, and the next attempt
                     # copies again (same bytes) and deletes.
@@ -387,7 +388,7 @@ class Lake:
                 target = Path(self.path(to))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.path(rel), target)
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
             else:
                 self.fs.copy_file(self.path(rel), self.path(to))
                 self.fs.delete_file(self.path(rel))
@@ -405,7 +406,7 @@ class Lake:
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temp, target)
-                _fsync_dir(target.parent)
+                fsync_dir(target.parent)
             else:
                 with self.fs.open_output_stream(self.path(rel)) as out:
                     out.write(data)
@@ -460,7 +461,7 @@ def _s3_filesystem(endpoint_url: str | None, region: str | None) -> pafs.S3FileS
     return pafs.S3FileSystem(**options)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Make a rename in ``path`` durable (POSIX: the directory entry lives in the directory)."""
     try:
         fd = os.open(path, os.O_RDONLY)
