@@ -116,13 +116,12 @@ class Progress:
         console = Console(file=self._stream, force_terminal=True, width=self._width)
         self._live = Live(
             TextColumn("{task.description}", style="bold"),
-            BarColumn(bar_width=12),
-            TextColumn("windows {task.fields[windows]:>9}"),
-            TextColumn("pages {task.completed:>6.0f}/{task.total:<6.0f}"),
-            TextColumn("{task.fields[records]:>9,} rec {task.fields[rate]:>7,.0f}/s"),
-            TextColumn("ETA"),
+            BarColumn(bar_width=10),
+            TextColumn("{task.fields[windows]:>7} win"),
+            TextColumn("{task.completed:>5.0f}/{task.total:<5.0f} pages"),
+            TextColumn("{task.fields[records]:>9,} rec {task.fields[rate]:>6,.0f}/s"),
             TimeRemainingColumn(compact=True, elapsed_when_finished=True),
-            TextColumn("wait {task.fields[wait]:>4.0f}s"),
+            TextColumn("wait {task.fields[wait]:>3.0f}s"),
             console=console, refresh_per_second=4, transient=False,
             # Log lines (written to sys.stderr at emit time, see logs.configure_logging) print above the display.
             redirect_stderr=True, redirect_stdout=True,

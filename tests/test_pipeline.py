@@ -395,7 +395,7 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
 
     (last_line,) = last_frame(screen.getvalue(), 1)
     assert f" {len(got):>9,} rec " in last_line, last_line
-    pages = last_line.split(" pages ")[1].split()[0]
+    pages = last_line.split(" pages")[0].split()[-1]
     done, known = map(int, pages.split("/"))
     assert done == known < outcome.pages, last_line  # the abandoned pack's pages are not shown as work done
 

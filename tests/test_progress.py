@@ -28,10 +28,10 @@ def test_progress_lines_show_pages_records_eta_and_throttle_wait():
     progress.close()
     (last,) = last_frame(stream.getvalue(), 1)
     assert "acme/meeting_attendees" in last
-    assert "windows       1/4" in last
-    assert "pages      3/3" in last
+    assert "1/4 win" in last
+    assert "3/3     pages" in last
     assert "1,200 rec" in last
-    assert "wait   61s" in last
+    assert "wait  61s" in last
 
 
 def test_progress_fits_a_narrow_terminal():
@@ -43,6 +43,20 @@ def test_progress_fits_a_narrow_terminal():
     progress.close()
     frame = last_frame(stream.getvalue(), 3)
     assert len(frame) == 3 and all(len(line) <= 80 for line in frame), frame
+
+
+def test_at_100_columns_every_column_shows_the_bar_and_the_eta_included():
+    stream = io.StringIO()
+    progress = Progress(stream, width=100)
+    tracker = progress.dataset("demo", "scheduled_sessions", windows=481)
+    for page in range(1, 9):
+        tracker.page(page, 8, 100)
+    tracker.window_done(800, windows=481)
+    tracker.done()
+    progress.close()
+    (line,) = last_frame(stream.getvalue(), 1)
+    assert "━" in line and "481/481 win" in line and "wait" in line, line
+    assert any(part.count(":") == 1 and part.replace(":", "").isdigit() for part in line.split()), line  # the time
 
 
 def test_progress_is_silent_off_a_terminal():
