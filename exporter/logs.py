@@ -68,6 +68,8 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             payload.update(fields)
+        if record.exc_info and not record.exc_text:  # a library's logger.exception(): keep it, in the line
+            record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             payload["traceback"] = record.exc_text
         return json.dumps(payload, default=str, ensure_ascii=False)
@@ -115,6 +117,18 @@ def configure_logging(fmt: str = "auto", level: str = "info", *, stream: Any = N
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False
+    # The libraries that log on their own (APScheduler's "job skipped: still running", aiohttp's
+    # warnings) go through the same handler, so a JSON log stays JSON, line for line.
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        for old in list(library.handlers):
+            library.removeHandler(old)
+        library.addHandler(handler)
+        library.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+        library.propagate = False
+
+
+_LIBRARY_LOGGERS = ("apscheduler", "aiohttp", "asyncio")
 
 
 def event(message: str, *, level: int = logging.INFO, **fields: Any) -> None:

@@ -611,9 +611,12 @@ class Warehouse:
             except WarehouseError as exc:  # compaction is housekeeping: the run's data is safe
                 _log.warning("compaction after run %s failed (will retry next run): %s", run_id, exc)
         try:  # housekeeping too: a failure here costs the backup, never the run's data
-            # This module's RECORDS_PER_SEGMENT (re-exported), read at call time: what tests tune.
-            fold_commit_records(self.store, self.lake, per_segment=RECORDS_PER_SEGMENT)
-            self.backup_state()
+            # Under the lock like every use of the state DB: in `serve` other jobs' threads use
+            # the same connection, and DuckDB refuses a connection busy with another call.
+            with self._mutex:
+                # This module's RECORDS_PER_SEGMENT (re-exported), read at call time: what tests tune.
+                fold_commit_records(self.store, self.lake, per_segment=RECORDS_PER_SEGMENT)
+                self.backup_state()
         except WarehouseError as exc:
             _log.warning("backing up the state DB after run %s failed (will retry next run): %s", run_id, exc)
 

@@ -206,3 +206,40 @@ def test_a_realistic_backfill_killed_at_random_points_ends_equal_to_ground_truth
     for dataset in datasets:
         assert_catalog_equals_truth(tmp_path / "warehouse" / "webex.duckdb", sim, "acme-cn", dataset)
     assert sim.clock.now() - timedelta(minutes=5) < datetime.now(timezone.utc)
+
+
+def test_serve_runs_many_jobs_at_once_without_crashing_any(sim_factory, tmp_path):
+    """22 jobs (two sites x 11 datasets) share one warehouse and run at the same time: every job
+    finishes (none crashes on the state DB being busy with another job's call), the retired
+    operation is said, and the JSON log stays JSON."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sim = realistic(sim_factory, now=datetime.now(timezone.utc).replace(microsecond=0))
+    config = write_config(tmp_path / "config.toml", sim.url, sites=("acme-cn", "legacy"),
+                          extra='[schedule]\ninterval_seconds = 4\n[observability]\nlog_format = "json"\n')  # fmt: skip
+    env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", "serve", "--config", str(config)], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    events, raw = [], []
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and sum(e.get("event") == "job finished" for e in events) < 44:
+            line = proc.stderr.readline()
+            assert line, f"serve exited early ({proc.poll()})"
+            (events.append(json.loads(line)) if line.startswith("{") else raw.append(line))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    names = [e["event"] for e in events]
+    assert names.count("job finished") >= 44, names[-10:]
+    assert "job crashed" not in names and "site failed" not in names, [e for e in events if e["event"] in
+                                                                        ("job crashed", "site failed")][:3]
+    assert "dataset unavailable: operation retired" in names
+    assert not [x for x in raw if x.strip()], raw[:5]
