@@ -8,6 +8,7 @@
     ├── SitePausedError                pause the whole site for a while; stop it for this run
     │   └── RetryAfterTooLongError     the server asked for a wait above max_retry_after_seconds
     ├── FatalSiteError                 stop this site now, never retry (retries lock accounts)
+    │   ├── SiteUnreachableError       the site's first request of the run got no answer at all
     │   ├── AuthError                  bad credentials, expired/invalid ticket or token
     │   │   └── PrivilegeError         signed in, but not as a site admin (history would be partial)
     │   └── EndpointError              the URL does not lead to a Webex we may send credentials to
@@ -50,6 +51,7 @@ __all__ = [
     "RetryAfterTooLongError",
     "RetryableError",
     "SitePausedError",
+    "SiteUnreachableError",
     "ThrottledError",
     "TransportError",
     "WarehouseError",
@@ -108,6 +110,10 @@ class RetryAfterTooLongError(SitePausedError):
 
 class FatalSiteError(ExporterError):
     """Stop all work on this site now and report it; never retried automatically."""
+
+
+class SiteUnreachableError(FatalSiteError):
+    """The site's first request of a run got no answer after all its attempts: stop the site."""
 
 
 class AuthError(FatalSiteError):

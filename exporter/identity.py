@@ -134,27 +134,18 @@ def repeated_across_pages(
     pages = list(pages)
     if len(pages) < 2:
         return {}
+    page_of = pa.array([i for i, p in enumerate(pages) for _ in range(p.num_rows)], pa.int64())
+    rows = pa.concat_tables([p.select(list(columns)) for p in pages]).append_column("__page", page_of)
     if key:
-        keys = pa.concat_tables([p.select(list(key)) for p in pages])
-        page_of = pa.array([i for i, p in enumerate(pages) for _ in range(p.num_rows)], pa.int64())
-        spread = keys.append_column("__page", page_of).group_by(list(key)).aggregate([("__page", "count_distinct")])
-        shared = spread.filter(pc.greater(spread.column("__page_count_distinct"), 1)).select(list(key))
-        if shared.num_rows == 0:
+        spread = rows.select([*key, "__page"]).group_by(list(key)).aggregate([("__page", "count_distinct")])
+        if pc.max(spread.column("__page_count_distinct")).as_py() < 2:
             return {}
-        # Only the pages' rows whose key is shared; a join on nulls would drop null keys, so
-        # compare on the keys' hashes instead (a false candidate is only hashed, never kept).
-        wanted = set(content_hashes(shared, list(key)).to_pylist())
-        trimmed = []
-        for page in pages:
-            hs = content_hashes(page.select(list(key)), list(key)).to_pylist()
-            keep = [i for i, h in enumerate(hs) if h in wanted]
-            trimmed.append(page.take(pa.array(keep, pa.int64())) if len(keep) < page.num_rows else page)
-        pages = trimmed
-    per_page = [Counter(content_hashes(p, columns).to_pylist()) for p in pages]
+    # One query over every page: content hash, page, copies; kept where a hash is on two pages.
+    cols = ", ".join(_quote(c) for c in columns)
+    counted = _query(rows, f"SELECT hash({cols}) AS h, __page AS page, count(*) AS n FROM rows_in GROUP BY ALL")
     seen: dict[int, dict[int, int]] = {}
-    for index, counts in enumerate(per_page):
-        for h, copies in counts.items():
-            seen.setdefault(h, {})[index] = copies
+    for h, page, n in zip(*(counted.column(c).to_pylist() for c in ("h", "page", "n")), strict=True):
+        seen.setdefault(h, {})[page] = n
     return {h: where for h, where in seen.items() if len(where) > 1}
 
 

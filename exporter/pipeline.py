@@ -45,7 +45,7 @@ from .errors import (
 )
 from .logs import event, logger
 from .progress import Progress
-from .timezones import zoneinfo_for
+from .timezones import DEFAULT_REQUEST_TIME_ZONE_ID, zoneinfo_for
 from .windows import Window, clamp_to_retention, plan_windows
 
 if TYPE_CHECKING:  # for annotations only: paging is imported where it is used
@@ -420,12 +420,10 @@ def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN
     settled = ctx.zones.get(site.name)
     if settled is not None:
         return settled[0] if dataset.sends_time_zone_id else settled[1]
-    zone_id = site.time_zone_id if dataset.sends_time_zone_id else site.unlabeled_time_zone_id
-    return zoneinfo_for(DEFAULT_UNLABELED_ZONE if zone_id is None else zone_id, ctx.settings.timezone_overrides)
+    from .protocol import scope_zone
 
-
-#: The zone assumed for unlabeled times when neither the config nor the site names one.
-DEFAULT_UNLABELED_ZONE = 20
+    return scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id,
+                      overrides=ctx.settings.timezone_overrides)  # fmt: skip
 
 
 async def _settle_site(ctx: _Context, client: object, site: SiteSettings) -> SiteSettings:
@@ -467,7 +465,7 @@ async def _settle_site(ctx: _Context, client: object, site: SiteSettings) -> Sit
     unlabeled = site.unlabeled_time_zone_id
     if unlabeled is None:
         if facts.time_zone_id is None:
-            unlabeled = DEFAULT_UNLABELED_ZONE
+            unlabeled = DEFAULT_REQUEST_TIME_ZONE_ID  # GMT
             note(f"the site did not say its time zone; times without a timeZoneID are read as timeZoneID "
                  f"{unlabeled} (GMT). Set unlabeled_time_zone_id for this site if that is wrong.")  # fmt: skip
         else:

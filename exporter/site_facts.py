@@ -20,9 +20,10 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from .errors import AuthError, ExporterError, FatalSiteError, RetryableError, SitePausedError
+from .errors import AuthError, ExporterError, FatalSiteError, RetryableError, SitePausedError, SiteUnreachableError
 from .protocol import Body, BodyResponse
 from .timezones import TIME_ZONES, zoneinfo_for
+from .xmlsafe import local_name
 
 __all__ = [
     "SiteFacts",
@@ -40,9 +41,6 @@ __all__ = [
 
 _SERVICE = "java:com.webex.service.binding"
 
-
-class SiteUnreachableError(FatalSiteError):
-    """The site's first request of a run got no answer after all its attempts: stop the site."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +71,7 @@ def get_user_body(webex_id: str) -> Body:
 
 
 def _local(element: etree._Element) -> str:
-    tag = element.tag
-    return tag.rpartition("}")[2].lower() if isinstance(tag, str) else ""
+    return local_name(element.tag).lower()
 
 
 def _first(content: etree._Element | None, *path: str) -> etree._Element | None:
