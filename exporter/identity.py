@@ -134,7 +134,7 @@ def repeated_across_pages(
     pages = list(pages)
     if len(pages) < 2:
         return {}
-    page_of = pa.array([i for i, p in enumerate(pages) for _ in range(p.num_rows)], pa.int64())
+    page_of = pa.concat_arrays([pa.repeat(pa.scalar(i, pa.int64()), p.num_rows) for i, p in enumerate(pages)])
     rows = pa.concat_tables([p.select(list(columns)) for p in pages]).append_column("__page", page_of)
     if key:
         spread = rows.select([*key, "__page"]).group_by(list(key)).aggregate([("__page", "count_distinct")])
