@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .datasets import ALL_DATASETS as REGISTRY
 from .datasets import DATASETS
 from .errors import ConfigError
 from .timezones import DEFAULT_REQUEST_TIME_ZONE_ID, TIME_ZONES
@@ -61,15 +62,30 @@ DEFAULT_DATASET_LOOKBACK_DAYS: dict[str, int] = {
     "meeting_usage": 7, "meeting_attendees": 7, "training_sessions": 7, "training_attendees": 7,
     "event_sessions": 7, "event_attendees": 7, "support_sessions": 7, "support_attendees": 7,
     "access_anywhere": 7, "recording_access": 30,
+    "meeting_instances": 7, "meeting_participants": 7, "recording_access_details": 30,
 }  # fmt: skip
 DEFAULT_RETENTION_DAYS = 90
 DEFAULT_SETTLE_HOURS = 0
 DEFAULT_MAX_WINDOW_RECORDS = 50_000
 DEFAULT_GAP_WARNING_DAYS = 75
 DEFAULT_SCHEDULED_AHEAD_DAYS = 30
-ALL_DATASETS = tuple(d.name for d in DATASETS)
+ALL_DATASETS = tuple(d.name for d in REGISTRY)
+#: What a site exports when its config does not say, by source.
+DEFAULT_DATASETS: dict[str, tuple[str, ...]] = {
+    "xml": tuple(d.name for d in DATASETS),
+    "rest": tuple(d.name for d in REGISTRY if "rest" in d.sources),
+    "auto": ALL_DATASETS,
+}
+DEFAULT_REST_BASE_URL = "https://webexapis.com/v1"
+DEFAULT_REST_TOKEN_URL = "https://webexapis.com/v1/access_token"
+#: Where a site's rotating OAuth tokens live unless ``[sites.rest] token_file`` says: outside the
+#: repository and the warehouse, owner-only.
+DEFAULT_TOKEN_DIR = "~/.config/webex-exporter/tokens"
 
 AuthMethod = Literal["password", "ticket", "token"]
+#: Which API a site is exported through: the XML API, the REST APIs, or XML until the site
+#: answers that an operation is retired and REST from then on.
+SourceKind = Literal["xml", "rest", "auto"]
 
 
 class Secret:
@@ -118,6 +134,23 @@ class ThrottleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RestSettings:
+    """How a site is reached through the Webex REST APIs (an OAuth integration).
+
+    The integration's client secret comes from ``client_secret_env`` or the secrets file; its
+    refresh token lives in ``token_file`` (owner-only), which the exporter rewrites atomically
+    on every refresh because Webex hands out a new refresh token each time."""
+
+    base_url: str = DEFAULT_REST_BASE_URL
+    token_url: str = DEFAULT_REST_TOKEN_URL
+    #: The ``siteUrl`` parameter, e.g. ``acme.webex.com``.
+    site_url: str = ""
+    client_id: str = ""
+    client_secret: Secret | None = None
+    token_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SiteSettings:
     """One Webex site: where it is, who we are there, and what to export from it."""
 
@@ -140,6 +173,9 @@ class SiteSettings:
     retired_exception_ids: tuple[str, ...] = ()
     #: What is missing to sign in (no password / token found), or None; see Settings.require_secrets.
     missing_secret: str | None = None
+    source: SourceKind = "xml"
+    #: REST access (required for source "rest" and "auto"), else None.
+    rest: RestSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +414,7 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
     allowed = {
         "name", "url", "site_name", "auth", "webex_id", "password", "password_env", "access_token",
         "access_token_env", "datasets", "preliminary", "time_zone_id", "unlabeled_time_zone_id", "throttle",
-        "allow_non_admin", "retired_exception_ids",
+        "allow_non_admin", "retired_exception_ids", "source", "rest",
     }  # fmt: skip
     for index, entry in enumerate(raw):
         key = f"sites[{index}]"
@@ -390,27 +426,36 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
         elif name in seen:
             c.fail(f"{key}.name", f"duplicate site name {name!r}")
         seen.add(name)
+        source = c.string(data, "source", key, "xml")
+        if source not in ("xml", "rest", "auto"):
+            c.fail(f"{key}.source", f"must be 'xml', 'rest' or 'auto', got {source!r}")
+            source = "xml"
+        uses_xml = source in ("xml", "auto")
         url = c.string(data, "url", key, None)
-        _check_url(c, url, f"{key}.url")
+        if uses_xml or url:
+            _check_url(c, url, f"{key}.url")
         auth = c.string(data, "auth", key, "password")
         if auth not in ("password", "ticket", "token"):
             c.fail(f"{key}.auth", f"must be 'password', 'ticket' or 'token', got {auth!r}")
         webex_id = c.string(data, "webex_id", key, None) or ""
-        if not webex_id:
+        if not webex_id and uses_xml:
             c.fail(f"{key}.webex_id", "missing (the Webex user the exporter signs in as)")
         password = _secret(c, data, "password", key, env, secrets, name)
         token = _secret(c, data, "access_token", key, env, secrets, name)
+        rest, rest_missing = _rest(c, data.get("rest"), f"{key}.rest", source, name, env, secrets)
         # A missing secret is not a config error: read-only commands need none, and a run needs
         # only those of the sites it runs (Settings.require_secrets).
-        missing = None
-        if auth in ("password", "ticket") and password is None:
+        missing = rest_missing
+        if not uses_xml:
+            pass
+        elif auth in ("password", "ticket") and password is None:
             missing = (f"{key}.password_env: site {name!r}, auth '{auth}' needs a password: set the environment "
                        f"variable {data.get('password_env') or '(password_env not set)'} or put it in the secrets file")
         if auth == "token" and token is None:
             missing = (f"{key}.access_token_env: site {name!r}, auth 'token' needs an access token: set the "
                        f"environment variable {data.get('access_token_env') or '(access_token_env not set)'} or "
                        "put it in the secrets file")  # fmt: skip
-        datasets = data.get("datasets", list(ALL_DATASETS))
+        datasets = data.get("datasets", list(DEFAULT_DATASETS[source]))
         if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
             c.fail(f"{key}.datasets", "must be a list of dataset names")
             datasets = []
@@ -443,9 +488,61 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
                 allow_non_admin=c.boolean(data, "allow_non_admin", key, False),
                 retired_exception_ids=tuple(r.strip() for r in retired),
                 missing_secret=missing,
+                source=source,  # type: ignore[arg-type]
+                rest=rest,
             )
         )
+        if source == "xml":
+            rest_only = [d for d in datasets if d in _REST_ONLY]
+            if rest_only:
+                c.fail(f"{key}.datasets", f"{', '.join(rest_only)}: only the REST APIs list these; "
+                                          "set source = 'rest' or 'auto' and configure [sites.rest]")  # fmt: skip
+        if source == "rest":
+            no_rest = [d for d in datasets if d in _XML_ONLY]
+            if no_rest:
+                c.fail(f"{key}.datasets", f"{', '.join(no_rest)}: the REST APIs have no equivalent; "
+                                          "list them with source = 'xml' or 'auto'")  # fmt: skip
     return sites
+
+
+_REST_ONLY = {d.name for d in REGISTRY if d.sources == ("rest",)}
+_XML_ONLY = {d.name for d in REGISTRY if d.sources == ("xml",)}
+
+
+def _rest(
+    c: _Checker, raw: Any, key: str, source: str, site: str, env: dict[str, str], secrets: dict[str, Any]
+) -> tuple[RestSettings | None, str | None]:
+    """``[sites.rest]``: the settings (None when not configured) and what secret is missing."""
+    if raw is None:
+        if source != "xml":
+            c.fail(key, f"missing: source = {source!r} needs a [sites.rest] table (client_id, client_secret_env, "
+                        "site_url); see README 'REST source'")  # fmt: skip
+        return None, None
+    data = c.table(raw, key)
+    c.unknown(data, key, {"base_url", "token_url", "site_url", "client_id", "client_secret_env", "client_secret",
+                          "token_file"})  # fmt: skip
+    base_url = c.string(data, "base_url", key, DEFAULT_REST_BASE_URL) or DEFAULT_REST_BASE_URL
+    token_url = c.string(data, "token_url", key, DEFAULT_REST_TOKEN_URL) or DEFAULT_REST_TOKEN_URL
+    for name, value in (("base_url", base_url), ("token_url", token_url)):
+        _check_url(c, value, f"{key}.{name}")
+    site_url = c.string(data, "site_url", key, None) or ""
+    if not site_url:
+        c.fail(f"{key}.site_url", "missing (the Webex site the reports are for, e.g. 'acme.webex.com')")
+    elif "/" in site_url or "://" in site_url:
+        c.fail(f"{key}.site_url", f"a host name like 'acme.webex.com', not a URL: {site_url!r}")
+    client_id = c.string(data, "client_id", key, None) or ""
+    if not client_id:
+        c.fail(f"{key}.client_id", "missing (the integration's Client ID from developer.webex.com)")
+    secret = _secret(c, data, "client_secret", key, env, secrets, site)
+    token_file = c.string(data, "token_file", key, None) or f"{DEFAULT_TOKEN_DIR}/{site}.json"
+    missing = None
+    if secret is None:
+        missing = (f"{key}.client_secret_env: site {site!r} needs its integration's client secret: set the "
+                   f"environment variable {data.get('client_secret_env') or '(client_secret_env not set)'} or put "
+                   "client_secret in the secrets file")  # fmt: skip
+    settings = RestSettings(base_url=base_url.rstrip("/"), token_url=token_url, site_url=site_url,
+                            client_id=client_id, client_secret=secret, token_file=token_file)  # fmt: skip
+    return settings, missing
 
 
 def _schedule(c: _Checker, data: dict[str, Any]) -> ScheduleSettings:
