@@ -50,7 +50,7 @@ from typing import Any
 
 import duckdb
 
-from .datasets import DATASETS, Dataset
+from .datasets import ALL_DATASETS, SOURCE_COLUMN, Dataset
 from .errors import WarehouseError
 from .identity import OCCURRENCE_COLUMN, VERIFIED_COLUMN
 from .lake import COMMIT_COLUMN, LANDED_COLUMN, PRELIMINARY_COLUMN, Lake, StagedFile
@@ -83,6 +83,7 @@ DUCKDB_TYPES = {
 }
 _LINEAGE_TYPES = (
     ("site", "VARCHAR"),
+    (SOURCE_COLUMN, "VARCHAR"),
     ("extra", "VARCHAR"),
     (PRELIMINARY_COLUMN, "BOOLEAN"),
     (OCCURRENCE_COLUMN, "BIGINT"),
@@ -134,6 +135,11 @@ CREATE TABLE IF NOT EXISTS manifest (
     max_start TIMESTAMPTZ,
     columns VARCHAR NOT NULL,             -- JSON object: the file's columns -> Arrow types
     staged_as VARCHAR                     -- staging path while the move into place is pending
+);
+CREATE TABLE IF NOT EXISTS published_months (  -- what each <root>/tables/<dataset>/month=<m>/ file was built from
+    dataset VARCHAR NOT NULL,
+    month VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS retired_files (
     path VARCHAR PRIMARY KEY,
@@ -516,7 +522,9 @@ class StateStore:
 # ----------------------------------------------------------------------------- the catalog
 
 
-def dataset_view_sql(dataset: Dataset, files: Sequence[tuple[str, Mapping[str, str]]]) -> str:
+def dataset_view_sql(
+    dataset: Dataset, files: Sequence[tuple[str, Mapping[str, str]]], *, extras: Sequence[str] | None = None
+) -> str:
     """The ``SELECT`` behind one dataset's view: typed columns, newest version per key.
 
     ``files`` are the committed files as ``(uri, {column: type})`` (none: an empty, typed
@@ -526,7 +534,7 @@ def dataset_view_sql(dataset: Dataset, files: Sequence[tuple[str, Mapping[str, s
     as a typed NULL; columns beyond the registry (a promoted extra, a retired field) are kept at
     the end so no landed value is hidden.
     """
-    declared = [(c.name, DUCKDB_TYPES[c.type]) for c in dataset.columns] + list(_LINEAGE_TYPES)
+    declared = declared_columns(dataset)
     if not files:
         columns = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in declared)
         return f"SELECT {columns} WHERE false"
@@ -534,14 +542,16 @@ def dataset_view_sql(dataset: Dataset, files: Sequence[tuple[str, Mapping[str, s
     for uri, schema in files:
         groups.setdefault(tuple(schema.items()), []).append(uri)
     names = {n for n, _ in declared}
-    extras = sorted({n for schema in groups for n, _ in schema} - names)
+    if extras is None:
+        extras = sorted({n for schema in groups for n, _ in schema} - names)
     branches = []
     for schema, uris in groups.items():
         have = {n for n, _ in schema}
         parts = [
             f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}"
             if n in have
-            else f"CAST(NULL AS {t}) AS {quote_ident(n)}"
+            # files landed before the REST source existed, and XML files, carry no source column
+            else ("'xml'" if n == SOURCE_COLUMN else f"CAST(NULL AS {t})") + f" AS {quote_ident(n)}"
             for n, t in declared
         ]
         parts += [quote_ident(n) if n in have else f"NULL AS {quote_ident(n)}" for n in extras]
@@ -550,7 +560,7 @@ def dataset_view_sql(dataset: Dataset, files: Sequence[tuple[str, Mapping[str, s
         # type guessing could turn a site named "2024" into a number.
         branches.append(f"SELECT {', '.join(parts)}\nFROM read_parquet([{listed}], hive_partitioning = false)")
     # One row per identity (natural key + occurrence; files landed before occurrences existed: 1).
-    key = ", ".join([quote_ident(k) for k in ("site", *dataset.natural_key)]
+    key = ", ".join([quote_ident(k) for k in ("site", *dataset.identity_columns)]
                     + [f"coalesce({quote_ident(OCCURRENCE_COLUMN)}, 1)"])  # fmt: skip
     return (
         "SELECT * FROM (\n" + "\nUNION ALL\n".join(branches) + "\n)\n"
@@ -559,10 +569,28 @@ def dataset_view_sql(dataset: Dataset, files: Sequence[tuple[str, Mapping[str, s
     )
 
 
+def _duckdb_type_of(rows: Sequence[Mapping[str, Any]], column: str) -> str:
+    """The DuckDB type of an undeclared column as the view SQL passes it through (the type of
+    the first file that has it: extras are kept as they were landed)."""
+    arrow = {"int64": "BIGINT", "double": "DOUBLE", "bool": "BOOLEAN", "string": "VARCHAR",
+             "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE"}  # fmt: skip
+    for r in rows:
+        found = json.loads(r["columns"]).get(column)
+        if found:
+            return arrow.get(found, "VARCHAR")
+    return "VARCHAR"
+
+
+def declared_columns(dataset: Dataset) -> list[tuple[str, str]]:
+    """``(name, DuckDB type)`` of every column of the dataset's view and table, in order: the
+    XML schema's columns, the REST-only ones, then the lineage columns."""
+    return [(c.name, DUCKDB_TYPES[c.type]) for c in dataset.all_columns] + list(_LINEAGE_TYPES)
+
+
 def _unreadable_view_sql(dataset: Dataset, reason: str) -> str:
     """A view with the right typed columns that fails with ``reason`` when queried (an S3 lake
     the exporter could not bind from here): better an error that says why than empty results."""
-    declared = [(c.name, DUCKDB_TYPES[c.type]) for c in dataset.columns] + list(_LINEAGE_TYPES)
+    declared = declared_columns(dataset)
     columns = ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(n)}" for n, t in declared)
     return f"SELECT {columns} FROM range(1) WHERE error({quote_str(reason)})"
 
@@ -576,17 +604,28 @@ def build_catalog(
     max_commit: int,
     published_at: datetime,
     lake_readable: bool,
-    datasets: Sequence[Dataset] = DATASETS,
+    datasets: Sequence[Dataset] = ALL_DATASETS,
+    previous: Path | None = None,
 ) -> int:
     """Write a complete reader catalog to ``target`` (a new file) and close it; returns the
-    number of files its views list.  ``lake_readable`` says whether this DuckDB can read the lake
-    (always for local lakes; for S3 through a registered filesystem or httpfs).  One view per
-    entry of ``datasets``."""
+    number of committed files behind it.  ``lake_readable`` says whether this DuckDB can read the
+    lake (always for local lakes; for S3 through a registered filesystem or httpfs).
+
+    A local lake gets one **table** per entry of ``datasets``, filled from the published month
+    files (:mod:`exporter.published`, rewritten here where their lake files changed), starting
+    from a copy of ``previous`` (the last generation) so only changed months are replaced: the
+    file holds its data and works wherever it is copied.  An S3 lake gets views over the files'
+    ``s3://`` URIs (valid from anywhere)."""
+    from . import published
+
     if target.exists():
         target.unlink()  # a leftover from a publish that crashed before it was recorded
     wal = target.with_name(target.name + ".wal")
     if wal.exists():
         wal.unlink()
+    materialize = lake.is_local
+    if materialize and previous is not None and previous.exists():
+        shutil.copyfile(previous, target)
     manifest = store.manifest()
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for row in manifest:
@@ -596,6 +635,8 @@ def build_catalog(
         # Storage version 1.0: BI tools embedding an older DuckDB can still open the file.
         con.execute(f"ATTACH {quote_str(str(target))} AS webex_publish (STORAGE_VERSION 'v1.0.0')")
         try:
+            for name in (*CATALOG_TABLES, "manifest", "catalog_info"):
+                con.execute(f"DROP TABLE IF EXISTS webex_publish.main.{name}")
             for name in CATALOG_TABLES:
                 con.execute(f"CREATE TABLE webex_publish.main.{name} AS SELECT * FROM main.{name}")
             con.execute(
@@ -609,7 +650,29 @@ def build_catalog(
                 "? AS lake_readable",
                 [generation, ts(published_at), lake.root_uri, max_commit, len(manifest), lake_readable],
             )
-            for dataset in datasets:
+            if materialize:
+                con.execute(f"CREATE TABLE IF NOT EXISTS webex_publish.main.{published.FINGERPRINT_TABLE} "
+                            "(dataset VARCHAR, month VARCHAR, fingerprint VARCHAR)")  # fmt: skip
+                root = Path(lake.root_uri)
+                for dataset in datasets:
+                    rows = by_dataset.get(dataset.name, [])
+                    declared = declared_columns(dataset)
+                    names = {n for n, _ in declared}
+                    extras = sorted({n for r in rows for n in json.loads(r["columns"])} - names)
+                    months = published.plan_months(rows, lake.uri, extras, declared)
+                    written = dict(con.execute("SELECT month, fingerprint FROM main.published_months "
+                                               "WHERE dataset = ?", [dataset.name]).fetchall())  # fmt: skip
+                    now_written, _ = published.write_months(
+                        con, root, dataset, months, written,
+                        lambda files, ds=dataset, ex=extras: dataset_view_sql(ds, files, extras=ex),
+                    )  # fmt: skip
+                    con.execute("DELETE FROM main.published_months WHERE dataset = ?", [dataset.name])
+                    if now_written:
+                        con.executemany("INSERT INTO main.published_months VALUES (?, ?, ?)",
+                                        [[dataset.name, m, f] for m, f in now_written.items()])  # fmt: skip
+                    columns = declared + [(n, _duckdb_type_of(rows, n)) for n in extras]
+                    published.refresh_tables(con, "webex_publish", root, dataset, months, columns)
+            for dataset in () if materialize else datasets:
                 rows = by_dataset.get(dataset.name, [])
                 if rows and not lake_readable:
                     sql = _unreadable_view_sql(

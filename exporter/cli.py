@@ -455,25 +455,24 @@ def schema(config_path: Path, debug: bool, datasets: tuple[str, ...], output: st
     Example:
       webex-exporter schema --dataset meeting_attendees --format json
     """
-    from .catalog import DUCKDB_TYPES, _LINEAGE_TYPES
-    from .datasets import DATASETS
+    from .catalog import declared_columns
+    from .datasets import ALL_DATASETS
     from .reporting import print_rows
 
-    known = {d.name for d in DATASETS}
+    known = {d.name for d in ALL_DATASETS}
     unknown = [d for d in datasets if d not in known]
     if unknown:
         raise ConfigError(f"--dataset: unknown dataset {unknown[0]!r}; known: {', '.join(sorted(known))}")
     rows = []
-    for ds in DATASETS:
+    for ds in ALL_DATASETS:
         if datasets and ds.name not in datasets:
             continue
-        identity = {*ds.natural_key, "site", "_occurrence"}
-        for c in ds.columns:
-            element = f"{c.parent}/{c.element}" if c.parent else c.element
-            rows.append((ds.name, c.name, DUCKDB_TYPES[c.type], element, c.name in identity))
-        for name, type_ in _LINEAGE_TYPES:
-            rows.append((ds.name, name, type_, None, name in identity))
-    print_rows(["dataset", "column", "type", "webex_element", "identity"], rows, output)
+        identity = {*ds.identity_columns, "site", "_occurrence"}
+        xml = {c.name: (f"{c.parent}/{c.element}" if c.parent else c.element) for c in ds.columns}
+        rest = {f.column: f.path for f in (ds.rest.fields if ds.rest else ())}
+        for name, type_ in declared_columns(ds):
+            rows.append((ds.name, name, type_, xml.get(name), rest.get(name), name in identity))
+    print_rows(["dataset", "column", "type", "webex_element", "rest_field", "identity"], rows, output)
 
 
 def main() -> None:

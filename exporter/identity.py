@@ -47,15 +47,17 @@ OCCURRENCE_COLUMN = "_occurrence"
 VERIFIED_COLUMN = "_verified"
 
 
-def identity_key(dataset: Dataset) -> tuple[str, ...]:
-    """The columns that identify one landed row: ``site``, the natural key, the occurrence."""
-    return ("site", *dataset.natural_key, OCCURRENCE_COLUMN)
+def identity_key(dataset: Dataset, present: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The columns that identify one landed row: ``site``, the natural key, the occurrence; with
+    ``present`` (a table's columns) only the key columns it has (a source fills its own key)."""
+    key = dataset.identity_columns if present is None else tuple(c for c in dataset.identity_columns if c in present)
+    return ("site", *key, OCCURRENCE_COLUMN)
 
 
 def content_columns(dataset: Dataset, table: pa.Table) -> list[str]:
     """The source fields of ``dataset`` present in ``table`` (declared columns, then ``extra``)."""
     have = set(table.column_names)
-    return [c.name for c in dataset.columns if c.name in have] + (["extra"] if "extra" in have else [])
+    return [c.name for c in dataset.all_columns if c.name in have] + (["extra"] if "extra" in have else [])
 
 
 def _quote(name: str) -> str:
@@ -114,7 +116,8 @@ def occurrences(table: pa.Table, key: Sequence[str], columns: Sequence[str]) -> 
 def with_occurrences(table: pa.Table, dataset: Dataset, *, by: Sequence[str] = ()) -> pa.Table:
     """``table`` with :data:`OCCURRENCE_COLUMN` (re)computed over the natural key (and ``by``,
     e.g. ``_preliminary``: final and preliminary rows are numbered apart)."""
-    key = [*dataset.natural_key, *(c for c in by if c in table.column_names)]
+    # A source's rows fill only its own key columns (see Dataset.identity_columns).
+    key = [*(c for c in dataset.identity_columns if c in table.column_names), *(c for c in by if c in table.column_names)]
     occ = occurrences(table, key, content_columns(dataset, table))
     if OCCURRENCE_COLUMN in table.column_names:
         table = table.drop_columns([OCCURRENCE_COLUMN])

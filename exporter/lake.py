@@ -127,7 +127,8 @@ def conform(table: pa.Table, dataset: Dataset, site: str) -> pa.Table:
         arrays.append(column)
         fields.append(pa.field(name, wanted))
 
-    for col in dataset.columns:
+    # REST-only columns only where the source filled them (XML files stay as they were).
+    for col in (*dataset.columns, *(c for c in dataset.rest_columns if c.name in table.column_names)):
         put(col.name, arrow_type(col.type))
     put("site", pa.string(), pa.array([site] * n, pa.string()))
     arrays[-1] = pc.fill_null(arrays[-1], site)

@@ -66,7 +66,7 @@ from .catalog import (
     write_pointer,
 )
 from .config import ExportSettings, WarehouseSettings
-from .datasets import DATASETS, Dataset
+from .datasets import ALL_DATASETS, Dataset
 from .errors import WarehouseError
 from .identity import VERIFIED_COLUMN, identity_key, with_occurrences
 from .lake_health import MASS_MISSING_MIN, LakeHealth  # noqa: F401 - MASS_MISSING_MIN: re-exported
@@ -186,7 +186,7 @@ class Warehouse:
     ``auto_compact``: :meth:`finish_run` compacts partitions that reached
     ``settings.compact_min_files``.  ``retire_grace_seconds``: see
     :data:`DEFAULT_RETIRE_GRACE_SECONDS`.  ``clock``: the current time (tests).  ``datasets``: the
-    registry to land and catalog (default: all of ``exporter.datasets.DATASETS``; an older or newer
+    registry to land and catalog (default: all of ``exporter.datasets.ALL_DATASETS``; an older or newer
     registry is how schema evolution is exercised).
     """
 
@@ -201,7 +201,7 @@ class Warehouse:
         datasets: Sequence[Dataset] | None = None,
     ) -> None:
         self.settings = settings
-        self.datasets: dict[str, Dataset] = {d.name: d for d in (datasets or DATASETS)}
+        self.datasets: dict[str, Dataset] = {d.name: d for d in (datasets or ALL_DATASETS)}
         self.export = export or ExportSettings()
         self.auto_compact = auto_compact
         self.retire_grace = timedelta(seconds=retire_grace_seconds)
@@ -439,7 +439,7 @@ class Warehouse:
             if not verified:
                 shaped = shaped.set_column(shaped.schema.get_field_index(VERIFIED_COLUMN), VERIFIED_COLUMN,
                                            pa.repeat(pa.scalar(False), shaped.num_rows))  # fmt: skip
-            shaped = dedupe_latest(with_lineage(shaped, commit_id, now), identity_key(ds))
+            shaped = dedupe_latest(with_lineage(shaped, commit_id, now), identity_key(ds, shaped.column_names))
             staged: list[StagedFile] = []
             try:
                 for partition, rows in split_partitions(shaped, ds.start_column):
@@ -650,7 +650,8 @@ class Warehouse:
             for group in groups:
                 ds = self._dataset(group["dataset"])
                 paths: list[str] = list(group["paths"])
-                table = dedupe_latest(lake.read(paths), identity_key(ds))
+                table = lake.read(paths)
+                table = dedupe_latest(table, identity_key(ds, table.column_names))
                 commit_id = store.max_commit() + 1
                 now = self._now()
                 new = lake.write_staged(
@@ -716,9 +717,11 @@ class Warehouse:
             reader_copy = self.generations_dir / f"webex-{generation:08d}.readonly.duckdb"
             max_commit = store.max_commit()
             now = self._now()
+            previous = [Path(g["file"]) for g in store.generations()]
             files = build_catalog(
                 store, target, self.lake, generation=generation, max_commit=max_commit,
                 published_at=now, lake_readable=self._ensure_lake_readable(), datasets=list(self.datasets.values()),
+                previous=previous[-1] if previous else None,
             )  # fmt: skip
             # The exporter's own readers open this copy (another inode), through the pointer file:
             # whoever holds webex.duckdb, even read-write, holds no lock on it.

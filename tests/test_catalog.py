@@ -23,23 +23,23 @@ from exporter.catalog import (
     open_reader,
     swap_in,
 )
-from exporter.datasets import DATASETS, by_name
+from exporter.datasets import ALL_DATASETS, DATASETS, by_name
 from exporter.errors import WarehouseError
 from exporter.lake import Lake, conform, with_lineage
 
 USAGE = by_name("meeting_usage")
 T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
-LINEAGE = [("site", "VARCHAR"), ("extra", "VARCHAR"), ("_preliminary", "BOOLEAN"), ("_occurrence", "BIGINT"),
+LINEAGE = [("site", "VARCHAR"), ("source", "VARCHAR"), ("extra", "VARCHAR"), ("_preliminary", "BOOLEAN"), ("_occurrence", "BIGINT"),
            ("_verified", "BOOLEAN"), ("_commit", "BIGINT"),
            ("_landed_at", "TIMESTAMP WITH TIME ZONE")]  # fmt: skip
 
 
 def _expected_columns(dataset) -> list[tuple[str, str]]:
     names = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
-    return [(c.name, names.get(DUCKDB_TYPES[c.type], DUCKDB_TYPES[c.type])) for c in dataset.columns] + LINEAGE
+    return [(c.name, names.get(DUCKDB_TYPES[c.type], DUCKDB_TYPES[c.type])) for c in dataset.all_columns] + LINEAGE
 
 
-@pytest.mark.parametrize("dataset", DATASETS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dataset", ALL_DATASETS, ids=lambda d: d.name)
 def test_empty_view_has_typed_columns(dataset) -> None:
     con = duckdb.connect()
     con.execute(f"CREATE VIEW v AS {dataset_view_sql(dataset, [])}")

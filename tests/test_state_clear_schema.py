@@ -44,6 +44,7 @@ def test_schema_prints_types_elements_and_identity(tmp_path):
     assert done.returncode == 0, done.stderr
     columns = {row["column"]: row for row in json.loads(done.stdout)}
     assert columns["join_time"]["type"] == "TIMESTAMPTZ" and columns["join_time"]["webex_element"] == "joinTime"
+    assert columns["join_time"]["rest_field"] == "joinedTime" and columns["meeting_id"]["webex_element"] is None
     assert {c for c, row in columns.items() if row["identity"]} == {"conf_id", "name", "email", "join_time", "site",
-                                                                   "_occurrence"}  # fmt: skip
+                                                                   "_occurrence", "meeting_id"}  # fmt: skip
     assert cli("schema", "--dataset", "nope").returncode == 2
