@@ -31,11 +31,13 @@ _OPTION_TYPES: dict[str, Callable[[str], Any]] = {
     "gsb_backup_seconds": float,
     "gsb_backup_requests": int, "encoding": str, "schema_drift_fraction": float,
     "capital_uuid_fraction": float, "retry_after_seconds": int, "http5xx_status": int, "now": str,
+    "rest_rate_limit_per_minute": int,
 }  # fmt: skip
 _CONFIG_OPTIONS = ("seed", "days", "meetings_per_day", "attendees_per_meeting", "history_delay_seconds", "now")
 _FAULT_OPTIONS = ("latency_ms", "latency_jitter_ms", "rate_limit_per_minute", "throttle_cooldown_seconds",
                   "gsb_backup_seconds", "gsb_backup_requests", "encoding", "schema_drift_fraction",
-                  "capital_uuid_fraction", "retry_after_seconds", "http5xx_status")  # fmt: skip
+                  "capital_uuid_fraction", "retry_after_seconds", "http5xx_status",
+                  "rest_rate_limit_per_minute")  # fmt: skip
 
 
 def _from_env(options: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -143,14 +145,16 @@ def _sites(config: SimulatorConfig, spec: str | int | Sequence[str]) -> tuple:
     else:
         names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
     known = {s.name: s for s in config.sites}
-    return tuple(known.get(n) or dataclasses.replace(template, name=n) for n in names)
+    # A copy gets its own siteUrl and refresh token (the defaults follow its name).
+    rest = dataclasses.replace(template.rest, site_url="", refresh_token="")
+    return tuple(known.get(n) or dataclasses.replace(template, name=n, rest=rest) for n in names)
 
 
 def banner(sim: Simulator) -> str:
     """What the user needs to point the exporter at a running simulator."""
     c = sim.config
     lines = [
-        f"Webex XML API simulator listening on {sim.url}",
+        f"Webex XML API simulator listening on {sim.url} (REST APIs under {sim.rest_url})",
         f"  clock {sim.clock.now().isoformat(timespec='seconds')} ({'frozen' if sim.clock.frozen else 'running'}), "
         f"{c.days} days of data, seed {c.seed}, history visible {c.history_delay_seconds} s after a session ends",
         "  demo credentials (a fake server's test accounts):",
@@ -163,6 +167,8 @@ def banner(sim: Simulator) -> str:
             lines.append(f"    site {site.name}: access token {token} (signs in as {webex_id})")
         if site.retired_operations:
             lines.append(f"    site {site.name}: retired (FAILURE 000080): {', '.join(site.retired_operations)}")
+        lines.append(f"    site {site.name}: REST siteUrl {site.site_url}, refresh token "
+                     f"{sim.rest_refresh_token(site.name)}")  # fmt: skip
     lines.append("  export them for the exporter's config (password_env / access_token_env), e.g.:")
     passwords = {site.users[0][1] for site in c.sites if site.users}
     if len(passwords) == 1:
@@ -171,6 +177,9 @@ def banner(sim: Simulator) -> str:
         for site in c.sites:
             variable = "WEBEX_SIM_PASSWORD_" + "".join(ch if ch.isalnum() else "_" for ch in site.name.upper())
             lines.append(f"    export {variable}='{site.users[0][1]}'")
+    lines.append(f"  Webex REST APIs at {sim.rest_url} (token URL {sim.rest_token_url}): OAuth client_id "
+                 f"{c.rest.client_id}, client_secret {c.rest.client_secret}; refresh tokens "
+                 f"{'rotate (persist the new one)' if c.rest.rotate_refresh_tokens else 'are handed out anew'}")
     lines.append(f"  controls: {sim.base_url}/_sim/info, /_sim/stats, /_sim/faults, /_sim/clock, "
                  f"/_sim/ground-truth?site={c.sites[0].name}&dataset=meeting_usage")  # fmt: skip
     lines.append("Press Ctrl-C to stop.")
@@ -204,7 +213,8 @@ def cli_main(*, port: int | None = None, host: str | None = None, echo: Callable
     (``http5xx=0.05,...``), ``fault_queue`` (``KIND[:COUNT[:OPERATION]],...``), ``gsb_backup_seconds``,
     ``gsb_backup_requests``,
     ``encoding``, ``schema_drift_fraction``, ``capital_uuid_fraction``, ``retry_after_seconds``,
-    ``http5xx_status``, ``now``); unset ones fall back to ``WEBEX_SIM_<OPTION>``.  ``faults`` is
+    ``http5xx_status``, ``rest_rate_limit_per_minute``, ``now``); unset ones fall back to
+    ``WEBEX_SIM_<OPTION>``.  ``faults`` is
     accepted for ``fault_rates``, and a rate for ``http500``..``http599`` means ``http5xx`` with that
     status.  Returns 0."""
     if "faults" in options:  # the click command's repeatable --fault KIND=RATE

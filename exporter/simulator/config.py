@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from ..datasets import DATASETS
 from ..errors import ConfigError
 from ..timezones import TIME_ZONES
+from .rest_config import RestConfig, SiteRest
 
 __all__ = [
     "FAULT_KINDS",
@@ -103,6 +104,8 @@ class FaultSettings:
     encoding: str = "UTF-8"
     schema_drift_fraction: float = 0.0
     capital_uuid_fraction: float = 0.0
+    #: REST requests per access token in the sliding window (0: unlimited); past it HTTP 429.
+    rest_rate_limit_per_minute: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rate_limits", _pairs(self.rate_limits))
@@ -157,7 +160,7 @@ def _fault_problems(f: FaultSettings) -> list[str]:
     for name in ("latency_ms", "latency_jitter_ms", "throttle_cooldown_seconds", "gsb_backup_seconds"):
         if getattr(f, name) < 0:
             problems.append(f"{name}: must be >= 0")
-    for name in ("rate_limit_per_minute", "retry_after_seconds", "gsb_backup_requests"):
+    for name in ("rate_limit_per_minute", "retry_after_seconds", "gsb_backup_requests", "rest_rate_limit_per_minute"):
         value = getattr(f, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             problems.append(f"{name}: must be an integer >= 0, got {value!r}")
@@ -200,6 +203,7 @@ class SiteConfig:
     signed in as one, a listing silently holds only that user's own data.
     ``retired_operations`` are operation names (any case) answered with FAILURE 000080 and
     given no ground truth.
+    ``rest`` is how the REST APIs address the site (``siteUrl``, initial refresh token, scopes).
     """
 
     name: str
@@ -212,9 +216,12 @@ class SiteConfig:
     hosts: int = 12
     non_admin_users: tuple[str, ...] = ()
     retired_operations: tuple[str, ...] = ()
+    rest: SiteRest = SiteRest()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "users", _pairs(self.users))
+        if not isinstance(self.rest, SiteRest):
+            object.__setattr__(self, "rest", SiteRest.from_dict(self.rest))
         for name in ("non_admin_users", "retired_operations"):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
@@ -234,6 +241,11 @@ class SiteConfig:
         """False for the ``non_admin_users`` (case-insensitive), True for every other user."""
         return webex_id.lower() not in {u.lower() for u in self.non_admin_users}
 
+    @property
+    def site_url(self) -> str:
+        """The ``siteUrl`` the REST APIs know the site by (``<name>.webex.com`` unless configured)."""
+        return self.rest.url_for(self.name)
+
     def is_retired(self, operation: str) -> bool:
         """True when ``operation`` (any case) is one of the site's ``retired_operations``."""
         return operation.lower() in {o.lower() for o in self.retired_operations}
@@ -245,6 +257,8 @@ class SiteConfig:
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError([f"{key}.{name}: unknown key" for name in unknown])
+        if "rest" in data:
+            data = {**data, "rest": SiteRest.from_dict(data["rest"], key=f"{key}.rest")}
         try:
             return cls(**data)
         except TypeError as exc:
@@ -257,6 +271,7 @@ class SiteConfig:
         out["access_tokens"] = dict(self.access_tokens)
         out["non_admin_users"] = list(self.non_admin_users)
         out["retired_operations"] = list(self.retired_operations)
+        out["rest"] = self.rest.to_dict()
         return out
 
 
@@ -281,6 +296,7 @@ class SimulatorConfig:
     recording counters growing that many days; ``revision_fraction`` of session rows are revised
     ``revision_delay_seconds`` (a (low, high) range) after the session ends;
     ``late_extra_jitter_seconds`` spreads the late rows' extra delay.
+    ``rest`` holds the REST APIs' settings (OAuth integration, availability, paging quirks).
     """
 
     seed: int = 1
@@ -313,10 +329,13 @@ class SimulatorConfig:
     recording_growth_days: int = 0
     revision_fraction: float = 0.0
     revision_delay_seconds: tuple[int, int] = (4 * 86_400, 6 * 86_400)
+    rest: RestConfig = field(default_factory=RestConfig)
 
     def __post_init__(self) -> None:
         sites = tuple(s if isinstance(s, SiteConfig) else SiteConfig(**s) for s in self.sites)
         object.__setattr__(self, "sites", sites)
+        if isinstance(self.rest, Mapping):
+            object.__setattr__(self, "rest", RestConfig.from_dict(self.rest))
         if isinstance(self.revision_delay_seconds, list):
             object.__setattr__(self, "revision_delay_seconds", tuple(self.revision_delay_seconds))
         if isinstance(self.faults, Mapping):
@@ -388,6 +407,12 @@ class SimulatorConfig:
             except ConfigError as exc:
                 problems.extend(exc.problems)
                 values.pop("faults")
+        if "rest" in values:
+            try:
+                values["rest"] = RestConfig.from_dict(values["rest"])
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+                values.pop("rest")
         if problems:
             raise ConfigError(problems)
         try:
@@ -402,6 +427,7 @@ class SimulatorConfig:
         out["faults"] = self.faults.to_dict()
         out["now"] = self.now.isoformat() if self.now else None
         out["revision_delay_seconds"] = list(self.revision_delay_seconds)
+        out["rest"] = self.rest.to_dict()
         return out
 
 
@@ -455,6 +481,10 @@ def _config_problems(c: SimulatorConfig) -> list[str]:
     names = [s.name.lower() for s in c.sites]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"sites: duplicate site name {name!r}")
+    for what, values in (("rest.site_url", [s.site_url for s in c.sites]),
+                         ("rest.refresh_token", [s.rest.token_for(s.name) for s in c.sites])):  # fmt: skip
+        for value in sorted({v for v in values if values.count(v) > 1}):
+            problems.append(f"sites: two sites share {what} {value!r}")
     for index, site in enumerate(c.sites):
         if not site.name:
             problems.append(f"sites[{index}].name: must not be empty")

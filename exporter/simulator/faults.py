@@ -9,7 +9,10 @@ own timers experience.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -17,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .config import FAULT_KINDS, FaultSettings, QueuedFault
 
-__all__ = ["FaultState", "api_group"]
+__all__ = ["FaultState", "api_group", "reset_connection"]
 
 _GENERAL_OPERATIONS = {"getsite", "getapiversion", "lsttimezone"}
 
@@ -32,6 +35,16 @@ def api_group(operation: str, groups: dict[str, str]) -> str:
     return groups.get(low, "meeting_list")
 
 
+def reset_connection(request: Any) -> None:
+    """Reset an aiohttp request's TCP connection: the client sees "connection reset by peer"."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        # Linger 0: the close sends RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if request.transport is not None:
+        request.transport.abort()
+
+
 class FaultState:
     """Decides, request by request, which fault (if any) applies; thread-safe."""
 
@@ -43,6 +56,7 @@ class FaultState:
         self._queue: list[list[Any]] = []
         self._windows: dict[tuple[str, str], deque[tuple[float, int]]] = {}
         self._blocked: dict[tuple[str, str], float] = {}
+        self._rest_windows: dict[str, deque[float]] = {}
         self._gsb_until = 0.0
         self._gsb_left = 0
         self.settings = settings
@@ -62,6 +76,7 @@ class FaultState:
         with self._lock:
             self._windows.clear()
             self._blocked.clear()
+            self._rest_windows.clear()
             self._arm(settings, queue=True, gsb=True)
 
     def update(self, **changes: Any) -> FaultSettings:
@@ -72,6 +87,8 @@ class FaultState:
                     "rate_limit_window_seconds"} & changes.keys():
                 self._windows.clear()
                 self._blocked.clear()
+            if {"rest_rate_limit_per_minute", "rate_limit_window_seconds"} & changes.keys():
+                self._rest_windows.clear()
             self._arm(settings, queue="queue" in changes,
                       gsb=bool({"gsb_backup_seconds", "gsb_backup_requests"} & changes.keys()))  # fmt: skip
             return settings
@@ -90,18 +107,23 @@ class FaultState:
         with self._lock:
             return [QueuedFault(k, n, op) for k, n, op in self._queue]
 
-    def draw(self, operations: Sequence[str]) -> str | None:
-        """The fault for a request carrying ``operations``: queued first, then by rate."""
+    def draw(self, operations: Sequence[str], kinds: frozenset[str] | None = None) -> str | None:
+        """The fault for a request carrying ``operations``: queued first, then by rate.  With
+        ``kinds``, only faults of those kinds apply (the others stay queued / are not drawn)."""
         lowered = {op.lower() for op in operations}
         with self._lock:
             for entry in self._queue:
                 kind, _, operation = entry
+                if kinds is not None and kind not in kinds:
+                    continue
                 if operation is None or operation.lower() in lowered:
                     entry[1] -= 1
                     if entry[1] <= 0:
                         self._queue.remove(entry)
                     return kind
             for kind in FAULT_KINDS:
+                if kinds is not None and kind not in kinds:
+                    continue
                 rate = self.settings.rate(kind)
                 if rate and self._rng.random() < rate:
                     return kind
@@ -133,6 +155,23 @@ class FaultState:
                 return True
             window.append((now, cost))
             return False
+
+    def rest_throttled(self, token: str) -> int | None:
+        """None if this REST request (by access ``token``) fits ``rest_rate_limit_per_minute`` in the
+        sliding window, else the seconds until it would (the 429's Retry-After, at least 1)."""
+        limit = self.settings.rest_rate_limit_per_minute
+        if not limit:
+            return None
+        span = self.settings.rate_limit_window_seconds
+        now = self._monotonic()
+        with self._lock:
+            window = self._rest_windows.setdefault(token, deque())
+            while window and window[0] <= now - span:
+                window.popleft()
+            if len(window) >= limit:
+                return max(1, math.ceil(window[0] + span - now))
+            window.append(now)
+            return None
 
     def gsb_backup(self) -> bool:
         """True while a BACKUP period lasts (counts one request of a request-bounded period)."""

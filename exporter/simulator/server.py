@@ -1,4 +1,5 @@
-"""The simulator: an aiohttp.web server for ``POST /WBXService/XMLService`` plus ``/_sim/`` controls.
+"""The simulator: an aiohttp.web server for ``POST /WBXService/XMLService``, the REST APIs under
+``/v1/`` (:mod:`.rest_api`) and the ``/_sim/`` controls.
 
 :class:`Simulator` ties the parts together (clock, store, auth, faults, stats) and offers the same
 controls as Python methods.  ``run_in_thread`` runs one for synchronous code and tests.
@@ -10,8 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import socket
-import struct
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -25,11 +24,16 @@ from ..errors import ConfigError, ParseError
 from .auth import Authenticator, Identity, NoCredentials
 from .clock import SimClock
 from .config import FaultSettings, SimulatorConfig
-from .faults import FaultState, api_group
+from .faults import FaultState, api_group, reset_connection
 from .ops import NO_RECORDS_REASON, Answer, Operations
 from .records import coerce
 from .render import BodyXml, envelope, failure
 from .request import Envelope, Refusal, read_envelope
+from .rest_api import REST_PREFIX, RestApi
+from .rest_ids import instance_id, recording_id
+from .rest_items import RestWorld
+from .rest_oauth import RestTokens
+from .rest_truth import RestTruth
 from .stats import Stats
 from .store import Store
 
@@ -72,6 +76,10 @@ class Simulator:
         self.faults = FaultState(config.faults, config.seed)
         self.counters = Stats()
         self.operations = Operations(config, self.store, self.auth, self.clock)
+        self.rest_tokens = RestTokens(config, self.clock)
+        self.rest_world = RestWorld(config, self.store)
+        self.rest_truth = RestTruth(self.rest_world)
+        self.rest_api = RestApi(config, self.clock, self.faults, self.counters, self.rest_tokens, self.rest_world)
         self.url: str | None = None
         self._runner: web.AppRunner | None = None
 
@@ -107,6 +115,16 @@ class Simulator:
             raise RuntimeError("the simulator is not running")
         return self.url[: -len(SERVICE_PATH)]
 
+    @property
+    def rest_url(self) -> str:
+        """The REST base URL, ``http://host:port/v1`` (Webex's ``https://webexapis.com/v1``)."""
+        return self.base_url + REST_PREFIX
+
+    @property
+    def rest_token_url(self) -> str:
+        """The OAuth token endpoint, ``http://host:port/v1/access_token``."""
+        return self.rest_url + "/access_token"
+
     def app(self) -> web.Application:
         """The aiohttp application (XML service and controls)."""
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -120,6 +138,8 @@ class Simulator:
         app.router.add_post("/_sim/stats", self._http_stats)
         app.router.add_post("/_sim/mutate", self._http_mutate)
         app.router.add_get("/_sim/info", self._http_info)
+        app.router.add_get("/_sim/rest-ground-truth", self._http_rest_ground_truth)
+        self.rest_api.mount(app)
         return app
 
     # ------------------------------------------------------------------ Python controls
@@ -127,9 +147,51 @@ class Simulator:
     def ground_truth(self, site: str, dataset: str, *, preliminary: bool = False) -> list[dict[str, Any]]:
         """Exactly the records a site admin's full listing of ``dataset`` returns now (timestamps as UTC
         datetimes): twins repeated, ``[]`` for an operation the site has retired."""
-        by_name(dataset)
+        if not by_name(dataset).xml:
+            raise KeyError(f"{dataset} is listed by the REST APIs only: use rest_ground_truth")
         return self.store.ground_truth(site, dataset, preliminary=preliminary,
                                        drift_fraction=self.faults.settings.schema_drift_fraction)  # fmt: skip
+
+    def rest_ground_truth(self, site: str, dataset: str) -> list[dict[str, Any]]:
+        """What a complete REST export of ``dataset`` lands now: dicts keyed by the dataset's REST
+        columns (plus carry columns and ``site``), typed as landed (see :mod:`.rest_truth`)."""
+        return self.rest_truth.rows(self.store.site(site), dataset, self.clock.now_ts())
+
+    def rest_refresh_token(self, site: str, *, current: bool = False) -> str:
+        """The site's initial refresh token (``sim-refresh-<site>`` unless configured), or with
+        ``current`` the newest one handed out (refreshing rotates it)."""
+        config = self.store.site(site)
+        tokens = self.rest_tokens
+        return tokens.current_refresh_token(config) if current else tokens.initial_refresh_token(config)
+
+    def rest_access_token(self, site: str, *, scopes: Sequence[str] | None = None,
+                          seconds: float | None = None) -> str:  # fmt: skip
+        """A fresh access token for ``site`` without the OAuth dance (default: the site's scopes,
+        ``rest.access_token_seconds`` on the simulator clock)."""
+        return self.rest_tokens.mint(self.store.site(site), None if scopes is None else tuple(scopes), seconds)
+
+    def rest_authorization_code(self, site: str, *, scopes: Sequence[str] | None = None,
+                                redirect_uri: str | None = None) -> str:  # fmt: skip
+        """A one-time code for ``grant_type=authorization_code`` (valid ten minutes)."""
+        return self.rest_tokens.authorization_code(self.store.site(site), None if scopes is None else tuple(scopes),
+                                                   redirect_uri)  # fmt: skip
+
+    def expire_rest_tokens(self) -> int:
+        """Invalidate every REST access token issued so far (refresh tokens keep working)."""
+        return self.rest_tokens.expire_all()
+
+    def rest_instance_id(self, site: str, conf_id: int) -> str:
+        """The REST meeting instance id of a session's XML confID."""
+        config = self.store.site(site)
+        hit = self.rest_world.sessions(config, self.clock.now_ts()).get(int(conf_id))
+        if hit is None:
+            raise KeyError(f"no session with confID {conf_id} at site {config.name}")
+        dataset, rec = hit
+        return instance_id(config.name, rec[self.store.layouts[dataset].index["session_key"]], int(conf_id))
+
+    def rest_recording_id(self, site: str, record_id: int) -> str:
+        """The REST recordingId of an XML recordID."""
+        return recording_id(self.store.site(site).name, int(record_id))
 
     def set_faults(self, settings: FaultSettings | None = None, **changes: Any) -> FaultSettings:
         """Replace all fault settings, or change some knobs by name; returns the settings in force."""
@@ -205,12 +267,7 @@ class Simulator:
     def _transport_fault(self, request: web.Request, fault: str) -> web.StreamResponse:
         settings = self.faults.settings
         if fault == "reset":
-            sock = request.transport.get_extra_info("socket") if request.transport else None
-            if sock is not None:
-                # Linger 0: the close sends RST, so the client sees "connection reset by peer".
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            if request.transport is not None:
-                request.transport.abort()
+            reset_connection(request)
             return web.Response()
         if fault == "http403":
             self.counters.http(403)
@@ -331,6 +388,14 @@ class Simulator:
             return _json({"error": str(exc.args[0])}, 404)
         return _json(rows)
 
+    async def _http_rest_ground_truth(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            rows = self.rest_ground_truth(q.get("site", ""), q.get("dataset", ""))
+        except KeyError as exc:
+            return _json({"error": str(exc.args[0])}, 404)
+        return _json(rows)
+
     async def _http_clock(self, request: web.Request) -> web.Response:
         if request.method == "POST":
             data = await request.json()
@@ -387,13 +452,23 @@ class Simulator:
                 return _json({"removed": self.remove_record(data["site"], data["dataset"], data["key"])})
             if action == "expire_tickets":
                 return _json({"expired": self.expire_tickets()})
+            if action == "expire_rest_tokens":
+                return _json({"expired": self.expire_rest_tokens()})
         except (KeyError, LookupError, TypeError, ValueError) as exc:
             return _json({"error": str(exc)}, 400)
-        return _json({"error": f"unknown action {action!r}; use add_late_rows, revise, remove, expire_tickets"}, 400)
+        return _json({"error": f"unknown action {action!r}; use add_late_rows, revise, remove, expire_tickets, "
+                               "expire_rest_tokens"}, 400)  # fmt: skip
 
     async def _http_info(self, request: web.Request) -> web.Response:
+        rest = self.config.rest
         return _json({
             "url": self.url,
+            "rest": {"url": self.rest_url if self.url else None, "client_id": rest.client_id,
+                     "client_secret": rest.client_secret, "rotate_refresh_tokens": rest.rotate_refresh_tokens,
+                     "sites": [{"name": s.name, "site_url": s.site_url,
+                                "refresh_token": self.rest_tokens.initial_refresh_token(s),
+                                "current_refresh_token": self.rest_tokens.current_refresh_token(s),
+                                "scopes": list(s.rest.scopes)} for s in self.config.sites]},
             "now": self.clock.now(),
             "sites": [{"name": s.name, "users": dict(s.users), "access_tokens": dict(s.access_tokens),
                        "default_time_zone_id": s.default_time_zone_id,

@@ -10,7 +10,8 @@ __all__ = ["Stats"]
 
 
 class Stats:
-    """Thread-safe counters of requests, bodies, results, throttles and injected faults."""
+    """Thread-safe counters of requests, bodies, results, throttles and injected faults; REST
+    requests are counted apart (``rest_*``), so the XML counters mean what they always did."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -27,6 +28,10 @@ class Stats:
             self._exceptions: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
             self._http: Counter[int] = Counter()
+            self._rest_requests = 0
+            self._rest_items = 0
+            self._rest_by_endpoint: Counter[str] = Counter()
+            self._rest_http: Counter[int] = Counter()
 
     def request(self, operations: list[str]) -> None:
         """A request arrived carrying ``operations``."""
@@ -54,6 +59,18 @@ class Stats:
         with self._lock:
             self._http[status] += 1
 
+    def rest_request(self, endpoint: str) -> None:
+        """A REST request arrived for ``endpoint`` (``rest:/meetingReports/usage``)."""
+        with self._lock:
+            self._rest_requests += 1
+            self._rest_by_endpoint[endpoint] += 1
+
+    def rest_response(self, status: int, items: int = 0) -> None:
+        """A REST response went out with HTTP ``status`` carrying ``items`` list items."""
+        with self._lock:
+            self._rest_http[status] += 1
+            self._rest_items += items
+
     def snapshot(self) -> dict[str, Any]:
         """All counters as plain JSON-friendly values."""
         with self._lock:
@@ -66,4 +83,8 @@ class Stats:
                 "exceptions": dict(self._exceptions),
                 "faults": dict(self._faults),
                 "http_status": {str(k): v for k, v in self._http.items()},
+                "rest_requests": self._rest_requests,
+                "rest_items": self._rest_items,
+                "rest_requests_by_endpoint": dict(self._rest_by_endpoint),
+                "rest_http_status": {str(k): v for k, v in self._rest_http.items()},
             }

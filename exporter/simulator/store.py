@@ -175,6 +175,28 @@ class Store:
                 self._cache.popitem(last=False)
             return rows
 
+    def raw_rows(self, site: str | SiteConfig, dataset: str, lo: int | None = None, hi: int | None = None,
+                 now: int | None = None) -> list[tuple]:  # fmt: skip
+        """Every stored record of ``dataset`` starting in ``[lo, hi]`` and inside retention, visible
+        or not (the REST side applies its own availability), in stored order (a new list)."""
+        now = self.clock.now_ts() if now is None else now
+        with self._lock:
+            state = self._state(site)
+            start = self.layouts[dataset].start
+            cutoff = now - self.config.retention_days * DAY
+            lo = cutoff if lo is None else max(lo, cutoff)
+            last = now // DAY + 2 if hi is None else min(now // DAY + 2, hi // DAY)
+            out: list[tuple] = []
+            for day in range(max(self.first_day, lo // DAY), last + 1):
+                for rec in self._bucket(state, dataset, day, now):
+                    if rec[start] >= lo and (hi is None or rec[start] <= hi):
+                        out.append(rec)
+            return out
+
+    def version(self, site: str | SiteConfig, dataset: str) -> int:
+        """A number that changes whenever records of ``dataset`` at ``site`` are added, revised or removed."""
+        return self._versions[(self._state(site).config.name, dataset)]
+
     def _filter(self, state: _SiteState, lay: Layout, sel: Selection, days: tuple[int, int], lo: int,
                 hi: int | None, now: int) -> tuple[list[tuple], int]:  # fmt: skip
         slot = lay.preliminary if sel.preliminary else lay.visible
@@ -278,16 +300,23 @@ class Store:
         low, high = c.revision_delay_seconds
         return rec[lay.end] + low + (h >> 20) % (high - low + 1), h
 
+    def recording_growth(self, rec: tuple) -> tuple[int, int, int]:
+        """How a recording's counters grow: (seconds of growth after creation, views a day, downloads
+        every three days).  After ``e`` seconds (at most the first) there are ``e * views // DAY``
+        more views and ``e * downloads // (3 * DAY)`` more downloads."""
+        h = mix(self.config.seed, 2, rec[self.layouts["recording_access"].key[0]])
+        return self._growth, 1 + h % 8, 1 + (h >> 8) % 3
+
     def _grow(self, lay: Layout, rec: tuple, values: list[Any], now: int) -> None:
         """Recording counters keep growing for ``recording_growth_days`` after creation."""
         ix = lay.index
-        elapsed = min(max(now - rec[lay.start], 0), self._growth)
-        h = mix(self.config.seed, 2, rec[lay.key[0]])
+        growth, per_day, per_3_days = self.recording_growth(rec)
+        elapsed = min(max(now - rec[lay.start], 0), growth)
         views, downloads = ix["viewed"], ix["downloaded"]
         if values[views] is not None:
-            values[views] += elapsed * (1 + h % 8) // DAY  # 1..8 more views a day
+            values[views] += elapsed * per_day // DAY  # 1..8 more views a day
         if values[downloads] is not None:
-            values[downloads] += elapsed * (1 + (h >> 8) % 3) // (3 * DAY)  # one more every 1..3 days
+            values[downloads] += elapsed * per_3_days // (3 * DAY)  # one more every 1..3 days
 
     def value_getter(self, dataset: str, column: str, now: int) -> Callable[[tuple], Any]:
         """``rec -> the value of column shown now`` (a revised column follows the clock)."""
