@@ -495,20 +495,7 @@ class WebexClient:
         return _Reply(status, headers, answer)
 
     def _network_error(self, exc: BaseException) -> ExporterError:
-        """A network failure as our error, its cause kept: a failed certificate check is a
-        :class:`CertificateError` (never retried), anything else a :class:`TransportError`."""
-        where = self._endpoint
-        if isinstance(exc, aiohttp.ServerFingerprintMismatch):
-            return CertificateError(f"TLS: certificate fingerprint mismatch for {where}")
-        cert = exc.certificate_error if isinstance(exc, aiohttp.ClientConnectorCertificateError) else exc
-        if isinstance(cert, ssl.SSLCertVerificationError):
-            detail = cert.verify_message or cert.reason or str(cert)
-            return CertificateError(self._scrub(f"TLS: certificate verify failed ({detail}) for {where}"))
-        if isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
-            cause = getattr(exc, "os_error", None) or exc
-            detail = getattr(cause, "reason", None) or str(cause) or type(cause).__name__
-            return TransportError(self._scrub(f"TLS: {str(detail)[:200]} for {where}"))
-        return TransportError(self._scrub(_describe(exc)))
+        return network_error(exc, self._endpoint, self._scrub)
 
     def _endpoint_error(self, verdict: Verdict) -> FatalSiteError:
         """A redirect or a failed certificate check: stop the site, one attempt, never retried."""
@@ -590,6 +577,25 @@ class _Inflate:
                 return True
             data = self._z.unconsumed_tail
         return False
+
+
+def network_error(exc: BaseException, where: str, scrub: Callable[[str], str]) -> ExporterError:
+    """A network failure (aiohttp, ssl, OS) as our error, for the XML and the REST client alike:
+    a failed certificate check is a :class:`CertificateError` (never retried), anything else a
+    :class:`TransportError`; ``scrub`` takes secrets out of the text."""
+    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+        return CertificateError(f"TLS: certificate fingerprint mismatch for {where}")
+    cert = exc.certificate_error if isinstance(exc, aiohttp.ClientConnectorCertificateError) else exc
+    if isinstance(cert, ssl.SSLCertVerificationError):
+        detail = cert.verify_message or cert.reason or str(cert)
+        return CertificateError(scrub(f"TLS: certificate verify failed ({detail}) for {where}"))
+    if isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
+        cause = getattr(exc, "os_error", None) or exc
+        detail = getattr(cause, "reason", None) or str(cause) or type(cause).__name__
+        return TransportError(scrub(f"TLS: {str(detail)[:200]} for {where}"))
+    if isinstance(exc, TimeoutError):
+        return TransportError(f"request to {where} timed out")
+    return TransportError(scrub(_describe(exc)))
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,15 +10,25 @@
     ├── FatalSiteError                 stop this site now, never retry (retries lock accounts)
     │   ├── SiteUnreachableError       the site's first request of the run got no answer at all
     │   ├── AuthError                  bad credentials, expired/invalid ticket or token
-    │   │   └── PrivilegeError         signed in, but not as a site admin (history would be partial)
-    │   └── EndpointError              the URL does not lead to a Webex we may send credentials to
-    │       ├── RedirectError          a 3xx answer (never followed: the request carries credentials)
-    │       └── CertificateError       TLS certificate or hostname verification failed
-    ├── OperationRetiredError          the site no longer serves this operation: skip the dataset
+    │   │   ├── PrivilegeError         signed in, but not as a site admin (history would be partial)
+    │   │   │   └── MissingScopeError  REST: the token lacks scopes (or a 403): names datasets and scopes
+    │   │   └── ReauthorizeError       REST: no stored tokens, or the refresh token was refused or
+    │   │                              expired: run ``webex-exporter auth --site X``
+    │   ├── EndpointError              the URL does not lead to a Webex we may send credentials to
+    │   │   ├── RedirectError          a 3xx answer (never followed: the request carries credentials)
+    │   │   ├── CertificateError       TLS certificate or hostname verification failed
+    │   │   └── ForeignLinkError       REST: a next link to another scheme/host/port (the bearer token
+    │   │                              would go there)
+    │   └── TokenStoreError            REST: the token file cannot be read, written or locked safely
+    ├── OperationRetiredError          the site no longer serves this operation (REST: 404/410 on the
+    │                                  endpoint): skip the dataset
     ├── WindowFailedError              give up on this time window; record it and retry next run
     │   ├── ApiError                   any other FAILURE exceptionID (carries code and reason)
+    │   │   └── RestRequestError       REST: HTTP 400 (or another 4xx): Webex's message and trackingId
     │   ├── BodyContentLimitError      000053: too many bodyContent elements (carries the limit)
-    │   └── IncompleteListingError     distinct records != total, or the listing moved too often
+    │   ├── IncompleteListingError     distinct records != total, or the listing moved too often
+    │   └── WindowRangeError           REST: a window longer than the listing allows, or older than
+    │                                  its reach (the plan is wrong; asking would be refused)
     ├── ParseError                     an answer that can never be read: not XML from its first bytes,
     │   │                              a DTD, over the size limit (before or after decompression), not a
     │   │                              Webex message; fail the window at once (asking again gets the same)
@@ -28,7 +38,13 @@
 
 Foreign exceptions (aiohttp, asyncio, lxml, duckdb, pyarrow) are translated into these at one
 boundary per layer: ``client.py`` for the network, ``xmlsafe.py`` for XML, ``lake.py`` and
-``catalog.py`` for storage.  Nothing here imports from the rest of the package.
+``catalog.py`` for storage; ``rest/client.py`` for the REST source's network.  Nothing here
+imports from the rest of the package.
+
+REST answers reuse the XML types where the caller does the same thing: ``TransportError`` (5xx,
+resets, timeouts), ``ThrottledError`` (429, 423), ``RetryAfterTooLongError``, ``RedirectError``,
+``CertificateError``, ``ParseError`` (not JSON, too large) and ``DamagedResponseError`` (JSON cut
+short), ``OperationRetiredError`` (404/410 on an endpoint).
 """
 
 from __future__ import annotations
@@ -43,19 +59,25 @@ __all__ = [
     "EndpointError",
     "ExporterError",
     "FatalSiteError",
+    "ForeignLinkError",
     "IncompleteListingError",
+    "MissingScopeError",
     "OperationRetiredError",
     "ParseError",
     "PrivilegeError",
+    "ReauthorizeError",
     "RedirectError",
+    "RestRequestError",
     "RetryAfterTooLongError",
     "RetryableError",
     "SitePausedError",
     "SiteUnreachableError",
     "ThrottledError",
+    "TokenStoreError",
     "TransportError",
     "WarehouseError",
     "WindowFailedError",
+    "WindowRangeError",
 ]
 
 
@@ -125,6 +147,26 @@ class PrivilegeError(AuthError):
     sessions, silently.  Refused unless the site's config opts in (``allow_non_admin``)."""
 
 
+class MissingScopeError(PrivilegeError):
+    """The REST token was granted without scopes the configured datasets need (or the server
+    answered 403 for missing scope or role).  ``missing`` maps dataset -> the scopes it lacks."""
+
+    def __init__(self, message: str, *, missing: dict[str, tuple[str, ...]] | None = None) -> None:
+        super().__init__(message)
+        self.missing = dict(missing or {})
+
+
+class ReauthorizeError(AuthError):
+    """The REST integration must be authorized again: no stored tokens, or the token endpoint
+    refused the refresh token (``invalid_grant``: expired, revoked, or the authorizing user left).
+    The message says how (``webex-exporter auth --site X``); it never holds a token."""
+
+
+class TokenStoreError(FatalSiteError):
+    """The site's token file cannot be read, written, synced or locked safely.  Never retried:
+    a rotated refresh token that is not on disk would lock the exporter out."""
+
+
 class EndpointError(FatalSiteError):
     """The site's URL does not lead to a Webex server we may send credentials to; fix the URL
     (or the trust store).  One attempt, never retried."""
@@ -137,6 +179,12 @@ class RedirectError(EndpointError):
 
 class CertificateError(EndpointError):
     """TLS certificate or hostname verification failed: the server is not who the URL says."""
+
+
+class ForeignLinkError(EndpointError):
+    """A REST ``Link: rel="next"`` points to another scheme, host or port than the base URL: it
+    is not followed (the request would carry our bearer token there); the message names the
+    target without its userinfo or query."""
 
 
 class OperationRetiredError(ExporterError):
@@ -164,6 +212,18 @@ class ApiError(WindowFailedError):
         self.operation = operation
 
 
+class RestRequestError(ApiError):
+    """A REST request the server refuses as such (HTTP 400, or another 4xx that asking again
+    will not change): the window fails with Webex's message; ``status`` and ``tracking_id``
+    (what Webex support asks for) are kept."""
+
+    def __init__(self, status: int, message: str, *, operation: str = "", tracking_id: str = "") -> None:
+        reason = message + (f" (trackingId {tracking_id})" if tracking_id else "")
+        super().__init__(f"http{status}", reason, operation=operation)
+        self.status = status
+        self.tracking_id = tracking_id
+
+
 class BodyContentLimitError(WindowFailedError):
     """000053: the request carried too many bodyContent elements; ``limit`` is what the server allows."""
 
@@ -183,6 +243,11 @@ class IncompleteListingError(WindowFailedError):
         super().__init__(message)
         self.rows = rows
         self.doubtful = doubtful
+
+
+class WindowRangeError(WindowFailedError):
+    """A REST window the listing cannot serve: longer than its ``window_days`` or starting
+    before ``now - reach_days`` (Webex refuses such requests with a 400).  A planning error."""
 
 
 class ParseError(ExporterError):

@@ -1,0 +1,11 @@
+"""The Webex REST APIs as a second source (client side), one job per module.
+
+* :mod:`.links`: pure: ``Link`` headers (RFC 8288 / 5988), the next URL and its repairs;
+* :mod:`.classify`: pure: (status, headers, body) -> what the client does next;
+* :mod:`.decode`: pure: a page's JSON ``items`` -> a typed Arrow table of the dataset;
+* :mod:`.tokens`: the site's rotating OAuth tokens in an owner-only file (atomic, locked);
+* :mod:`.oauth`: the token endpoint (refresh, code exchange), when to refresh, scope checks;
+* :mod:`.client`: :class:`~.client.RestClient`: HTTP, budget, backoff, paging, fan-out.
+
+Only :mod:`.client` touches aiohttp; the rest is plain Python over bytes, dicts and Arrow.
+"""
