@@ -91,7 +91,7 @@ def _load(config_path: Path, debug: bool) -> Any:
 
     settings = load_settings(config_path)
     for site in settings.sites:
-        for secret in (site.password, site.access_token):
+        for secret in (site.password, site.access_token, site.rest.client_secret if site.rest else None):
             if secret is not None:
                 register_secret(secret.reveal())
     configure_logging(settings.observability.log_format, "debug" if debug else settings.observability.log_level)
@@ -473,6 +473,61 @@ def schema(config_path: Path, debug: bool, datasets: tuple[str, ...], output: st
         for name, type_ in declared_columns(ds):
             rows.append((ds.name, name, type_, xml.get(name), rest.get(name), name in identity))
     print_rows(["dataset", "column", "type", "webex_element", "rest_field", "identity"], rows, output)
+
+
+@cli.command()
+@common_options
+@click.option("--site", "site_name", required=True, help="The site (source 'rest' or 'auto') to authorize.")
+@click.option("--code", default=None, help="An OAuth authorization code (from the redirect after approving).")
+@click.option("--redirect-uri", default="", help="The redirect URI the code was issued for (with --code).")
+@click.option("--print-url", is_flag=True, help="Print the URL an admin opens to approve the integration.")
+@_boundary
+def auth(config_path: Path, debug: bool, site_name: str, code: str | None, redirect_uri: str, print_url: bool) -> None:
+    """Store a site's OAuth tokens for the REST source (once; the exporter renews them itself).
+
+    Without --code, reads a refresh token from stdin (never from the command line, so it stays
+    out of shell history), exchanges it once to prove it works, and stores the tokens Webex
+    returns in the site's token file (owner-only; [sites.rest] token_file).
+
+    \b
+    Examples:
+      webex-exporter auth --site acme --print-url --redirect-uri http://localhost:8080/callback
+      webex-exporter auth --site acme --code <code> --redirect-uri http://localhost:8080/callback
+      webex-exporter auth --site acme < refresh-token.txt
+    """
+    import asyncio
+    import secrets as stdlib_secrets
+
+    from .config import Secret
+    from .datasets import by_name
+    from .logs import register_secret
+    from .rest.client import seed_tokens
+    from .rest.oauth import authorize_url, required_scopes
+
+    settings = _load(config_path, debug)
+    site = settings.site(site_name)
+    if site.rest is None:
+        raise ConfigError(f"site {site_name!r} has no [sites.rest] table: nothing to authorize (source = {site.source!r})")
+    if print_url:
+        if not redirect_uri:
+            raise ConfigError("--print-url needs --redirect-uri (the one registered with the integration)")
+        scopes = required_scopes(by_name(d) for d in site.datasets if by_name(d).rest is not None)
+        click.echo(authorize_url(site.rest, redirect_uri=redirect_uri, scopes=scopes, state=stdlib_secrets.token_urlsafe(12)))
+        return
+    settings.require_secrets([site_name])
+    if code is None:
+        if sys.stdin.isatty():
+            click.echo("Paste the refresh token, then Enter:", err=True)
+        value = sys.stdin.readline().strip()
+        if not value:
+            raise ConfigError("no refresh token on stdin (pipe it in: webex-exporter auth --site X < token.txt)")
+        register_secret(value)
+        tokens = asyncio.run(seed_tokens(site, refresh_token=Secret(value)))
+    else:
+        register_secret(code)
+        tokens = asyncio.run(seed_tokens(site, code=Secret(code), redirect_uri=redirect_uri))
+    register_secret(tokens.refresh_token.reveal())
+    click.echo(f"site {site_name}: tokens stored in {site.rest.token_file} (scopes: {' '.join(tokens.scope) or 'not stated'})")
 
 
 def main() -> None:

@@ -153,6 +153,12 @@ class Dataset:
             if f.column not in declared and f.column not in seen:
                 seen.add(f.column)
                 out.append(Column(f.column, f.type, f.path))
+        if self.rest.parent:  # columns copied from the parent row (they place the row in a window)
+            parent = {c.name: c for c in by_name(self.rest.parent).all_columns}
+            for source, target in self.rest.carry:
+                if target not in declared and target not in seen:
+                    seen.add(target)
+                    out.append(Column(target, parent[source].type, f"(parent {source})"))
         return tuple(out)
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -21,14 +22,17 @@ import click
 
 from .config import Settings, parse_settings
 from .errors import ConfigError
+from .published import TABLES_DIR
 
 __all__ = ["run_demo", "demo_settings"]
 
 DEMO_PASSWORD_ENV = "WEBEX_SIM_PASSWORD"
 
 
-def demo_settings(config_path: Path, simulator_url: str, password: str) -> Settings:
-    """The config file's settings with every loopback site pointed at ``simulator_url``."""
+def demo_settings(config_path: Path, simulator_url: str, password: str, *, rest_url: str = "",
+                  client_secret: str = "", token_dir: Path | None = None) -> Settings:  # fmt: skip
+    """The config file's settings with every loopback site pointed at ``simulator_url`` (REST
+    sites at ``rest_url``, their tokens in ``token_dir``: the demo's own, never the user's)."""
     try:
         data: dict[str, Any] = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -39,11 +43,21 @@ def demo_settings(config_path: Path, simulator_url: str, password: str) -> Setti
         host = urlsplit(str(site.get("url", ""))).hostname or ""
         if host in ("127.0.0.1", "localhost", "::1"):
             site["url"] = simulator_url
+        rest = site.get("rest")
+        if isinstance(rest, dict) and rest_url and (urlsplit(str(rest.get("base_url", ""))).hostname or "") in (
+            "127.0.0.1", "localhost", "::1"
+        ):
+            rest["base_url"], rest["token_url"] = rest_url, rest_url + "/access_token"
+            if token_dir is not None:
+                rest["token_file"] = str(token_dir / f"{site.get('name', 'site')}.json")
     env = dict(os.environ)
     for site in data.get("sites", []):
         name = site.get("password_env")
         if name and not env.get(name):
             env[name] = password
+        secret = (site.get("rest") or {}).get("client_secret_env") if isinstance(site.get("rest"), dict) else None
+        if secret and not env.get(secret) and client_secret:
+            env[secret] = client_secret
     return parse_settings(data, env=env, source=str(config_path), base_dir=config_path.resolve().parent)
 
 
@@ -57,13 +71,14 @@ def _home(settings: Settings) -> Path:
 
 def _holds_exports(settings: Settings) -> bool:
     """Whether the warehouse holds anything an exporter landed (state, tables, catalog)."""
-    from .datasets import DATASETS
+    from .datasets import ALL_DATASETS as DATASETS
 
     root = Path(settings.warehouse.root)
     return (
         (_home(settings) / "state.duckdb").exists()
         or Path(settings.warehouse.catalog).exists()
         or any((root / d.name).exists() for d in DATASETS)
+        or (root / TABLES_DIR).exists()
     )
 
 
@@ -94,7 +109,7 @@ def _take_warehouse(settings: Settings) -> Any:
 def _clear_warehouse(settings: Settings) -> None:
     """Remove what an earlier demo landed: only the exporter's own files and folders, and never
     the lock file (deleting a held lock file would let two processes lock two files)."""
-    from .datasets import DATASETS
+    from .datasets import ALL_DATASETS as DATASETS
 
     root = Path(settings.warehouse.root)
     if not root.exists():
@@ -131,9 +146,11 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
     profile = load_profile(table.get("profile", "default"))
     password = dict(profile.sites[0].users).get("admin", "")
     click.echo(f"starting the Webex XML API simulator (profile {table.get('profile', 'default')!r}) ...")
-    with run_in_thread(profile) as sim:
-        settings = demo_settings(config_path, sim.url, password)
+    with run_in_thread(profile) as sim, tempfile.TemporaryDirectory(prefix="webex-demo-tokens-") as tokens:
+        settings = demo_settings(config_path, sim.url, password, rest_url=sim.rest_url,
+                                 client_secret=profile.rest.client_secret, token_dir=Path(tokens))  # fmt: skip
         configure_logging("text", "debug" if debug else "warning")
+        _authorize_rest_sites(settings, sim)
         lock = _take_warehouse(settings)
         try:
             if fresh:
@@ -144,7 +161,9 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
         # visible after the export planned its windows, and the comparison below would be unfair.
         sim.clock.freeze()
         now = sim.clock.now()
-        click.echo(f"simulator at {sim.url}; exporting {len(settings.sites)} sites into {settings.warehouse.root} ...")
+        kinds = ", ".join(f"{s.name} ({s.source.upper()})" for s in settings.sites)
+        click.echo(f"simulator at {sim.url} (XML) and {sim.rest_url} (REST); exporting {kinds} into "
+                   f"{settings.warehouse.root} ...")  # fmt: skip
         began = time.monotonic()
         report = run_once(settings, RunOptions(now=now))
         elapsed = time.monotonic() - began
@@ -161,6 +180,25 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
     return 0
 
 
+def _authorize_rest_sites(settings: Settings, sim: Any) -> None:
+    """What ``webex-exporter auth`` does, for the demo's REST sites: store the simulator's first
+    refresh token (exchanged once, so the demo also shows the rotation) in the demo's token dir."""
+    import asyncio
+
+    from .config import Secret
+    from .rest.client import seed_tokens
+
+    for site in settings.sites:
+        if site.source != "xml" and site.rest is not None:
+            token = sim.rest_refresh_token(_sim_site(site))
+            asyncio.run(seed_tokens(site, refresh_token=Secret(token)))
+
+
+def _sim_site(site: Any) -> str:
+    """The simulator site a REST site's ``siteUrl`` names (``globex.webex.com`` -> ``globex``)."""
+    return site.rest.site_url.split(".", 1)[0] if site.rest is not None else site.site_name
+
+
 def _compare_with_ground_truth(settings: Settings, sim: Any) -> int:
     """Print landed rows vs the simulator's ground truth per site and dataset; count mismatches."""
     from .datasets import by_name
@@ -174,10 +212,12 @@ def _compare_with_ground_truth(settings: Settings, sim: Any) -> int:
             for name in site.datasets:
                 by_name(name)
                 # Rows, not distinct keys: the server's twins (rows equal in every key field) are records too.
-                truth = len(sim.ground_truth(site.site_name, name))
+                rest = site.source == "rest" or not by_name(name).xml
+                truth = len(sim.rest_ground_truth(_sim_site(site), name) if rest else sim.ground_truth(site.site_name, name))
                 landed = connection.execute(
-                    f"select count(*) from {name} where site = ? and not _preliminary", [site.name]
-                ).fetchone()[0]
+                    f"select count(*) from {name} where site = ? and not _preliminary and source = ?",
+                    [site.name, "rest" if rest else "xml"],
+                ).fetchall()[0][0]
                 mark = "" if landed == truth else "  <-- differs"
                 mismatches += bool(mark)
                 click.echo(f"{site.name:<12} {name:<20} {landed:>8} {truth:>8}{mark}")

@@ -145,7 +145,10 @@ class RunReport:
 
         if self.interrupted:
             return 130
-        refused = {AuthError.__name__, *(kind.__name__ for kind in AuthError.__subclasses__())}
+        def family(kind: type) -> set[str]:
+            return {kind.__name__}.union(*(family(sub) for sub in kind.__subclasses__()))
+
+        refused = family(AuthError)
         if any(msg.partition(":")[0] in refused for msg in self.site_errors.values()):
             return 3
         if self.site_errors or any(o.outcome != "ok" for o in self.outcomes):
@@ -278,6 +281,17 @@ class ClientPool:
                                                        decoder=self.decoder, codes=codes)  # fmt: skip
             return self._clients[site.name]
 
+    async def rest_client(self, site: SiteSettings, *, wall: Callable[[], float] | None = None) -> Any:
+        """The REST client for ``site`` (created once; its own HTTP session).  ``wall``: the clock
+        token expiries and the APIs' reach are judged by (a run given ``now`` passes it)."""
+        from .rest.client import RestClient
+
+        async with self._lock:
+            key = f"rest:{site.name}"
+            if key not in self._clients:
+                self._clients[key] = RestClient(site, wall=wall)
+            return self._clients[key]
+
     def throttle_wait(self, site: str) -> float:
         """Seconds the site's requests spent waiting on throttles so far (for progress)."""
         client = self._clients.get(site)
@@ -286,6 +300,9 @@ class ClientPool:
 
     async def close(self) -> None:
         """Close every session and stop the parse workers."""
+        for name, client in list(self._clients.items()):
+            if name.startswith("rest:"):
+                await client.close()  # type: ignore[attr-defined]
         for session in self._sessions:
             await session.close()
         self._sessions.clear()
@@ -374,20 +391,45 @@ def _datasets_for(site: SiteSettings, options: RunOptions) -> list[Dataset]:
     return [by_name(n) for n in names]
 
 
+def _uses_rest(site: SiteSettings, dataset: Dataset, state: Any) -> bool:
+    """Whether ``dataset`` of ``site`` is listed through REST this run: always on a REST site
+    and for REST-only datasets; on an ``auto`` site once its XML operation answered retired."""
+    from .rest_export import SWITCH_NOTE
+
+    if site.source == "rest" or not dataset.xml:
+        return True
+    return site.source == "auto" and dataset.rest is not None and (state.unavailable or "").startswith(SWITCH_NOTE)
+
+
 async def _export_site(ctx: _Context, site: SiteSettings) -> None:
+    from .rest_export import export_rest_dataset
+
     datasets = _datasets_for(site, ctx.options)
     outcomes = {d.name: DatasetOutcome(site.name, d.name) for d in datasets}
     ctx.report.outcomes.extend(outcomes.values())
     try:
-        client = await ctx.clients.client(site)
-        site = await _settle_site(ctx, client, site)
         # Every dataset's state at once, so that all of them start planning and probing in the same
         # instant and their first requests share HTTP requests (one read each would stagger them).
         states = await asyncio.to_thread(lambda: {d.name: ctx.warehouse.state(site.name, d.name) for d in datasets})  # type: ignore[attr-defined]
+        by_rest = [d for d in datasets if _uses_rest(site, d, states[d.name])]
+        by_xml = [d for d in datasets if d not in by_rest]
+        rest = None
+        if site.source != "xml":
+            wall = (lambda: ctx.now.timestamp()) if ctx.options.now is not None else None
+            rest = await ctx.clients.rest_client(site, wall=wall)
+            if by_rest:
+                await rest.check_scopes(by_rest)
+        client = None
+        if by_xml:
+            client = await ctx.clients.client(site)
+            site = await _settle_site(ctx, client, site)
         async with asyncio.TaskGroup() as group:
-            for dataset in datasets:
+            for dataset in by_xml:
                 group.create_task(_export_dataset(ctx, client, site, dataset, outcomes[dataset.name],
-                                                  states[dataset.name]))  # fmt: skip
+                                                  states[dataset.name], rest=rest))  # fmt: skip
+            for dataset in by_rest:
+                group.create_task(export_rest_dataset(ctx, rest, site, dataset, outcomes[dataset.name],
+                                                      states[dataset.name], not_before=_switched_at(states[dataset.name])))  # fmt: skip
     except* (FatalSiteError, SitePausedError) as caught:
         exc = _first_leaf(caught)
         message = f"{type(exc).__name__}: {exc}"
@@ -491,8 +533,23 @@ async def _settle_site(ctx: _Context, client: object, site: SiteSettings) -> Sit
     return dataclasses.replace(site, unlabeled_time_zone_id=unlabeled)
 
 
+def _switched_at(state: Any) -> datetime | None:
+    """When an ``auto`` site switched this dataset to REST (the XML cursor then): REST never
+    lists before it, so no meeting lands once from each source."""
+    from .rest_export import SWITCH_NOTE
+
+    note = state.unavailable or ""
+    if not note.startswith(SWITCH_NOTE) or " from " not in note:
+        return None
+    try:
+        return datetime.fromisoformat(note.rsplit(" from ", 1)[1].strip())
+    except ValueError:
+        return None
+
+
 async def _export_dataset(
-    ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome, state: Any
+    ctx: _Context, client: object, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome, state: Any,
+    rest: Any = None,
 ) -> None:
     # Windows landed unverified are listed again like failed ones, while the server still holds
     # all of them (a day's margin: a listing cut short by the server's purge must not verify one).
@@ -520,14 +577,41 @@ async def _export_dataset(
             for run in _contiguous_runs(planned):
                 group.create_task(job.cover(run), name=f"window:{site.name}:{dataset.name}:probe")
     except* OperationRetiredError as caught:
-        exc = _first_leaf(caught)
-        message = (f"{exc} The Meetings XML API is past its end of life: {dataset.name} is skipped this run. "
-                   f"Export it from the Webex REST APIs, or remove it from this site's datasets.")  # fmt: skip
-        outcome.unavailable = message
-        event("dataset unavailable: operation retired", level=40, site=site.name, dataset=dataset.name,
-              operation=getattr(exc, "operation", dataset.operation), error=message)  # fmt: skip
-        await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, message)  # type: ignore[attr-defined]
+        retired = _first_leaf(caught)
+    else:
+        retired = None
     tracker.done()
+    if retired is None:
+        return
+    if site.source == "auto" and rest is not None and dataset.rest is not None:
+        await _switch_to_rest(ctx, rest, site, dataset, outcome, retired)
+        return
+    message = (f"{retired} The Meetings XML API is past its end of life: {dataset.name} is skipped this run. "
+               f"Export it from the Webex REST APIs (source = 'auto' or 'rest'), or remove it from this "
+               "site's datasets.")  # fmt: skip
+    outcome.unavailable = message
+    event("dataset unavailable: operation retired", level=40, site=site.name, dataset=dataset.name,
+          operation=getattr(retired, "operation", dataset.operation), error=message)  # fmt: skip
+    await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, message)  # type: ignore[attr-defined]
+
+
+async def _switch_to_rest(ctx: _Context, rest: Any, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome,
+                          exc: BaseException) -> None:  # fmt: skip
+    """An ``auto`` site's XML operation answered retired: from now on this dataset comes from
+    REST, starting where XML stopped (its cursor), said once in the log and kept in ``status``."""
+    from .rest_export import SWITCH_NOTE, export_rest_dataset
+
+    state = await asyncio.to_thread(ctx.warehouse.state, site.name, dataset.name)  # type: ignore[attr-defined]
+    since = state.cursor
+    event("XML operation retired: switching to the REST APIs", level=30, site=site.name, dataset=dataset.name,
+          operation=dataset.operation, endpoint=dataset.rest.path if dataset.rest else None,
+          from_=since.isoformat() if since else None, error=str(exc))  # fmt: skip
+    await rest.check_scopes([dataset])
+    await export_rest_dataset(ctx, rest, site, dataset, outcome, state, not_before=since)
+    note = f"{SWITCH_NOTE} ({dataset.rest.path if dataset.rest else ''})"
+    if since is not None:
+        note += f" from {since.isoformat()}"
+    await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, note)  # type: ignore[attr-defined]
 
 
 def _contiguous_runs(windows: list[Window]) -> list[list[Window]]:

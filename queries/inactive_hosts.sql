@@ -4,9 +4,10 @@
 -- param: as_of timestamp 2999-12-31T00:00:00+00:00
 -- example: webex-exporter query inactive_hosts --param days=60
 WITH last_seen AS (
-    SELECT site, host_webex_id, max(meeting_start_time) AS last_meeting
+    SELECT site, coalesce(host_webex_id, lower(host_email)) AS host_webex_id,  -- REST rows: the email
+           max(meeting_start_time) AS last_meeting
     FROM meeting_usage
-    WHERE ($site = '*' OR site = $site) AND host_webex_id IS NOT NULL
+    WHERE ($site = '*' OR site = $site) AND coalesce(host_webex_id, host_email) IS NOT NULL
     GROUP BY ALL
 ),
 reference AS (

@@ -6,7 +6,7 @@
 -- example: webex-exporter query top_hosts --param limit=5
 SELECT
     site,
-    host_webex_id,
+    coalesce(host_webex_id, lower(host_email)) AS host_webex_id,  -- REST rows: the host's email
     any_value(host_name) AS host_name,
     count(*) AS meetings,
     sum(duration) AS meeting_minutes,
@@ -15,6 +15,6 @@ FROM meeting_usage
 WHERE ($site = '*' OR site = $site)
   AND meeting_start_time >= CAST($since AS TIMESTAMPTZ)
   AND meeting_start_time < CAST($until AS TIMESTAMPTZ)
-GROUP BY site, host_webex_id
+GROUP BY ALL
 ORDER BY meetings DESC, meeting_minutes DESC, host_webex_id
 LIMIT $limit;

@@ -6,7 +6,7 @@
 SELECT
     strftime(date_trunc('month', meeting_start_time), '%Y-%m') AS month,
     site,
-    host_webex_id,
+    coalesce(host_webex_id, lower(host_email)) AS host_webex_id,  -- REST rows: the host's email
     count(*) AS meetings,
     sum(duration) AS meeting_minutes,
     sum(total_people_minutes) AS people_minutes

@@ -37,14 +37,14 @@ def write_config(path: Path, url: str, *, sites: tuple[str, ...] = ("demo",), da
 
 
 def cli(*args: str, config: Path | None = None, password: str = "sim-password", timeout: float = 120,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """``webex-exporter ARGS --config CONFIG`` as a user would run it; never sleeps."""
+        env: dict[str, str] | None = None, input_text: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """``webex-exporter ARGS --config CONFIG`` as a user would run it (``input_text`` on stdin); never sleeps."""
     command = [sys.executable, "-m", "exporter", *args]
     if config is not None:
         command += ["--config", str(config)]
     full_env = {**os.environ, "WEBEX_TEST_PW": password, **(env or {})}
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=full_env,
-                          cwd=config.parent if config else ROOT)  # fmt: skip
+                          cwd=config.parent if config else ROOT, input=input_text)  # fmt: skip
 
 
 def json_events(stderr: str) -> list[dict[str, Any]]:
@@ -60,14 +60,14 @@ def json_events(stderr: str) -> list[dict[str, Any]]:
 
 
 def run_and_kill(command: str, config: Path, rng: "random.Random", *, commits: tuple[int, int] = (1, 8),
-                 extra_seconds: float = 0.2, timeout: float = 60) -> bool:  # fmt: skip
+                 extra_seconds: float = 0.2, timeout: float = 60, env: dict[str, str] | None = None) -> bool:  # fmt: skip
     """Start ``webex-exporter COMMAND --config CONFIG`` and SIGKILL it after a random number of
     window commits (between ``commits``) and a random moment more (up to ``extra_seconds``).
     True when it was killed, False when it finished first.  Bounded by ``timeout``."""
     import signal
     import time
 
-    env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
+    env = {**os.environ, "WEBEX_TEST_PW": "sim-password", **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "exporter", command, "--config", str(config)], cwd=config.parent,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + timeout
