@@ -73,7 +73,9 @@ async def export_rest_dataset(
     if not_before is not None:
         reach_start = max(reach_start, not_before)
     failed = set(retry)
-    planned = [w for w in windows if w not in failed and w.end > reach_start]
+    # Trimmed before the cursor plan sees them: a span must cover whole planned windows, or the
+    # cursor would never move past the first one.
+    planned = [Window(max(w.start, reach_start), w.end) for w in windows if w not in failed and w.end > reach_start]
     spans = rest_spans(planned, max_days=listing.window_days, reach_start=reach_start)
     spans += [w for w in windows if w in failed and w.start >= reach_start]
     outcome.windows_planned = len(windows)

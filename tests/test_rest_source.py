@@ -108,8 +108,15 @@ def test_a_rest_backfill_lands_every_rest_dataset_exactly_and_a_rerun_changes_no
     catalog = tmp_path / "warehouse" / "webex.duckdb"
     total = sum(assert_rest_catalog_equals_truth(catalog, sim, "demo", d) for d in datasets)
     assert total > 100
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        cursors = dict(con.execute("SELECT dataset, cursor FROM sync_state WHERE site = 'demo'").fetchall())
+    finally:
+        con.close()
+    assert all(cursors.get(d) is not None for d in datasets), cursors  # the cursor moves: next runs list the lookback
     again = run_in_process(config, sim)
     assert again.exit_code == 0, again.summary()
+    assert sum(o.requests for o in again.outcomes) < sum(o.requests for o in report.outcomes)
     assert sum(assert_rest_catalog_equals_truth(catalog, sim, "demo", d) for d in datasets) == total
     con = duckdb.connect(str(catalog), read_only=True)
     try:  # one row per device join: correlationId is the per-join identity
