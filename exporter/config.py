@@ -148,6 +148,9 @@ class RestSettings:
     client_id: str = ""
     client_secret: Secret | None = None
     token_file: str = ""
+    #: ``/meetings`` lists at most this many instances per query ("even if pagination is
+    #: enabled"); a listing that reaches it is listed again in halves.
+    meetings_list_cap: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,7 +523,7 @@ def _rest(
         return None, None
     data = c.table(raw, key)
     c.unknown(data, key, {"base_url", "token_url", "site_url", "client_id", "client_secret_env", "client_secret",
-                          "token_file"})  # fmt: skip
+                          "token_file", "meetings_list_cap"})  # fmt: skip
     base_url = c.string(data, "base_url", key, DEFAULT_REST_BASE_URL) or DEFAULT_REST_BASE_URL
     token_url = c.string(data, "token_url", key, DEFAULT_REST_TOKEN_URL) or DEFAULT_REST_TOKEN_URL
     for name, value in (("base_url", base_url), ("token_url", token_url)):
@@ -540,8 +543,10 @@ def _rest(
         missing = (f"{key}.client_secret_env: site {site!r} needs its integration's client secret: set the "
                    f"environment variable {data.get('client_secret_env') or '(client_secret_env not set)'} or put "
                    "client_secret in the secrets file")  # fmt: skip
+    cap = c.integer(data, "meetings_list_cap", key, 10_000, low=1, high=1_000_000)
     settings = RestSettings(base_url=base_url.rstrip("/"), token_url=token_url, site_url=site_url,
-                            client_id=client_id, client_secret=secret, token_file=token_file)  # fmt: skip
+                            client_id=client_id, client_secret=secret, token_file=token_file,
+                            meetings_list_cap=cap)  # fmt: skip
     return settings, missing
 
 

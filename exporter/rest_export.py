@@ -32,6 +32,8 @@ SWITCH_NOTE = "XML operation retired; exported through the REST APIs"
 REACH_MARGIN = timedelta(hours=1)
 #: Spans of one dataset listed at once.
 SPANS_IN_FLIGHT = 4
+#: A capped ``/meetings`` listing is halved down to this span.
+MIN_SPLIT = timedelta(minutes=1)
 
 
 def rest_spans(windows: list[Window], *, max_days: int, reach_start: datetime) -> list[Window]:
@@ -89,26 +91,51 @@ async def export_rest_dataset(
     cursor_plan = pipeline._CursorPlan(planned, state.cursor, advances, ctx)
     gate = asyncio.Semaphore(SPANS_IN_FLIGHT)
 
-    async def one(span: Window) -> None:
+    async def listed(span: Window) -> list[Any]:
+        """``span``'s listing; a listing that hit ``/meetings``' per-query cap is asked again
+        as two halves (down to a minute), so no instance beyond the cap is cut off."""
         async with gate:
             if ctx.stop.is_set():
+                raise asyncio.CancelledError
+            fetched = await client.fetch_window(dataset, span.start, span.end)
+        if listing.path == "/meetings" and fetched.rows >= site.rest.meetings_list_cap and span.end - span.start > MIN_SPLIT:
+            middle = span.start + (span.end - span.start) / 2
+            middle = middle.replace(second=0, microsecond=0)
+            _add_rest_stats(outcome, fetched)  # what the capped listing cost still counts
+            event("REST listing capped: listing it again in halves", level=20, site=site.name, dataset=dataset.name,
+                  window=str(span), rows=fetched.rows)  # fmt: skip
+            halves = await asyncio.gather(listed(Window(span.start, middle)), listed(Window(middle, span.end)))
+            return [f for half in halves for f in half]
+        return [fetched]
+
+    async def one(span: Window) -> None:
+        if ctx.stop.is_set():
+            return
+        started = asyncio.get_running_loop().time()
+        try:
+            parts = await listed(span)
+        except asyncio.CancelledError:
+            if ctx.stop.is_set():
                 return
-            started = asyncio.get_running_loop().time()
-            try:
-                fetched = await client.fetch_window(dataset, span.start, span.end)
-            except (WindowFailedError, ParseError, RetryableError) as exc:
-                await pipeline._record_failure(ctx, site, dataset, span, outcome, cursor_plan, exc)
-                return
-        _add_rest_stats(outcome, fetched)
-        problem = None if fetched.verified else (fetched.problem or "the listing could not be shown complete")
-        table = fetched.table
+            raise
+        except (WindowFailedError, ParseError, RetryableError) as exc:
+            await pipeline._record_failure(ctx, site, dataset, span, outcome, cursor_plan, exc)
+            return
+        for fetched in parts:
+            _add_rest_stats(outcome, fetched)
+        problems = [f.problem or "the listing could not be shown complete" for f in parts if not f.verified]
+        tables = [f.table for f in parts]
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         if SOURCE_COLUMN not in table.column_names:
             table = table.append_column(SOURCE_COLUMN, pa.repeat(pa.scalar("rest"), table.num_rows))
-        await pipeline._land(ctx, site, dataset, span, table, outcome, tracker, cursor_plan, problem=problem)
+        await pipeline._land(ctx, site, dataset, span, table, outcome, tracker, cursor_plan,
+                             problem="; ".join(problems) if problems else None)  # fmt: skip
         event("window committed", site=site.name, dataset=dataset.name, window=str(span), source="rest",
-              records=fetched.rows, pages=fetched.pages, requests=fetched.requests, retries=fetched.retries,
-              throttles=fetched.throttles, seconds=round(asyncio.get_running_loop().time() - started, 3),
-              unknown_elements=sum(fetched.unknown_fields.values()), bad_values=sum(fetched.bad_values.values()))  # fmt: skip
+              records=table.num_rows, listings=len(parts), pages=sum(f.pages for f in parts),
+              requests=sum(f.requests for f in parts), retries=sum(f.retries for f in parts),
+              throttles=sum(f.throttles for f in parts), seconds=round(asyncio.get_running_loop().time() - started, 3),
+              unknown_elements=sum(sum(f.unknown_fields.values()) for f in parts),
+              bad_values=sum(sum(f.bad_values.values()) for f in parts))  # fmt: skip
 
     try:
         async with asyncio.TaskGroup() as group:

@@ -171,3 +171,18 @@ def test_a_rest_backfill_killed_at_random_points_ends_equal_to_ground_truth(sim_
     assert final.returncode == 0, final.stdout + final.stderr[-3000:]
     for dataset in datasets:
         assert_rest_catalog_equals_truth(tmp_path / "warehouse" / "webex.duckdb", sim, "demo", dataset)
+
+
+def test_meeting_instances_beyond_the_per_query_cap_are_listed_in_halves(sim_factory, tmp_path):
+    """``/meetings`` lists at most N instances per query (10,000 at Webex): a span that reaches
+    the cap is listed again in halves until none does, so no instance is cut off."""
+    base = SimulatorConfig.small(now=datetime.now(timezone.utc).replace(microsecond=0))
+    sim = sim_factory(dataclasses.replace(base, rest=dataclasses.replace(base.rest, meetings_list_cap=4)))
+    config = rest_config(tmp_path / "config.toml", sim, datasets=("meeting_instances",))
+    text = config.read_text().replace('[sites.rest]\n', '[sites.rest]\nmeetings_list_cap = 4\n')
+    config.write_text(text)
+    seed(sim, config)
+    report = run_in_process(config, sim, backfill=True)
+    assert report.exit_code == 0, report.summary()
+    total = assert_rest_catalog_equals_truth(tmp_path / "warehouse" / "webex.duckdb", sim, "demo", "meeting_instances")
+    assert total > 4 * 3  # several spans were over the cap

@@ -507,7 +507,7 @@ class RestClient:
             if problem is None:
                 table = walk.table(dataset)
                 unknown, bad, placeholders = walk.counters()
-                if listing.path == "/meetings" and table.num_rows >= MEETINGS_LIST_CAP:
+                if listing.path == "/meetings" and table.num_rows >= self.rest.meetings_list_cap:
                     capped = (f"{what}: {table.num_rows} rows, the most /meetings lists per query; some may be cut "
                               "(shorten the window)")  # fmt: skip
                     return _Listing(table, unknown, bad, placeholders, len(walks), verified=False, problem=capped)
