@@ -5,8 +5,8 @@ namespaced like the real server, Chinese names, ``&`` and ``<`` in text, unpadde
 ``trackingCode``/``assistService``/``source`` containers, repeated ``regQandA``), then times:
 
 * **bare**: ``lxml.etree.fromstring(page)`` and nothing else, the floor no parser can beat;
-* **ours**: ``exporter.xmlsafe.parse_xml(page)`` + locating the record elements +
-  ``exporter.parse.parse_records(...)`` to a table in ``arrow_schema(dataset)``;
+* **ours**: ``exporter.records.xmlsafe.parse_xml(page)`` + locating the record elements +
+  ``exporter.records.parse.parse_records(...)`` to a table in ``arrow_schema(dataset)``;
 * **ours + land**: ours for every page, then what one commit of all of them does to the rows before
   they are durable: conform to the schema, lineage columns, newest-per-key dedupe, split by date,
   zstd Parquet (into memory: no disk, no fsync, no manifest transaction).
@@ -37,11 +37,11 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.datasets import DATASETS, Column, Dataset  # noqa: E402
-from exporter.lake import conform, dedupe_latest, with_lineage  # noqa: E402
-from exporter.parse import parse_records  # noqa: E402
-from exporter.timezones import zoneinfo_for  # noqa: E402
-from exporter.xmlsafe import parse_xml  # noqa: E402
+from exporter.model.datasets import DATASETS, Column, Dataset  # noqa: E402
+from exporter.model.timezones import zoneinfo_for  # noqa: E402
+from exporter.records.parse import parse_records  # noqa: E402
+from exporter.records.xmlsafe import parse_xml  # noqa: E402
+from exporter.store.lake import conform, dedupe_latest, with_lineage  # noqa: E402
 
 SERV = "http://www.webex.com/schemas/2002/06/service"
 NAMESPACES = {

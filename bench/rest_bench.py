@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import math
-import os
 import sys
 import tempfile
 import time
@@ -37,11 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from exporter.config import Secret, parse_settings  # noqa: E402
-from exporter.datasets import by_name  # noqa: E402
-from exporter.pipeline import RunOptions, export  # noqa: E402
-from exporter.rest.client import seed_tokens  # noqa: E402
+from exporter.model.datasets import by_name  # noqa: E402
+from exporter.run.pipeline import RunOptions, export  # noqa: E402
 from exporter.simulator import FaultSettings, SimulatorConfig, run_in_thread  # noqa: E402
-from exporter.warehouse import Warehouse  # noqa: E402
+from exporter.store.warehouse import Warehouse  # noqa: E402
+from exporter.webex.rest.client import seed_tokens  # noqa: E402
 
 DATASETS = ("meeting_usage", "meeting_attendees", "meeting_instances", "meeting_participants")
 SITE = "demo"

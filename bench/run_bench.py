@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.contenders.check import check  # noqa: E402
 from bench.contenders.common import DAY, PROFILES, Workload, bench_range  # noqa: E402
-from exporter.datasets import DATASETS, by_name  # noqa: E402
+from exporter.model.datasets import DATASETS, by_name  # noqa: E402
 
 CONTENDERS = ("ours", "sequential", "dlt")
 SIZES: dict[str, dict[str, Any]] = {
@@ -606,7 +606,7 @@ process; contenders alternate order between repetitions; medians are shown.
 
 ## Contenders
 
-- **ours**: this exporter (`exporter.pipeline.run_once`) with settings built in code: password auth,
+- **ours**: this exporter (`exporter.run.pipeline.run_once`) with settings built in code: password auth,
   the simulator's rate limit as its request budget, `--concurrency` requests in flight,
   `--bodies-per-request` pages per HTTP request, a fresh warehouse, a backfill of the measured range.
 - **sequential**: works the way the Splunk add-on does (`splunk/ta-cisco-webex-meetings-add-on-for-splunk`):

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .datasets import ALL_DATASETS as REGISTRY
-from .datasets import DATASETS
 from .errors import ConfigError
-from .timezones import DEFAULT_REQUEST_TIME_ZONE_ID, TIME_ZONES
+from .model.datasets import ALL_DATASETS as REGISTRY
+from .model.datasets import DATASETS
+from .model.timezones import DEFAULT_REQUEST_TIME_ZONE_ID, TIME_ZONES
 
 __all__ = [
     "Secret",

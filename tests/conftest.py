@@ -8,7 +8,6 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-
 # --------------------------------------------------------------------------- simulator
 # exporter/simulator: a real HTTP Webex XML API simulator on 127.0.0.1, one thread each.
 

@@ -20,11 +20,11 @@ import aiohttp
 import pyarrow as pa
 import pytest
 
-from exporter.client import WebexClient
 from exporter.config import Secret, SiteSettings, ThrottleSettings
-from exporter.datasets import Dataset
+from exporter.model.datasets import Dataset
+from exporter.model.windows import Window
 from exporter.simulator import Simulator, SimulatorConfig
-from exporter.windows import Window
+from exporter.webex.client import WebexClient
 
 T = TypeVar("T")
 

@@ -7,14 +7,14 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-
-from exporter.batching import FIRST, REST, batcher_for
-from exporter.client import LIST_GROUP
-from exporter.datasets import by_name
-from exporter.errors import ApiError
-from exporter.protocol import Body, list_body
-from exporter.windows import Window
 from source_fixtures import NOW, simulated
+
+from exporter.errors import ApiError
+from exporter.model.datasets import by_name
+from exporter.model.windows import Window
+from exporter.webex.batching import FIRST, REST, batcher_for
+from exporter.webex.client import LIST_GROUP
+from exporter.webex.protocol import Body, list_body
 
 DATASET = by_name("meeting_usage")
 WINDOW = Window(NOW - timedelta(days=3), NOW - timedelta(days=1))
@@ -83,7 +83,7 @@ def test_a_caller_cancelled_during_a_failed_shared_request_is_not_sent_again() -
     """Two callers share a request that fails (one body is refused).  The one cancelled while it
     was in flight is not resent on its own; the other is, and gets its ApiError.  Every request
     the server saw is counted once, in the callers' stats."""
-    from exporter.client import RequestStats
+    from exporter.webex.client import RequestStats
 
     async def main() -> None:
         async with simulated(bodies_per_request=10) as (sim, client, _site):

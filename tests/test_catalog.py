@@ -14,7 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from warehouse_worker import make_table
 
-from exporter.catalog import (
+from exporter.errors import WarehouseError
+from exporter.model.datasets import ALL_DATASETS, by_name
+from exporter.store.catalog import (
     DUCKDB_TYPES,
     StateStore,
     build_catalog,
@@ -23,9 +25,7 @@ from exporter.catalog import (
     open_reader,
     swap_in,
 )
-from exporter.datasets import ALL_DATASETS, DATASETS, by_name
-from exporter.errors import WarehouseError
-from exporter.lake import Lake, conform, with_lineage
+from exporter.store.lake import Lake, conform, with_lineage
 
 USAGE = by_name("meeting_usage")
 T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
@@ -133,7 +133,7 @@ def test_build_and_swap_catalog_for_a_reader_process(tmp_path: Path) -> None:
 _SWAPPER = """
 import sys, threading, time
 from pathlib import Path
-from exporter.catalog import swap_in
+from exporter.store.catalog import swap_in
 gens, catalog = [Path(p) for p in sys.argv[1:-1]], Path(sys.argv[-1])
 done = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()

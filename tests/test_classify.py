@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter import webex_codes as codes
-from exporter.backoff import backoff_ceiling, backoff_delay, parse_retry_after
-from exporter.classify import CodeTable, Outcome, classify
 from exporter.errors import CertificateError, DamagedResponseError, ParseError, TransportError
-from exporter.protocol import BodyResponse
+from exporter.model import webex_codes as codes
+from exporter.webex.backoff import backoff_ceiling, backoff_delay, parse_retry_after
+from exporter.webex.classify import CodeTable, Outcome, classify
+from exporter.webex.protocol import BodyResponse
 
 NOW = datetime(2026, 11, 20, 12, 0, 0, tzinfo=timezone.utc)
 

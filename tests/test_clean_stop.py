@@ -12,7 +12,6 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from cli_helpers import write_config
 
 

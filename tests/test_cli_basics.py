@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
-from exporter.logs import configure_logging, event, logger, register_secret
+from exporter.app.cli import cli
+from exporter.obs.logs import configure_logging, event, logger, register_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = sorted(cli.commands)

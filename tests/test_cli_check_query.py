@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timezone
 
 from cli_helpers import cli, write_config
+
 from exporter.simulator import load_profile
 
 

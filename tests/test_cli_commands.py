@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import duckdb
-
 import pytest
-
 from cli_helpers import cli, json_events, write_config
 
 

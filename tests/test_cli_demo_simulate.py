@@ -24,8 +24,8 @@ def test_demo_exports_everything_and_matches_the_ground_truth(tmp_path):
     catalog = tmp_path / "warehouse" / "webex.duckdb"
     assert catalog.exists()
     # Every named query runs on the demo warehouse.
+    from exporter.app.queries import load_queries, run_query
     from exporter.config import load_settings
-    from exporter.queries import load_queries, run_query
 
     settings = load_settings(tmp_path / "config.toml", env={"WEBEX_SIM_PASSWORD": "x"})
     for name in load_queries():

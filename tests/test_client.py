@@ -7,15 +7,15 @@ import logging
 from datetime import timedelta
 
 import pytest
-
-from exporter.client import MAX_GSB_PAUSES
-from exporter.datasets import by_name
-from exporter.errors import ApiError, AuthError, SitePausedError, TransportError
-from exporter.paging import fetch_window
-from exporter.protocol import Body, list_body
-from exporter.simulator import Simulator, SiteConfig
-from exporter.windows import Window
 from source_fixtures import NOW, assert_equals_truth, sim_config, simulated, truth_in
+
+from exporter.errors import ApiError, AuthError, SitePausedError, TransportError
+from exporter.model.datasets import by_name
+from exporter.model.windows import Window
+from exporter.simulator import Simulator, SiteConfig
+from exporter.webex.client import MAX_GSB_PAUSES
+from exporter.webex.paging import fetch_window
+from exporter.webex.protocol import Body, list_body
 
 WINDOW = Window(NOW - timedelta(days=3), NOW - timedelta(days=1))
 USAGE = by_name("meeting_usage")
@@ -119,7 +119,7 @@ def test_refused_credentials_stop_the_site_at_once_and_are_never_retried(  # typ
 
 class _Collect(logging.Handler):
     """Keeps every record: attached to the ``exporter`` logger itself, so it sees our records even
-    when logging was configured not to propagate them to the root (``exporter.logs``)."""
+    when logging was configured not to propagate them to the root (``exporter.obs.logs``)."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

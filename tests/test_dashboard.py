@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cli_helpers import cli, write_config
-from exporter.dashboard import CHART_WIDTH, bar_chart_svg, line_chart_svg, render_page, text_width, write_report
+
+from exporter.app.dashboard import CHART_WIDTH, bar_chart_svg, line_chart_svg, render_page, text_width, write_report
+from exporter.app.queries import run_query
 from exporter.errors import ConfigError
-from exporter.pipeline import RunOptions, export
-from exporter.queries import run_query
-from exporter.warehouse import Warehouse
+from exporter.run.pipeline import RunOptions, export
+from exporter.store.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -11,16 +11,16 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-
-from exporter.client import LIST_GROUP, WebexClient
-from exporter.datasets import DATASETS, by_name
-from exporter.decoding import ResponseDecoder, auto_workers, decode_response
-from exporter.errors import ParseError
-from exporter.paging import fetch_window
-from exporter.protocol import list_body
-from exporter.simulator import Simulator, SiteConfig
-from exporter.windows import Window
 from source_fixtures import NOW, assert_equals_truth, make_site, sim_config, truth_in
+
+from exporter.errors import ParseError
+from exporter.model.datasets import DATASETS, by_name
+from exporter.model.windows import Window
+from exporter.simulator import Simulator, SiteConfig
+from exporter.webex.client import LIST_GROUP, WebexClient
+from exporter.webex.decoding import ResponseDecoder, auto_workers, decode_response
+from exporter.webex.paging import fetch_window
+from exporter.webex.protocol import list_body
 
 WINDOW = Window(NOW - timedelta(days=4), NOW - timedelta(days=1))
 
@@ -137,7 +137,7 @@ def test_an_unreadable_response_is_a_parse_error_value() -> None:
 def test_responses_are_parsed_inline_while_the_workers_start() -> None:
     """The first large response starts the pool but does not wait ~1 s for its interpreters;
     once they are up, responses go to them."""
-    from exporter.protocol import Body, RecordSpec
+    from exporter.webex.protocol import Body, RecordSpec
 
     response = (b'<serv:message xmlns:serv="http://www.webex.com/schemas/2002/06/service">'
                 b"<serv:header><serv:response><serv:result>SUCCESS</serv:result></serv:response></serv:header>"
@@ -167,8 +167,8 @@ def test_auto_uses_no_worker_on_one_core(monkeypatch: pytest.MonkeyPatch, cores:
 
 _ORPHAN_PROBE = """
 import asyncio, os, sys, time
-from exporter.decoding import ResponseDecoder
-from exporter.protocol import RecordSpec, Body
+from exporter.webex.decoding import ResponseDecoder
+from exporter.webex.protocol import RecordSpec, Body
 from zoneinfo import ZoneInfo
 
 RESPONSE = (b'<serv:message xmlns:serv="http://www.webex.com/schemas/2002/06/service">'

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from exporter.config import parse_settings
 from exporter.errors import ConfigError, ParseError
-from exporter.parse import parse_records
-from exporter.datasets import by_name
-from exporter.protocol import parse_response
-from exporter.timezones import zoneinfo_for
+from exporter.model.datasets import by_name
+from exporter.model.timezones import zoneinfo_for
+from exporter.records.parse import parse_records
+from exporter.webex.protocol import parse_response
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = (ROOT / "tests/fixtures/seeds/lstaccessanywherehistory_response.xml").read_bytes()

@@ -34,10 +34,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from source_fixtures import NOW, make_site, run_virtual, simulated
 
-from exporter.client import WebexClient
 from exporter.config import ThrottleSettings
-from exporter.datasets import by_name
 from exporter.errors import (
     CertificateError,
     DamagedResponseError,
@@ -46,11 +45,12 @@ from exporter.errors import (
     RetryAfterTooLongError,
     TransportError,
 )
-from exporter.protocol import Body, list_body
-from exporter.throttle import SiteThrottle
-from exporter.windows import Window
-from exporter.xmlsafe import parse_xml
-from source_fixtures import NOW, make_site, run_virtual, simulated
+from exporter.model.datasets import by_name
+from exporter.model.windows import Window
+from exporter.records.xmlsafe import parse_xml
+from exporter.webex.client import WebexClient
+from exporter.webex.protocol import Body, list_body
+from exporter.webex.throttle import SiteThrottle
 
 USAGE = by_name("meeting_usage")
 WINDOW = Window(NOW - timedelta(days=3), NOW - timedelta(days=1))

@@ -24,12 +24,12 @@ from cli_helpers import cli, json_events, write_config
 from test_pipeline import assert_equal_to_ground_truth, landed, truth
 from warehouse_worker import DATASET, SITE, make_table, window_bounds, window_rows
 
-from exporter.catalog import open_reader
 from exporter.config import WarehouseSettings
-from exporter.datasets import DATASETS
 from exporter.errors import WarehouseError
-from exporter.warehouse import Warehouse, read_status
-from exporter.windows import Window
+from exporter.model.datasets import DATASETS
+from exporter.model.windows import Window
+from exporter.store.catalog import open_reader
+from exporter.store.warehouse import Warehouse, read_status
 
 # What this file tests is imported where it is used, so that each test also runs (and fails on
 # its own assertion) against the modules as they were before the fix.
@@ -206,7 +206,7 @@ def run(settings: Any, sim: Any, **options: Any) -> Any:
     decides which damaged windows can still be fetched)."""
     import asyncio
 
-    from exporter.pipeline import RunOptions, export
+    from exporter.run.pipeline import RunOptions, export
 
     async def main() -> Any:
         with Warehouse(settings.warehouse, export=settings.export, clock=sim.clock.now) as warehouse:
@@ -318,7 +318,7 @@ def test_so_many_missing_files_look_like_an_unmounted_lake_and_change_nothing(tm
         (Path(settings.root) / p).unlink()
     with pytest.raises(WarehouseError, match="is the lake's disk mounted"):
         Warehouse(settings).open()
-    from exporter.catalog import StateStore
+    from exporter.store.catalog import StateStore
 
     store = StateStore(Path(settings.catalog).parent / ".webex-exporter" / "state.duckdb")
     assert len(store.manifest()) == len(paths) and not store.rows("SELECT * FROM damaged_files")
@@ -326,7 +326,7 @@ def test_so_many_missing_files_look_like_an_unmounted_lake_and_change_nothing(tm
 
 
 def test_footers_are_read_once_until_a_file_changes(tmp_path: Path, monkeypatch: Any) -> None:
-    from exporter.lake import Lake
+    from exporter.store.lake import Lake
 
     settings = _warehouse_settings(tmp_path / "wh")
     _land(settings, range(3))
@@ -435,7 +435,7 @@ def test_a_rebuild_from_commit_records_alone_lists_a_failed_window_the_cursor_pa
     (home / "state.duckdb").unlink()
     with pytest.raises(WarehouseError, match="state rebuild"):
         Warehouse(settings.warehouse, export=settings.export).open()
-    from exporter.warehouse import rebuild_state
+    from exporter.store.warehouse import rebuild_state
 
     result = rebuild_state(settings.warehouse, export=settings.export, clock=simulator.clock.now)
     assert result.backup is None and result.records > 0 and result.gaps >= len(failed)
@@ -453,7 +453,7 @@ def test_a_rebuild_from_commit_records_alone_lists_a_failed_window_the_cursor_pa
 
 def test_a_healthy_state_db_is_not_replaced_without_force_and_backups_rotate(tmp_path: Path) -> None:
     settings = _warehouse_settings(tmp_path / "wh")
-    from exporter.pipeline import RunReport
+    from exporter.run.pipeline import RunReport
 
     with Warehouse(settings) as wh:
         for i in range(5):
@@ -462,7 +462,7 @@ def test_a_healthy_state_db_is_not_replaced_without_force_and_backups_rotate(tmp
             wh.finish_run(RunReport(run_id=f"r{i}", started_at=datetime.now(timezone.utc)))
     backups = sorted((Path(settings.catalog).parent / ".webex-exporter" / "backups").iterdir())
     assert len(backups) == 3 and all(b.name.startswith("state-") for b in backups)
-    from exporter.warehouse import rebuild_state
+    from exporter.store.warehouse import rebuild_state
 
     with pytest.raises(WarehouseError, match="--force"):
         rebuild_state(settings)
@@ -480,11 +480,10 @@ def test_a_rebuild_from_the_records_alone_equals_the_state_it_replaces(tmp_path:
     """Re-landings, an unverified listing retired by a verified one, compactions, a failed window
     the cursor moved past, records folded into segments: the rebuilt state holds exactly the same
     files, cursor and unverified windows, and lists the failed window again."""
-    import exporter.warehouse as warehouse_module
-    from exporter.pipeline import RunReport
-    from exporter.warehouse import rebuild_state
-
+    import exporter.store.warehouse as warehouse_module
     from exporter.config import ExportSettings
+    from exporter.run.pipeline import RunReport
+    from exporter.store.warehouse import rebuild_state
 
     monkeypatch.setattr(warehouse_module, "RECORDS_PER_SEGMENT", 3)
     settings = _warehouse_settings(tmp_path / "wh", compact_min_files=3)
@@ -587,7 +586,7 @@ def test_an_s3_lake_survives_the_loss_of_the_machine_that_ran_the_exporter(tmp_p
     commit records, which are enough for a new machine to carry on."""
     import boto3
 
-    from exporter.warehouse import rebuild_state
+    from exporter.store.warehouse import rebuild_state
 
     name = f"lake-{os.urandom(5).hex()}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
@@ -621,7 +620,7 @@ def test_an_s3_lake_survives_the_loss_of_the_machine_that_ran_the_exporter(tmp_p
 def test_an_old_state_db_copied_over_the_current_one_is_refused(tmp_path: Path) -> None:
     """A backup copied back by hand knows fewer commits than the lake: commits numbered over the
     newer ones would hide their files, so the exporter refuses and names the rebuild."""
-    from exporter.pipeline import RunReport
+    from exporter.run.pipeline import RunReport
 
     settings = _warehouse_settings(tmp_path / "wh")
     with Warehouse(settings) as wh:
@@ -635,7 +634,7 @@ def test_an_old_state_db_copied_over_the_current_one_is_refused(tmp_path: Path) 
     shutil.copyfile(backup, home / "state.duckdb")
     with pytest.raises(WarehouseError, match=r"older than the lake .*state rebuild --force"):
         Warehouse(settings).open()
-    from exporter.warehouse import rebuild_state
+    from exporter.store.warehouse import rebuild_state
 
     rebuild_state(settings, force=True)
     with Warehouse(settings) as wh:

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from warehouse_worker import arrow_schema, make_table
 
-from exporter.datasets import by_name
 from exporter.errors import WarehouseError
-from exporter.lake import (
+from exporter.model.datasets import by_name
+from exporter.store.lake import (
     STAGING_DIR,
     UNKNOWN_DATE,
     Lake,

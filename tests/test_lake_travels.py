@@ -16,12 +16,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow.dataset as pads
-
 from cli_helpers import cli, write_config
-from exporter.datasets import by_name
-from exporter.identity import identity_key
-from exporter.simulator import load_profile
 from test_realistic_runs import NOW, _row, run, settings_for, truth_rows
+
+from exporter.model.datasets import by_name
+from exporter.records.identity import identity_key
+from exporter.simulator import load_profile
 
 DATASETS = ("meeting_usage", "meeting_attendees", "recording_access")
 

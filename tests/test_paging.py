@@ -6,14 +6,14 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-
-from exporter.datasets import DATASETS, by_name
-from exporter.errors import IncompleteListingError
-from exporter.paging import DEFAULT_MAX_RESCANS, fetch_window
-from exporter.parse import arrow_schema
-from exporter.simulator import SiteConfig
-from exporter.windows import Window
 from source_fixtures import NOW, assert_equals_truth, sim_config, simulated, truth_in
+
+from exporter.errors import IncompleteListingError
+from exporter.model.datasets import DATASETS, by_name
+from exporter.model.windows import Window
+from exporter.records.parse import arrow_schema
+from exporter.simulator import SiteConfig
+from exporter.webex.paging import DEFAULT_MAX_RESCANS, fetch_window
 
 #: Two days that end a day before "now": whole UTC days, so window edges cut through the data.
 WINDOW = Window(NOW - timedelta(days=3), NOW - timedelta(days=1))

@@ -1,4 +1,4 @@
-"""exporter.parse: typed parsing of Webex record elements into Arrow tables."""
+"""exporter.records.parse: typed parsing of Webex record elements into Arrow tables."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pyarrow as pa
 import pytest
 from lxml import etree
 
-from exporter.datasets import DATASETS, LINEAGE_COLUMNS, Column, Dataset, by_name
-from exporter.parse import (
+from exporter.model.datasets import DATASETS, LINEAGE_COLUMNS, Column, Dataset, by_name
+from exporter.model.timezones import zoneinfo_for
+from exporter.records.parse import (
     ParsedPage,
     arrow_schema,
     format_webex_time,
@@ -23,8 +24,7 @@ from exporter.parse import (
     parse_records,
     parse_webex_time,
 )
-from exporter.timezones import zoneinfo_for
-from exporter.xmlsafe import parse_xml
+from exporter.records.xmlsafe import parse_xml
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 LA = zoneinfo_for(4)

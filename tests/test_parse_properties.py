@@ -1,4 +1,4 @@
-"""Properties of exporter.parse: it never raises, and every value sent is recoverable.
+"""Properties of exporter.records.parse: it never raises, and every value sent is recoverable.
 
 Hypothesis builds pages for any dataset: declared columns (nested in their containers) with valid
 values, garbage, out-of-range numbers, valid and impossible dates, empty elements and arbitrary
@@ -26,11 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from exporter.datasets import DATASETS, Column, Dataset
-from exporter.naming import column_name
-from exporter.parse import arrow_schema, local_to_utc, parse_records, parse_webex_time
-from exporter.timezones import zoneinfo_for
-from exporter.xmlsafe import parse_xml
+from exporter.model.datasets import DATASETS, Column, Dataset
+from exporter.model.naming import column_name
+from exporter.model.timezones import zoneinfo_for
+from exporter.records.parse import arrow_schema, local_to_utc, parse_records, parse_webex_time
+from exporter.records.xmlsafe import parse_xml
 
 NS = "http://www.webex.com/schemas/2002/06/service/history"
 ZONES = [zoneinfo_for(i) for i in (2, 4, 20, 55)]

@@ -14,11 +14,10 @@ from typing import Any
 
 import duckdb
 
-
-from exporter.datasets import DATASETS, by_name
-from exporter.pipeline import RunOptions, export
+from exporter.model.datasets import DATASETS, by_name
+from exporter.run.pipeline import RunOptions, export
 from exporter.simulator import SiteConfig
-from exporter.warehouse import Warehouse
+from exporter.store.warehouse import Warehouse
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 
@@ -40,7 +39,7 @@ SITE_FACTS = {"GetSite": 1, "GetUser": 1, "LstTimeZone": 1}
 
 def landed(settings: Any, dataset: str, site: str = "demo", *, final_only: bool = True) -> dict[tuple, dict]:
     """Rows of a catalog view, keyed by natural key, without lineage columns."""
-    from exporter.queries import open_catalog
+    from exporter.app.queries import open_catalog
 
     ds = by_name(dataset)
     con = open_catalog(settings)  # what `webex-exporter query` uses (registers an S3 lake's filesystem)
@@ -368,7 +367,7 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
     figures count every request the server saw, the failed pack's included."""
     import io
 
-    from exporter.progress import Progress
+    from exporter.run.progress import Progress
 
     sim = sim_factory(days=6, meetings_per_day=30)
     settings = meeting_usage_on_pages_of_20(make_settings(sim, max_window_records=1000))
@@ -401,8 +400,8 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
 
 
 def test_pack_windows_spreads_windows_evenly_over_listings():
-    from exporter.pipeline import pack_windows
-    from exporter.windows import plan_windows
+    from exporter.model.windows import plan_windows
+    from exporter.run.pipeline import pack_windows
 
     days = plan_windows(datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 11, tzinfo=timezone.utc), 24)
     assert len(days) == 10
@@ -427,7 +426,7 @@ def test_the_row_budget_makes_holders_wait_and_always_gets_its_rows_back():
     still goes alone; a holder cancelled while holding gives its rows back."""
     import contextlib
 
-    from exporter.pipeline import _RowBudget
+    from exporter.run.pipeline import _RowBudget
 
     async def take(budget: _RowBudget, rows: int, log: list[str]) -> None:
         async with budget.hold(rows):

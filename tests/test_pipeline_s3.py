@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from test_pipeline import assert_equal_to_ground_truth, run
 from test_warehouse_s3 import bucket, s3_endpoint  # noqa: F401  (fixtures)
 

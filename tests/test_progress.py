@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 
-from exporter.progress import Progress
+from exporter.run.progress import Progress
 
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -8,11 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from lxml import etree
+from source_fixtures import make_site
 
 from exporter.config import Secret
-from exporter.datasets import by_name
 from exporter.errors import ParseError
-from exporter.protocol import (
+from exporter.model.datasets import by_name
+from exporter.model.windows import Window
+from exporter.records.xmlsafe import local_name, parse_xml
+from exporter.webex.protocol import (
     AUTHENTICATE_USER,
     SERV_NS,
     Body,
@@ -22,9 +25,6 @@ from exporter.protocol import (
     operation_xsi_type,
     parse_response,
 )
-from exporter.windows import Window
-from exporter.xmlsafe import local_name, parse_xml
-from source_fixtures import make_site
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"

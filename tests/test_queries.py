@@ -1,4 +1,4 @@
-"""The report library in queries/: each query against an answer computed by hand (in Python, from
+"""The report library in exporter/app/queries/: each query against an answer computed by hand (in Python, from
 the simulator's ground truth) on a small known data set, and every query on an empty warehouse."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from exporter.pipeline import RunOptions, export
-from exporter.queries import load_queries, run_query
-from exporter.warehouse import Warehouse
+from exporter.app.queries import load_queries, run_query
+from exporter.run.pipeline import RunOptions, export
+from exporter.store.warehouse import Warehouse
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 

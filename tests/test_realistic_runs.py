@@ -19,12 +19,12 @@ from typing import Any
 
 import duckdb
 import pytest
-
 from cli_helpers import cli, run_and_kill, write_config
-from exporter.datasets import DATASETS, by_name
-from exporter.pipeline import RunOptions, export
+
+from exporter.model.datasets import DATASETS, by_name
+from exporter.run.pipeline import RunOptions, export
 from exporter.simulator import load_profile
-from exporter.warehouse import Warehouse, read_status
+from exporter.store.warehouse import Warehouse, read_status
 
 NOW = datetime(2026, 11, 20, 6, 30, tzinfo=timezone.utc)
 

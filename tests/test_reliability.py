@@ -12,11 +12,11 @@ import random
 from datetime import datetime, timezone
 
 import duckdb
-
 from cli_helpers import cli, run_and_kill, write_config
-from exporter.datasets import by_name
-from exporter.pipeline import RunOptions, export
-from exporter.warehouse import Warehouse
+
+from exporter.model.datasets import by_name
+from exporter.run.pipeline import RunOptions, export
+from exporter.store.warehouse import Warehouse
 
 CRASH_DATASETS = ("meeting_usage", "meeting_attendees", "scheduled_sessions")
 

@@ -6,7 +6,7 @@ import json
 
 from rich.cells import cell_len
 
-from exporter.reporting import format_rows
+from exporter.app.reporting import format_rows
 
 
 def test_a_table_with_cjk_names_stays_aligned():

@@ -1,4 +1,4 @@
-"""exporter.rest.classify: every kind of REST answer -> what the client does next."""
+"""exporter.webex.rest.classify: every kind of REST answer -> what the client does next."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from exporter.errors import CertificateError, DamagedResponseError, ParseError, TransportError
-from exporter.rest.classify import RestOutcome, classify_rest, decode_json, error_details
+from exporter.webex.rest.classify import RestOutcome, classify_rest, decode_json, error_details
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 ITEMS = json.dumps({"items": [{"id": "a"}]}).encode()

@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from aiohttp import web
+from source_fixtures import NOW, make_site, sim_config
 
 from exporter.config import RestSettings, Secret, SiteSettings
-from exporter.datasets import ALL_DATASETS, Dataset, by_name
 from exporter.errors import (
     AuthError,
     ForeignLinkError,
@@ -35,12 +35,12 @@ from exporter.errors import (
     TransportError,
     WindowRangeError,
 )
-from exporter.rest.client import RestClient, RestFetch, seed_tokens
-from exporter.rest.decode import rest_schema
-from exporter.rest.tokens import Tokens, TokenStore
+from exporter.model.datasets import ALL_DATASETS, Dataset, by_name
 from exporter.simulator import Simulator, SiteConfig
 from exporter.simulator.rest_config import DEFAULT_SCOPES, NEXT_LINK_PARAMS, RestConfig, SiteRest
-from source_fixtures import NOW, make_site, sim_config
+from exporter.webex.rest.client import RestClient, RestFetch, seed_tokens
+from exporter.webex.rest.decode import rest_schema
+from exporter.webex.rest.tokens import Tokens, TokenStore
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""exporter.rest.decode: JSON items -> typed Arrow tables of the REST columns."""
+"""exporter.webex.rest.decode: JSON items -> typed Arrow tables of the REST columns."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from exporter.datasets import ALL_DATASETS, Dataset, by_name
-from exporter.parse import arrow_schema
-from exporter.rest.decode import decode_items, json_text, parse_iso_time, rest_columns, rest_schema
+from exporter.model.datasets import ALL_DATASETS, Dataset, by_name
+from exporter.records.parse import arrow_schema
+from exporter.webex.rest.decode import decode_items, json_text, parse_iso_time, rest_columns, rest_schema
 
 UTC = timezone.utc
 USAGE = by_name("meeting_usage")

@@ -1,4 +1,4 @@
-"""exporter.rest.links: Link headers, the next URL, its repairs, and the origin check."""
+"""exporter.webex.rest.links: Link headers, the next URL, its repairs, and the origin check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from exporter.errors import EndpointError, ForeignLinkError
-from exporter.rest.links import check_same_origin, next_link, parse_link_header, repair_next_url, same_origin
+from exporter.webex.rest.links import check_same_origin, next_link, parse_link_header, repair_next_url, same_origin
 
 BASE = "https://webexapis.com/v1"
 FIRST = [("siteUrl", "acme.webex.com"), ("from", "2026-03-01T00:00:00Z"), ("to", "2026-03-02T00:00:00Z"),

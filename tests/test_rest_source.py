@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
 from cli_helpers import cli, run_and_kill
+
 from exporter.config import parse_settings
-from exporter.datasets import by_name
-from exporter.pipeline import RunOptions, export
+from exporter.model.datasets import by_name
+from exporter.run.pipeline import RunOptions, export
 from exporter.simulator import SimulatorConfig
-from exporter.warehouse import Warehouse
+from exporter.store.warehouse import Warehouse
 
 SECRET_ENV = {"WEBEX_TEST_CLIENT_SECRET": "sim-client-secret"}
 

@@ -1,4 +1,4 @@
-"""exporter.rest.tokens + oauth: the token file (atomic, owner-only, locked), refresh and rotation,
+"""exporter.webex.rest.tokens + oauth: the token file (atomic, owner-only, locked), refresh and rotation,
 re-authorization errors, scope checks, and secrets that never show.
 
 The token endpoint is a fake *Webex* (a ``send`` function answering like the real one, echoing
@@ -20,7 +20,6 @@ from typing import Any, Mapping
 import pytest
 
 from exporter.config import RestSettings, Secret, ThrottleSettings
-from exporter.datasets import ALL_DATASETS, by_name
 from exporter.errors import (
     AuthError,
     EndpointError,
@@ -31,8 +30,9 @@ from exporter.errors import (
     TokenStoreError,
     TransportError,
 )
-from exporter.rest.classify import RawReply
-from exporter.rest.oauth import (
+from exporter.model.datasets import ALL_DATASETS, by_name
+from exporter.webex.rest.classify import RawReply
+from exporter.webex.rest.oauth import (
     TokenEndpoint,
     TokenManager,
     authorize_url,
@@ -41,7 +41,7 @@ from exporter.rest.oauth import (
     parse_grant,
     required_scopes,
 )
-from exporter.rest.tokens import Tokens, TokenStore, seed_from_authorization_code, seed_from_refresh_token
+from exporter.webex.rest.tokens import Tokens, TokenStore, seed_from_authorization_code, seed_from_refresh_token
 
 CLIENT_SECRET = "client-secret-XYZ-1"
 SCOPES = "meeting:admin_config_read meeting:admin_schedule_read spark:kms"

@@ -11,7 +11,6 @@ import time
 from datetime import datetime, timezone
 
 import duckdb
-
 from cli_helpers import cli, write_config
 
 DATASETS = ("meeting_usage", "meeting_attendees")

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from exporter.datasets import by_name
+from exporter.model.datasets import by_name
 from exporter.simulator import probe
 
 CTX = probe.security("demo", webex_id="admin", password="sim-password")

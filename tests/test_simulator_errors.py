@@ -1,4 +1,4 @@
-"""Bad requests get FAILURE answers with the exceptionIDs of exporter.webex_codes."""
+"""Bad requests get FAILURE answers with the exceptionIDs of exporter.model.webex_codes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter import webex_codes as codes
-from exporter.datasets import by_name
+from exporter.model import webex_codes as codes
+from exporter.model.datasets import by_name
 from exporter.simulator import probe
 
 USAGE = by_name("meeting_usage")

@@ -9,11 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter import webex_codes as codes
-from exporter.datasets import by_name
 from exporter.errors import ConfigError, ParseError
+from exporter.model import webex_codes as codes
+from exporter.model.datasets import by_name
+from exporter.records.xmlsafe import parse_xml
 from exporter.simulator import FaultSettings, SimulatorConfig, probe
-from exporter.xmlsafe import parse_xml
 
 USAGE = by_name("meeting_usage")
 CTX = probe.security("demo", webex_id="admin", password="sim-password")

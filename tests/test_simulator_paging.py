@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter.datasets import DATASETS, Dataset, by_name
+from exporter.model.datasets import DATASETS, Dataset, by_name
 from exporter.simulator import probe
 
 CTX = probe.security("demo", webex_id="admin", password="sim-password")

@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from exporter.datasets import by_name
+from exporter.model.datasets import by_name
+from exporter.records.xmlsafe import parse_xml
 from exporter.simulator import SiteConfig, probe
-from exporter.xmlsafe import parse_xml
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 CTX = probe.security("demo", webex_id="admin", password="sim-password")

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from exporter import webex_codes as codes
-from exporter.datasets import by_name
 from exporter.errors import ConfigError
+from exporter.model import webex_codes as codes
+from exporter.model.datasets import by_name
 from exporter.simulator import SimulatorConfig, config_from_options, load_profile, probe
 from exporter.simulator.records import order_column
 from exporter.simulator.store import Selection

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from exporter.datasets import ALL_DATASETS, Dataset, by_name
+from exporter.model.datasets import ALL_DATASETS, Dataset, by_name
 from exporter.simulator import SimulatorConfig, load_profile
-from exporter.simulator.rest_config import RestConfig, SiteRest
 from exporter.simulator.config import SiteConfig
+from exporter.simulator.rest_config import RestConfig, SiteRest
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 SITE_URL = "demo.webex.com"

@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from exporter.datasets import DATASETS, by_name
+from exporter.model.datasets import DATASETS, by_name
+from exporter.model.timezones import TIME_ZONES
 from exporter.simulator import Simulator, SimulatorConfig, SiteConfig
 from exporter.simulator.store import Selection
-from exporter.timezones import TIME_ZONES
 
 
 def everything(sim: Simulator, site: str = "demo") -> dict[str, list[dict]]:

@@ -7,10 +7,11 @@ import asyncio
 import dataclasses
 from datetime import datetime, timezone
 
-from exporter.datasets import DATASETS
-from exporter.site_check import check_site, worst
-from exporter.simulator import load_profile
 from source_fixtures import simulated
+
+from exporter.model.datasets import DATASETS
+from exporter.simulator import load_profile
+from exporter.webex.site_check import check_site, worst
 
 NOW = datetime(2026, 11, 20, 6, 30, tzinfo=timezone.utc)
 

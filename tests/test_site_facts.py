@@ -6,9 +6,10 @@ import asyncio
 from datetime import datetime, timezone
 
 from lxml import etree
+from source_fixtures import sim_config, simulated
 
 from exporter.simulator import SiteConfig
-from exporter.site_facts import (
+from exporter.webex.site_facts import (
     fixed_offset_zone,
     inspect_site,
     read_gmt_offsets,
@@ -16,7 +17,6 @@ from exporter.site_facts import (
     read_site_zone,
     zone_disagreement,
 )
-from source_fixtures import sim_config, simulated
 
 WINTER = datetime(2026, 1, 15, 12, tzinfo=timezone.utc)
 

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.state import (
+from exporter.model.windows import Window
+from exporter.store.state import (
     DatasetState,
     gap_warning,
     gap_warnings,
@@ -15,7 +16,6 @@ from exporter.state import (
     remaining_windows,
     subtract_window,
 )
-from exporter.windows import Window
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 H = timedelta(hours=1)

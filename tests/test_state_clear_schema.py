@@ -7,7 +7,6 @@ import json
 from datetime import datetime, timezone
 
 import duckdb
-
 from cli_helpers import cli, json_events, write_config
 
 

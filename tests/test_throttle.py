@@ -9,10 +9,10 @@ import asyncio
 from collections import deque
 
 import pytest
+from source_fixtures import run_virtual
 
 from exporter.config import ThrottleSettings
-from exporter.throttle import AdaptiveConcurrency, GroupThrottle, RateBudget, SiteThrottle
-from source_fixtures import run_virtual
+from exporter.webex.throttle import AdaptiveConcurrency, GroupThrottle, RateBudget, SiteThrottle
 
 
 def now() -> float:

@@ -18,12 +18,12 @@ import pytest
 from warehouse_worker import DATASET, SITE, make_table, window_bounds, window_rows, window_size
 
 from exporter.config import ExportSettings, WarehouseSettings
-from exporter.datasets import DATASETS, by_name
 from exporter.errors import WarehouseError
-from exporter.lake import STAGING_DIR, UNKNOWN_DATE
-from exporter.pipeline import DatasetOutcome, RunReport
-from exporter.warehouse import Warehouse, read_status
-from exporter.windows import Window
+from exporter.model.datasets import DATASETS, by_name
+from exporter.model.windows import Window
+from exporter.run.pipeline import DatasetOutcome, RunReport
+from exporter.store.lake import STAGING_DIR, UNKNOWN_DATE
+from exporter.store.warehouse import Warehouse, read_status
 
 WORKER = Path(__file__).with_name("warehouse_worker.py")
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -239,7 +239,7 @@ def test_a_crashed_run_resumes_without_refetching_committed_windows(settings: Wa
         st = wh.state(SITE, DATASET)
         assert st.resume_done == (day(1), day(3))
         assert st.cursor == day(3).end
-        from exporter.state import remaining_windows
+        from exporter.store.state import remaining_windows
 
         assert remaining_windows([day(i) for i in range(5)], st.resume_done) == [day(0), day(2), day(4)]
         wh.finish_run(Report("r3", T0, T0, [Outcome(SITE, DATASET)], interrupted=True))
@@ -368,7 +368,7 @@ def test_a_second_writer_fails_clearly(settings: WarehouseSettings) -> None:
         with pytest.raises(WarehouseError, match=r"another exporter \(pid \d+"):
             Warehouse(settings).open()
         code = ("import sys; sys.path.insert(0, sys.argv[1]); from exporter.config import WarehouseSettings; "
-                "from exporter.warehouse import Warehouse; from exporter.errors import WarehouseError\n"
+                "from exporter.store.warehouse import Warehouse; from exporter.errors import WarehouseError\n"
                 "try:\n    Warehouse(WarehouseSettings(root=sys.argv[2], catalog=sys.argv[3])).open()\n"
                 "except WarehouseError as e:\n    print(e)")  # fmt: skip
         here = str(Path(__file__).parents[1])

@@ -17,7 +17,7 @@ import pytest
 from warehouse_worker import commit_sequence, window_bounds, window_size
 
 from exporter.config import WarehouseSettings
-from exporter.warehouse import Warehouse
+from exporter.store.warehouse import Warehouse
 
 WORKER = Path(__file__).with_name("warehouse_worker.py")
 WINDOWS = 12

@@ -24,8 +24,8 @@ from test_warehouse_crash import committed, run_writer, verify
 from warehouse_worker import DATASET, SITE, make_table, window_rows
 
 from exporter.config import WarehouseSettings
-from exporter.warehouse import Warehouse, read_status
-from exporter.windows import Window
+from exporter.model.windows import Window
+from exporter.store.warehouse import Warehouse, read_status
 
 # fsspec lets DuckDB read s3:// through pyarrow's client (httpfs cannot be downloaded offline).
 pytest.importorskip("fsspec", reason="fsspec is needed to read an S3 lake through DuckDB without httpfs")
@@ -161,7 +161,7 @@ def test_catalog_without_a_way_to_read_s3_fails_loudly_not_empty(settings: Wareh
         wh.commit_window(SITE, DATASET, Window(T0, T0 + DAY), usage([1], "v1"))
     code = (
         "import sys; sys.modules['fsspec'] = None; sys.path.insert(0, sys.argv[1])\n"
-        "from exporter.config import WarehouseSettings; from exporter.warehouse import Warehouse\n"
+        "from exporter.config import WarehouseSettings; from exporter.store.warehouse import Warehouse\n"
         "import duckdb\n"
         "s = WarehouseSettings(root=sys.argv[2], catalog=sys.argv[3], s3_endpoint_url=sys.argv[4])\n"
         "Warehouse(s).open().close()\n"

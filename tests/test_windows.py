@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.windows import RETENTION_MARGIN, Window, clamp_to_retention, plan_windows
+from exporter.model.windows import RETENTION_MARGIN, Window, clamp_to_retention, plan_windows
 
 UTC = timezone.utc
 

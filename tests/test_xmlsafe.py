@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from exporter.errors import ParseError
-from exporter.xmlsafe import parse_xml
+from exporter.records.xmlsafe import parse_xml
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 

@@ -33,12 +33,12 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.datasets import Dataset, by_name  # noqa: E402
+from exporter.model.datasets import Dataset, by_name  # noqa: E402
 
 try:
-    from exporter.parse import arrow_schema  # noqa: E402
+    from exporter.records.parse import arrow_schema  # noqa: E402
 except ImportError:  # parse.py not there yet: the same schema from the registry
-    from exporter.lake import arrow_type
+    from exporter.store.lake import arrow_type
 
     def arrow_schema(dataset: Dataset) -> pa.Schema:
         fields = [pa.field(c.name, arrow_type(c.type)) for c in dataset.columns]
@@ -111,8 +111,8 @@ def commit_sequence(windows: int) -> list[tuple[int, int]]:
 
 def _writer(args: list[str]) -> None:
     from exporter.config import WarehouseSettings
-    from exporter.warehouse import Warehouse
-    from exporter.windows import Window
+    from exporter.model.windows import Window
+    from exporter.store.warehouse import Warehouse
 
     root = args[0]
     opts = dict(zip(args[1::2], args[2::2], strict=False))

@@ -1,6 +1,6 @@
 """Contenders of the export benchmark (``bench/run_bench.py``), each run in its own process.
 
-* ``ours`` -- this project's exporter (``exporter.pipeline.run_once``);
+* ``ours`` -- this project's exporter (``exporter.run.pipeline.run_once``);
 * ``sequential`` -- a pager that works the way the Splunk add-on does (one request at a time);
 * ``dlt`` -- a dlt 1.x pipeline, hand-written resource, concurrent pages, Arrow fast path.
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from exporter.datasets import by_name
+from exporter.model.datasets import by_name
 
 _WIRE = "%m/%d/%Y %H:%M:%S"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from exporter.datasets import Dataset, by_name
+from exporter.model.datasets import Dataset, by_name
 
 __all__ = [
     "Workload",
@@ -42,7 +42,7 @@ __all__ = [
 #: A worker prints its result as one line starting with this (everything else is log noise).
 RESULT_PREFIX = "BENCH-RESULT "
 DAY = 86_400
-#: The exporter stays this far inside the 90-day retention (exporter.windows.RETENTION_MARGIN);
+#: The exporter stays this far inside the 90-day retention (exporter.model.windows.RETENTION_MARGIN);
 #: every contender lists the same range so none is charged for a margin another one skips.
 RETENTION_MARGIN_SECONDS = 600
 #: Simulator profiles a workload can run against (``Workload.profile``).

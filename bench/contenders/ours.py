@@ -1,4 +1,4 @@
-"""Contender 1: this project's exporter, exactly as a user runs it (``exporter.pipeline.run_once``).
+"""Contender 1: this project's exporter, exactly as a user runs it (``exporter.run.pipeline.run_once``).
 
 Settings are built in code: one site pointing at the simulator, password auth, a temporary
 warehouse, windows of ``window_hours``, and a throttle that matches the simulator's limit
@@ -63,8 +63,8 @@ def settings_for(w: Workload, url: str, root: Path):  # noqa: ANN201 - exporter.
 
 def run(w: Workload, url: str, out_dir: Path) -> Outcome:
     """One export run; data lands in ``out_dir/warehouse``."""
-    from exporter.pipeline import RunOptions, run_once
-    from exporter.progress import Progress
+    from exporter.run.pipeline import RunOptions, run_once
+    from exporter.run.progress import Progress
 
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = settings_for(w, url, out_dir)

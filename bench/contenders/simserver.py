@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.contenders.common import Workload
-from exporter.datasets import by_name
+from exporter.model.datasets import by_name
 
 READY = "SIM-READY "
 

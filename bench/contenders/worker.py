@@ -28,9 +28,8 @@ def main(argv: list[str]) -> int:
 
     w = Workload.from_json(Path(workload_file).read_text(encoding="utf-8"))
     if name == "ours":
-        import exporter.pipeline  # noqa: F401
-        import exporter.warehouse  # noqa: F401
-
+        import exporter.run.pipeline  # noqa: F401
+        import exporter.store.warehouse  # noqa: F401
         from bench.contenders import ours as module
         kwargs = {}
     elif name == "sequential":

@@ -1,6 +1,6 @@
 """Who is calling: password, session ticket or access token in the security context.
 
-Failures raise :class:`Refusal` with the codes of :mod:`exporter.webex_codes`.  Tickets expire on
+Failures raise :class:`Refusal` with the codes of :mod:`exporter.model.webex_codes`.  Tickets expire on
 the simulator clock, so a test advances the clock past ``ticket_ttl_seconds`` instead of waiting.
 """
 
@@ -10,7 +10,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-from .. import webex_codes as codes
+from ..model import webex_codes as codes
 from .clock import SimClock
 from .config import SimulatorConfig, SiteConfig
 from .request import Refusal

@@ -15,9 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..datasets import DATASETS
 from ..errors import ConfigError
-from ..timezones import TIME_ZONES
+from ..model.datasets import DATASETS
+from ..model.timezones import TIME_ZONES
 from .rest_config import RestConfig, SiteRest
 
 __all__ = [

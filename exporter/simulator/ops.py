@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from lxml import etree
 
-from .. import webex_codes as codes
-from ..datasets import DATASETS, Dataset
-from ..timezones import TIME_ZONES, zoneinfo_for
+from ..model import webex_codes as codes
+from ..model.datasets import DATASETS, Dataset
+from ..model.timezones import TIME_ZONES, zoneinfo_for
 from .auth import Authenticator, Identity
 from .clock import SimClock
 from .config import SimulatorConfig, SiteConfig
@@ -23,8 +23,8 @@ from .query import ListRequest, parse_list
 from .render import BodyXml, RecordWriter, escape, failure, list_content, success
 from .request import Refusal, child, children, text_of
 from .store import Filter, Store
-from .world import Host
 from .timefmt import BadWireTime, WireZone, parse_wire_time
+from .world import Host
 
 __all__ = ["Operations", "Listing", "NO_RECORDS_REASON", "API_VERSION"]
 

@@ -13,8 +13,8 @@ from typing import Any, Sequence
 import aiohttp
 from lxml import etree
 
-from ..datasets import Dataset
-from ..xmlsafe import local_name, parse_xml
+from ..model.datasets import Dataset
+from ..records.xmlsafe import local_name, parse_xml
 from .render import escape
 from .timefmt import WireZone
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from .. import webex_codes as codes
-from ..datasets import Dataset
-from ..timezones import TIME_ZONES
+from ..model import webex_codes as codes
+from ..model.datasets import Dataset
+from ..model.timezones import TIME_ZONES
 from .config import SiteConfig
 from .records import order_column
 from .request import Refusal, child, children, text_of

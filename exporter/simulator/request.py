@@ -15,7 +15,7 @@ from typing import Iterable
 from lxml import etree
 
 from ..errors import ParseError
-from ..xmlsafe import local_name, parse_xml
+from ..records.xmlsafe import local_name, parse_xml
 
 __all__ = ["Refusal", "Body", "Envelope", "read_envelope", "children", "child", "text_of", "operation_name"]
 

@@ -24,7 +24,7 @@ from .clock import SimClock
 from .config import SimulatorConfig, SiteConfig
 from .faults import FaultState, reset_connection
 from .records import mix
-from .rest_ids import parse_instance_id, parse_recording_id, person_id, org_id, series_id
+from .rest_ids import org_id, parse_instance_id, parse_recording_id, person_id, series_id
 from .rest_items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
 from .rest_oauth import AccessToken, RestTokens
 from .rest_wire import UTC_ZONE, RestError, TrackingIds, Zone, error_body, to_wire, zone_named

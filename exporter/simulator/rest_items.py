@@ -23,13 +23,21 @@ import threading
 import zlib
 from typing import Any, Callable, Iterable
 
-from ..datasets import DATASETS
-from ..timezones import TIME_ZONES
+from ..model.datasets import DATASETS
+from ..model.timezones import TIME_ZONES
 from . import pools
 from .config import SimulatorConfig, SiteConfig
 from .records import mix
-from .rest_ids import (instance_id, org_id, person_id, recording_id, scheduled_meeting_id, series_id, site_hash,
-                       uuid_from)  # fmt: skip
+from .rest_ids import (
+    instance_id,
+    org_id,
+    person_id,
+    recording_id,
+    scheduled_meeting_id,
+    series_id,
+    site_hash,
+    uuid_from,  # fmt: skip
+)
 from .rest_wire import PLACEHOLDER, Time
 from .store import Selection, Store
 from .world import DAY, RECORD_BASE, Host

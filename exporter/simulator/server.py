@@ -18,9 +18,9 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from aiohttp import web
 
-from .. import webex_codes as codes
-from ..datasets import by_name
 from ..errors import ConfigError, ParseError
+from ..model import webex_codes as codes
+from ..model.datasets import by_name
 from .auth import Authenticator, Identity, NoCredentials
 from .clock import SimClock
 from .config import FaultSettings, SimulatorConfig

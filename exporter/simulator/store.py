@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any, Callable, Mapping, Sequence
 
-from ..datasets import by_name
+from ..model.datasets import by_name
 from . import pools
 from .clock import SimClock
 from .config import SimulatorConfig, SiteConfig

@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..datasets import DATASETS
-from ..timezones import TIME_ZONES
+from ..model.datasets import DATASETS
+from ..model.timezones import TIME_ZONES
 from . import pools
 from .config import SimulatorConfig, SiteConfig
 from .records import AUDIO_ONLY, PMR, Layout, mix

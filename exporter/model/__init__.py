@@ -1,0 +1,2 @@
+"""The vocabulary everything shares, as plain data: the dataset registry, windows, names, time
+zones and Webex exception codes.  Imports only ``errors``."""

@@ -1,0 +1,1 @@
+"""Observability every layer may use: structured logging with secret redaction (``logs``)."""

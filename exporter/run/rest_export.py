@@ -1,0 +1,162 @@
+"""One (site, dataset) exported through the Webex REST APIs, into the same warehouse.
+
+The windows are planned exactly as for the XML source (cursor − lookback, failed and unverified
+windows again, nothing beyond the API's reach), then contiguous windows are joined into spans of
+at most the listing's ``window_days`` (30 days for the meeting reports): one span, one listing
+walked to its last ``rel="next"`` page by :class:`exporter.webex.rest.client.RestClient`, one commit
+through the same group-commit path as XML windows (``pipeline._land``).  A span that cannot be
+listed is recorded as a failed window and listed again by the next run; a span whose walk could
+not be shown complete lands with every row seen, flagged unverified, and is listed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import OperationRetiredError, ParseError, RetryableError, WindowFailedError
+from ..model.datasets import SOURCE_COLUMN, Dataset
+from ..model.windows import Window
+from ..obs.logs import event
+
+__all__ = ["export_rest_dataset", "rest_spans", "SWITCH_NOTE"]
+
+#: How a site on ``source = "auto"`` remembers (in ``sync_state.unavailable``, shown by
+#: ``status``) that a dataset's XML operation is retired and it is exported through REST.
+SWITCH_NOTE = "XML operation retired; exported through the REST APIs"
+#: Margin kept from the REST reach limit ("from cannot be earlier than 90 days ago"), so a
+#: request sent a little after planning is not refused.
+REACH_MARGIN = timedelta(hours=1)
+#: Spans of one dataset listed at once.
+SPANS_IN_FLIGHT = 4
+#: A capped ``/meetings`` listing is halved down to this span.
+MIN_SPLIT = timedelta(minutes=1)
+
+
+def rest_spans(windows: list[Window], *, max_days: int, reach_start: datetime) -> list[Window]:
+    """Join sorted, contiguous ``windows`` into spans of at most ``max_days``, trimmed to start
+    no earlier than ``reach_start`` (a window wholly before it is dropped)."""
+    spans: list[Window] = []
+    limit = timedelta(days=max_days)
+    for w in sorted(windows, key=lambda w: w.start):
+        if w.end <= reach_start:
+            continue
+        w = Window(max(w.start, reach_start), w.end)
+        if spans and spans[-1].end == w.start and w.end - spans[-1].start <= limit:
+            spans[-1] = Window(spans[-1].start, w.end)
+        else:
+            spans.append(w)
+    return spans
+
+
+async def export_rest_dataset(
+    ctx: Any, client: Any, site: Any, dataset: Dataset, outcome: Any, state: Any, *, not_before: datetime | None = None
+) -> None:
+    """List and land one dataset of one site through REST (see the module docstring).
+    ``not_before``: never list earlier than this (where an ``auto`` site's XML history ends).
+
+    Raises what stops the site (auth, scopes, endpoint) for the caller to report;
+    :class:`OperationRetiredError` (the endpoint answers 404/410) marks the dataset unavailable."""
+    from . import pipeline
+
+    listing = dataset.rest
+    assert listing is not None
+    export = ctx.settings.export
+    margin = ctx.now - timedelta(days=min(export.retention_days, listing.reach_days) - 1)
+    retry = list(state.failed_windows) + [w for w in state.unverified_windows
+                                          if w.start >= margin and w not in state.failed_windows]  # fmt: skip
+    windows, advances = pipeline.plan_dataset_windows(
+        ctx.settings, ctx.options, state.cursor, retry, ctx.now, state.resume_done, dataset
+    )
+    reach_start = ctx.now - timedelta(days=listing.reach_days) + REACH_MARGIN
+    if not_before is not None:
+        reach_start = max(reach_start, not_before)
+    failed = set(retry)
+    # Trimmed before the cursor plan sees them: a span must cover whole planned windows, or the
+    # cursor would never move past the first one.
+    planned = [Window(max(w.start, reach_start), w.end) for w in windows if w not in failed and w.end > reach_start]
+    spans = rest_spans(planned, max_days=listing.window_days, reach_start=reach_start)
+    spans += [w for w in windows if w in failed and w.start >= reach_start]
+    outcome.windows_planned = len(windows)
+    outcome.cursor = state.cursor
+    if not spans:
+        return
+    if listing.unconfirmed:
+        event("REST mapping not confirmed by Cisco's spec", level=20, site=site.name, dataset=dataset.name,
+              unconfirmed=listing.unconfirmed)  # fmt: skip
+    tracker = ctx.progress.dataset(site.name, dataset.name, windows=len(windows))
+    cursor_plan = pipeline._CursorPlan(planned, state.cursor, advances, ctx)
+    gate = asyncio.Semaphore(SPANS_IN_FLIGHT)
+
+    async def listed(span: Window) -> list[Any]:
+        """``span``'s listing; a listing that hit ``/meetings``' per-query cap is asked again
+        as two halves (down to a minute), so no instance beyond the cap is cut off."""
+        async with gate:
+            if ctx.stop.is_set():
+                raise asyncio.CancelledError
+            fetched = await client.fetch_window(dataset, span.start, span.end)
+        if listing.path == "/meetings" and fetched.rows >= site.rest.meetings_list_cap and span.end - span.start > MIN_SPLIT:
+            middle = span.start + (span.end - span.start) / 2
+            middle = middle.replace(second=0, microsecond=0)
+            _add_rest_stats(outcome, fetched)  # what the capped listing cost still counts
+            event("REST listing capped: listing it again in halves", level=20, site=site.name, dataset=dataset.name,
+                  window=str(span), rows=fetched.rows)  # fmt: skip
+            halves = await asyncio.gather(listed(Window(span.start, middle)), listed(Window(middle, span.end)))
+            return [f for half in halves for f in half]
+        return [fetched]
+
+    async def one(span: Window) -> None:
+        if ctx.stop.is_set():
+            return
+        started = asyncio.get_running_loop().time()
+        try:
+            parts = await listed(span)
+        except asyncio.CancelledError:
+            if ctx.stop.is_set():
+                return
+            raise
+        except (WindowFailedError, ParseError, RetryableError) as exc:
+            await pipeline._record_failure(ctx, site, dataset, span, outcome, cursor_plan, exc)
+            return
+        for fetched in parts:
+            _add_rest_stats(outcome, fetched)
+        problems = [f.problem or "the listing could not be shown complete" for f in parts if not f.verified]
+        tables = [f.table for f in parts]
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if SOURCE_COLUMN not in table.column_names:
+            table = table.append_column(SOURCE_COLUMN, pa.repeat(pa.scalar("rest"), table.num_rows))
+        await pipeline._land(ctx, site, dataset, span, table, outcome, tracker, cursor_plan,
+                             problem="; ".join(problems) if problems else None)  # fmt: skip
+        event("window committed", site=site.name, dataset=dataset.name, window=str(span), source="rest",
+              records=table.num_rows, listings=len(parts), pages=sum(f.pages for f in parts),
+              requests=sum(f.requests for f in parts), retries=sum(f.retries for f in parts),
+              throttles=sum(f.throttles for f in parts), seconds=round(asyncio.get_running_loop().time() - started, 3),
+              unknown_elements=sum(sum(f.unknown_fields.values()) for f in parts),
+              bad_values=sum(sum(f.bad_values.values()) for f in parts))  # fmt: skip
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for span in spans:
+                group.create_task(one(span), name=f"rest:{site.name}:{dataset.name}:{span}")
+    except* OperationRetiredError as caught:
+        exc = pipeline._first_leaf(caught)
+        message = f"{exc} ({dataset.name} through REST: {listing.path}); skipped this run"
+        outcome.unavailable = message
+        event("dataset unavailable: REST endpoint gone", level=40, site=site.name, dataset=dataset.name, error=message)
+        await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, message)
+    tracker.done()
+
+
+def _add_rest_stats(outcome: Any, fetched: Any) -> None:
+    """Fold a ``RestFetch`` into the dataset outcome's counters."""
+    outcome.pages += fetched.pages
+    outcome.requests += fetched.requests
+    outcome.retries += fetched.retries
+    outcome.throttles += fetched.throttles
+    if fetched.throttles:
+        outcome.throttles_by_cause.update({"rest 429": fetched.throttles})
+    outcome.unknown_elements.update(fetched.unknown_fields)
+    outcome.bad_values.update(fetched.bad_values)

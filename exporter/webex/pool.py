@@ -1,0 +1,76 @@
+"""The clients of a run (or of ``serve``'s lifetime): one HTTP session and one client per site,
+and the parse workers they share.  Used by :mod:`exporter.run.pipeline` and by ``check``
+(:mod:`exporter.webex.site_check`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from ..config import SiteSettings
+from .classify import DEFAULT_CODES
+from .client import WebexClient
+from .decoding import ResponseDecoder, auto_workers
+from .rest.client import RestClient
+from .throttle import SiteThrottle
+
+__all__ = ["ClientPool"]
+
+
+class ClientPool:
+    """One HTTP session and one :class:`~exporter.webex.client.WebexClient` per site, created on first
+    use, and the response decoder (parse workers) they all share.  A run owns a pool for its
+    duration; ``serve`` keeps one for its lifetime so that every scheduled job of a site shares
+    that site's request budget and session ticket."""
+
+    def __init__(self, parse_workers: int | None = 0) -> None:
+        self._clients: dict[str, object] = {}
+        self._sessions: list[aiohttp.ClientSession] = []
+        self._lock = asyncio.Lock()
+        #: Shared by every site: parse worker processes (``export.parse_workers``; None = auto).
+        self.decoder = ResponseDecoder(auto_workers() if parse_workers is None else parse_workers)
+        #: What each site said about itself, and when (event-loop time): asked once per run, or
+        #: once per ``SITE_FACTS_TTL_SECONDS`` for a ``serve`` that keeps the pool.
+        self.site_facts: dict[str, tuple[float, Any]] = {}
+
+    async def client(self, site: SiteSettings) -> object:
+        """The client for ``site`` (created once)."""
+        async with self._lock:
+            if site.name not in self._clients:
+                timeout = aiohttp.ClientTimeout(total=site.throttle.request_timeout_seconds)
+                connector = aiohttp.TCPConnector(limit=max(site.throttle.max_concurrency, 1))
+                session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+                self._sessions.append(session)
+                codes = DEFAULT_CODES.with_retired(site.retired_exception_ids)
+                self._clients[site.name] = WebexClient(site, session, throttle=SiteThrottle(site.name, site.throttle),
+                                                       decoder=self.decoder, codes=codes)  # fmt: skip
+            return self._clients[site.name]
+
+    async def rest_client(self, site: SiteSettings, *, wall: Callable[[], float] | None = None) -> Any:
+        """The REST client for ``site`` (created once; its own HTTP session).  ``wall``: the clock
+        token expiries and the APIs' reach are judged by (a run given ``now`` passes it)."""
+        async with self._lock:
+            key = f"rest:{site.name}"
+            if key not in self._clients:
+                self._clients[key] = RestClient(site, wall=wall)
+            return self._clients[key]
+
+    def throttle_wait(self, site: str) -> float:
+        """Seconds the site's requests spent waiting on throttles so far (for progress)."""
+        client = self._clients.get(site)
+        stats = getattr(client, "stats", None)
+        return float(getattr(stats, "throttle_wait_seconds", 0.0))
+
+    async def close(self) -> None:
+        """Close every session and stop the parse workers."""
+        for name, client in list(self._clients.items()):
+            if name.startswith("rest:"):
+                await client.close()  # type: ignore[attr-defined]
+        for session in self._sessions:
+            await session.close()
+        self._sessions.clear()
+        self._clients.clear()
+        await asyncio.to_thread(self.decoder.close)
