@@ -66,3 +66,17 @@ def make_settings(tmp_path: Any) -> Callable[..., Any]:
         return parse_settings(raw, env={"WEBEX_TEST_PW": "sim-password"})
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def _exporter_logs_reach_caplog() -> Iterator[None]:
+    """``configure_logging`` (run in-process by CLI code an earlier test of this worker called)
+    sets the ``exporter`` logger's level and stops it propagating, while ``caplog`` listens on the
+    root logger: each test starts with the logger propagating at every level again."""
+    import logging
+
+    log = logging.getLogger("exporter")
+    saved = (log.propagate, log.level)
+    log.propagate, log.level = True, logging.NOTSET
+    yield
+    log.propagate, log.level = saved
