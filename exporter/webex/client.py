@@ -110,15 +110,17 @@ class RequestStats:
         self.throttles.update(other.throttles)
 
 
-class _Stats:
-    """Fan one update out to the client's stats and the caller's."""
+class StatsSink:
+    """Fan one update out to several counters (the client's, a fetch's, the caller's); a
+    counter a target lacks (``pages`` on plain :class:`RequestStats`) is skipped for it."""
 
     def __init__(self, *targets: RequestStats | None) -> None:
         self.targets = [t for t in targets if t is not None]
 
     def bump(self, name: str, amount: float = 1) -> None:
         for t in self.targets:
-            setattr(t, name, getattr(t, name) + amount)
+            if hasattr(t, name):
+                setattr(t, name, getattr(t, name) + amount)
 
     def throttle(self, cause: str) -> None:
         for t in self.targets:
@@ -230,19 +232,19 @@ class WebexClient:
         """
         if not bodies:
             return []
-        sink = _Stats(self.stats, stats)
+        sink = StatsSink(self.stats, stats)
         return await self._call_chunks(list(bodies), api_group, sink)
 
     async def authenticate(self) -> None:
         """Get a session ticket now (auth ``ticket`` / ``token``; a no-op for ``password``)."""
-        await self._credentials(_Stats(self.stats), force=True)
+        await self._credentials(StatsSink(self.stats), force=True)
 
     # ----------------------------------------------------------------------------- auth
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
-    async def _credentials(self, sink: _Stats, *, force: bool = False) -> Secret | None:
+    async def _credentials(self, sink: StatsSink, *, force: bool = False) -> Secret | None:
         """The session ticket to send (renewed when due), or None for password auth."""
         self._raise_if_dead()
         if self.site.auth == "password":
@@ -258,7 +260,7 @@ class WebexClient:
             await self._exchange_ticket(sink)
             return self._ticket
 
-    async def _exchange_ticket(self, sink: _Stats) -> None:
+    async def _exchange_ticket(self, sink: StatsSink) -> None:
         token = self.site.access_token if self.site.auth == "token" else None
         started = self._now()
         sink.bump("auth_requests")
@@ -303,14 +305,14 @@ class WebexClient:
 
     # ----------------------------------------------------------------------------- sending
 
-    async def _call_chunks(self, bodies: list[Body], api_group: str, sink: _Stats) -> list[BodyResponse]:
+    async def _call_chunks(self, bodies: list[Body], api_group: str, sink: StatsSink) -> list[BodyResponse]:
         size = max(1, self._bodies_per_request)
         chunks = [bodies[i : i + size] for i in range(0, len(bodies), size)]
         parts = await run_all(self._call_batch(chunk, api_group, sink) for chunk in chunks)
         return [response for part in parts for response in part]
 
     async def _call_batch(
-        self, bodies: list[Body], api_group: str, sink: _Stats, *, authenticating: bool = False
+        self, bodies: list[Body], api_group: str, sink: StatsSink, *, authenticating: bool = False
     ) -> list[BodyResponse]:
         """Send one batch until every body has a usable answer or a bound is reached.  Bodies
         answered OK are kept; only the others are sent again."""
@@ -375,7 +377,7 @@ class WebexClient:
         return _complete(results)
 
     async def _before_resend(
-        self, verdict: Verdict, body: Body, permit: Permit, ticket: Secret | None, attempts: _Attempts, sink: _Stats
+        self, verdict: Verdict, body: Body, permit: Permit, ticket: Secret | None, attempts: _Attempts, sink: StatsSink
     ) -> None:
         """React to a transient answer (re-auth, throttle, pause, retry), or raise when its bound
         is reached.  Waiting for cool-downs and pauses happens in the throttle's next slot."""
@@ -434,7 +436,7 @@ class WebexClient:
             await asyncio.sleep(pause)
 
     async def _shrink_batches(
-        self, verdict: Verdict, batch: list[Body], api_group: str, sink: _Stats
+        self, verdict: Verdict, batch: list[Body], api_group: str, sink: StatsSink
     ) -> list[BodyResponse]:
         """000053: resend ``batch`` in batches the server accepts, and remember the limit: the one
         its reason names, or, when no usable number can be read (a reason in another language,

@@ -67,8 +67,8 @@ from ...errors import (
 from ...model.datasets import Dataset, RestListing, by_name
 from ...records import identity
 from ..backoff import backoff_delay
-from ..client import RequestStats, _read_body, network_error, run_all
-from ..throttle import Permit, SiteThrottle
+from ..client import RequestStats, StatsSink, _read_body, network_error, run_all
+from ..throttle import SiteThrottle
 from .classify import RawReply, RestOutcome, RestVerdict, classify_rest
 from .decode import DecodedPage, decode_items, rest_schema
 from .links import next_link, repair_next_url
@@ -119,25 +119,6 @@ class RestStats(RequestStats):
         """Add ``other``'s counts to these."""
         RequestStats.add(self, other)
         self.pages += getattr(other, "pages", 0)
-
-
-class _Sink:
-    """One update to the client's stats, the fetch's and the caller's (which may lack ``pages``)."""
-
-    def __init__(self, *targets: RequestStats | None) -> None:
-        self.targets = [t for t in targets if t is not None]
-
-    def bump(self, name: str, amount: float = 1) -> None:
-        for t in self.targets:
-            if hasattr(t, name):
-                setattr(t, name, getattr(t, name) + amount)
-
-    def throttle(self, cause: str) -> None:
-        for t in self.targets:
-            t.throttles[cause] += 1
-
-    def permit(self, permit: Permit) -> None:
-        self.bump("budget_wait_seconds", permit.waited_budget)
 
 
 @dataclass(slots=True)
@@ -419,7 +400,7 @@ class RestClient:
     async def _top(self, dataset: Dataset, start: datetime, end: datetime, stats: RequestStats | None) -> RestFetch:
         listing = self._listing_of(dataset)
         local = RestStats()
-        sink = _Sink(self.stats, local, stats)
+        sink = StatsSink(self.stats, local, stats)
         params = [("siteUrl", self.rest.site_url), ("from", format_time(start)), ("to", format_time(end)),
                   ("max", self._page_size(listing)), *listing.params]  # fmt: skip
         done = await self._list(dataset, params, None, listing.path, sink)
@@ -436,7 +417,7 @@ class RestClient:
         parent_dataset = by_name(listing.parent or "")
         parent = await self.fetch_window(parent_dataset, start, end, stats=stats)
         local = RestStats(pages=parent.pages, requests=parent.requests, retries=parent.retries)
-        sink = _Sink(self.stats, local, stats)
+        sink = StatsSink(self.stats, local, stats)
         # Distinct parent ids in the parent's order, each with its first row's carry values.
         wanted = [listing.parent_id, *(source for source, _ in listing.carry)]
         missing = [c for c in wanted if c not in parent.table.column_names]
@@ -490,7 +471,7 @@ class RestClient:
         )  # fmt: skip
 
     async def _list(self, dataset: Dataset, params: list[tuple[str, str]], carry: dict[str, Any] | None, what: str,
-                    sink: _Sink) -> _Listing:  # fmt: skip
+                    sink: StatsSink) -> _Listing:  # fmt: skip
         """Walk one listing; again (bounded) while a walk serves one id on two pages."""
         listing = self._listing_of(dataset)
         first = self._url(listing.path, params)
@@ -542,7 +523,7 @@ class RestClient:
                 "the data moved while paging, so others may have been skipped")  # fmt: skip
 
     async def _walk(self, dataset: Dataset, url: str, params: list[tuple[str, str]], carry: dict[str, Any] | None,
-                    what: str, sink: _Sink) -> _Walk:  # fmt: skip
+                    what: str, sink: StatsSink) -> _Walk:  # fmt: skip
         """From the first page along the next links until no next link or an empty page."""
         walk = _Walk()
         seen = {_url_key(url)}
@@ -573,7 +554,7 @@ class RestClient:
 
     # ----------------------------------------------------------------------------- one page
 
-    async def _page(self, url: str, what: str, sink: _Sink) -> tuple[dict[str, Any] | str, Mapping[str, str], str]:
+    async def _page(self, url: str, what: str, sink: StatsSink) -> tuple[dict[str, Any] | str, Mapping[str, str], str]:
         """GET one page until it has a usable answer: (document, headers, the URL that answered);
         instead of the document, what the server said when it answered 404."""
         settings = self.site.throttle
