@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from exporter.config import Secret, parse_settings  # noqa: E402
 from exporter.model.datasets import by_name  # noqa: E402
-from exporter.run.pipeline import RunOptions, export  # noqa: E402
+from exporter.model.runs import RunOptions  # noqa: E402
+from exporter.run.pipeline import export  # noqa: E402
 from exporter.simulator import FaultSettings, SimulatorConfig, run_in_thread  # noqa: E402
 from exporter.store.warehouse import Warehouse  # noqa: E402
 from exporter.webex.rest.client import seed_tokens  # noqa: E402

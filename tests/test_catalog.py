@@ -16,16 +16,9 @@ from warehouse_worker import make_table
 
 from exporter.errors import WarehouseError
 from exporter.model.datasets import ALL_DATASETS, by_name
-from exporter.store.catalog import (
-    DUCKDB_TYPES,
-    StateStore,
-    build_catalog,
-    dataset_view_sql,
-    in_use,
-    open_reader,
-    swap_in,
-)
+from exporter.store.catalog import DUCKDB_TYPES, build_catalog, dataset_view_sql, in_use, open_reader, swap_in
 from exporter.store.lake import Lake, conform, with_lineage
+from exporter.store.state_db import StateStore
 
 USAGE = by_name("meeting_usage")
 T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)

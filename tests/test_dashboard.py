@@ -26,7 +26,8 @@ from cli_helpers import cli, write_config
 from exporter.app.dashboard import CHART_WIDTH, bar_chart_svg, line_chart_svg, render_page, text_width, write_report
 from exporter.app.queries import run_query
 from exporter.errors import ConfigError
-from exporter.run.pipeline import RunOptions, export
+from exporter.model.runs import RunOptions
+from exporter.run.pipeline import export
 from exporter.store.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]

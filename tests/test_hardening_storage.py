@@ -206,7 +206,8 @@ def run(settings: Any, sim: Any, **options: Any) -> Any:
     decides which damaged windows can still be fetched)."""
     import asyncio
 
-    from exporter.run.pipeline import RunOptions, export
+    from exporter.model.runs import RunOptions
+    from exporter.run.pipeline import export
 
     async def main() -> Any:
         with Warehouse(settings.warehouse, export=settings.export, clock=sim.clock.now) as warehouse:
@@ -318,7 +319,7 @@ def test_so_many_missing_files_look_like_an_unmounted_lake_and_change_nothing(tm
         (Path(settings.root) / p).unlink()
     with pytest.raises(WarehouseError, match="is the lake's disk mounted"):
         Warehouse(settings).open()
-    from exporter.store.catalog import StateStore
+    from exporter.store.state_db import StateStore
 
     store = StateStore(Path(settings.catalog).parent / ".webex-exporter" / "state.duckdb")
     assert len(store.manifest()) == len(paths) and not store.rows("SELECT * FROM damaged_files")
@@ -453,7 +454,7 @@ def test_a_rebuild_from_commit_records_alone_lists_a_failed_window_the_cursor_pa
 
 def test_a_healthy_state_db_is_not_replaced_without_force_and_backups_rotate(tmp_path: Path) -> None:
     settings = _warehouse_settings(tmp_path / "wh")
-    from exporter.run.pipeline import RunReport
+    from exporter.model.runs import RunReport
 
     with Warehouse(settings) as wh:
         for i in range(5):
@@ -482,7 +483,7 @@ def test_a_rebuild_from_the_records_alone_equals_the_state_it_replaces(tmp_path:
     files, cursor and unverified windows, and lists the failed window again."""
     import exporter.store.warehouse as warehouse_module
     from exporter.config import ExportSettings
-    from exporter.run.pipeline import RunReport
+    from exporter.model.runs import RunReport
     from exporter.store.warehouse import rebuild_state
 
     monkeypatch.setattr(warehouse_module, "RECORDS_PER_SEGMENT", 3)
@@ -620,7 +621,7 @@ def test_an_s3_lake_survives_the_loss_of_the_machine_that_ran_the_exporter(tmp_p
 def test_an_old_state_db_copied_over_the_current_one_is_refused(tmp_path: Path) -> None:
     """A backup copied back by hand knows fewer commits than the lake: commits numbered over the
     newer ones would hide their files, so the exporter refuses and names the rebuild."""
-    from exporter.run.pipeline import RunReport
+    from exporter.model.runs import RunReport
 
     settings = _warehouse_settings(tmp_path / "wh")
     with Warehouse(settings) as wh:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import aiohttp
 
 from exporter.app.metrics import Metrics
-from exporter.run.pipeline import DatasetOutcome, RunReport
+from exporter.model.runs import DatasetOutcome, RunReport
 
 
 def test_metrics_and_health_endpoints():
@@ -63,7 +63,8 @@ def test_a_site_that_refuses_our_credentials_is_down_not_ok(sim_factory, make_se
     import dataclasses
 
     from exporter.config import Secret
-    from exporter.run.pipeline import RunOptions, export
+    from exporter.model.runs import RunOptions
+    from exporter.run.pipeline import export
     from exporter.store.warehouse import Warehouse
 
     sim = sim_factory()

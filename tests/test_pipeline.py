@@ -14,8 +14,10 @@ from typing import Any
 
 import duckdb
 
+from exporter.errors import AuthError, ExporterError, PrivilegeError, ReauthorizeError, SitePausedError
 from exporter.model.datasets import DATASETS, by_name
-from exporter.run.pipeline import RunOptions, export
+from exporter.model.runs import RunOptions, RunReport
+from exporter.run.pipeline import export
 from exporter.simulator import SiteConfig
 from exporter.store.warehouse import Warehouse
 
@@ -147,10 +149,31 @@ def test_bad_credentials_stop_only_that_site(sim_factory, make_settings, tmp_pat
     report = run(settings, sim)
     assert report.exit_code == 3
     assert "other" in report.site_errors and "AuthError" in report.site_errors["other"]
+    assert issubclass(report.site_error_types["other"], AuthError) and "demo" not in report.site_error_types
     assert "sim-password" not in report.site_errors["other"]
     assert_equal_to_ground_truth(settings, sim, "meeting_usage", "demo")
     # exactly one AuthenticateUser was tried for the refused site: no retries that could lock it
     assert sim.stats()["requests_by_operation"].get("AuthenticateUser", 0) == 2
+
+
+def test_exit_code_follows_the_exception_class_not_its_message():
+    """3 means "a site refused our credentials", decided by the class that stopped the site: an
+    ``AuthError`` subclass whose message names no class, yes; an error whose text merely starts
+    with "AuthError", no."""
+
+    class TokenRevoked(ReauthorizeError):
+        def __str__(self) -> str:
+            return "the grant was revoked"
+
+    def report(kind: type[BaseException], message: str) -> RunReport:
+        return RunReport("r1", NOW, site_errors={"acme": message}, site_error_types={"acme": kind})
+
+    assert report(TokenRevoked, f"{TokenRevoked()}").exit_code == 3
+    assert report(PrivilegeError, "not a site admin").exit_code == 3
+    assert report(SitePausedError, "AuthError: the text of a backup notice").exit_code == 1
+    assert report(ExporterError, "AuthError-ish text").exit_code == 1
+    assert RunReport("r1", NOW, site_errors={"acme": "AuthError: text only"}).exit_code == 1
+    assert RunReport("r1", NOW).exit_code == 0
 
 
 def test_a_failed_window_is_recorded_and_retried_next_run(simulator, make_settings):
@@ -401,7 +424,7 @@ def test_a_pack_that_fails_once_is_counted_once_in_progress_and_in_the_run_figur
 
 def test_pack_windows_spreads_windows_evenly_over_listings():
     from exporter.model.windows import plan_windows
-    from exporter.run.pipeline import pack_windows
+    from exporter.run.planning import pack_windows
 
     days = plan_windows(datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 11, tzinfo=timezone.utc), 24)
     assert len(days) == 10

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from exporter.app.queries import load_queries, run_query
-from exporter.run.pipeline import RunOptions, export
+from exporter.model.runs import RunOptions
+from exporter.run.pipeline import export
 from exporter.store.warehouse import Warehouse
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)

@@ -22,7 +22,8 @@ import pytest
 from cli_helpers import cli, run_and_kill, write_config
 
 from exporter.model.datasets import DATASETS, by_name
-from exporter.run.pipeline import RunOptions, export
+from exporter.model.runs import RunOptions
+from exporter.run.pipeline import export
 from exporter.simulator import load_profile
 from exporter.store.warehouse import Warehouse, read_status
 

@@ -15,7 +15,8 @@ import duckdb
 from cli_helpers import cli, run_and_kill, write_config
 
 from exporter.model.datasets import by_name
-from exporter.run.pipeline import RunOptions, export
+from exporter.model.runs import RunOptions
+from exporter.run.pipeline import export
 from exporter.store.warehouse import Warehouse
 
 CRASH_DATASETS = ("meeting_usage", "meeting_attendees", "scheduled_sessions")

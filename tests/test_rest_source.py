@@ -20,7 +20,8 @@ from cli_helpers import cli, run_and_kill
 
 from exporter.config import parse_settings
 from exporter.model.datasets import by_name
-from exporter.run.pipeline import RunOptions, export
+from exporter.model.runs import RunOptions
+from exporter.run.pipeline import export
 from exporter.simulator import SimulatorConfig
 from exporter.store.warehouse import Warehouse
 

@@ -20,8 +20,8 @@ from warehouse_worker import DATASET, SITE, make_table, window_bounds, window_ro
 from exporter.config import ExportSettings, WarehouseSettings
 from exporter.errors import WarehouseError
 from exporter.model.datasets import DATASETS, by_name
+from exporter.model.runs import DatasetOutcome, RunReport
 from exporter.model.windows import Window
-from exporter.run.pipeline import DatasetOutcome, RunReport
 from exporter.store.lake import STAGING_DIR, UNKNOWN_DATE
 from exporter.store.warehouse import Warehouse, read_status
 

@@ -63,7 +63,8 @@ def settings_for(w: Workload, url: str, root: Path):  # noqa: ANN201 - exporter.
 
 def run(w: Workload, url: str, out_dir: Path) -> Outcome:
     """One export run; data lands in ``out_dir/warehouse``."""
-    from exporter.run.pipeline import RunOptions, run_once
+    from exporter.model.runs import RunOptions
+    from exporter.run.pipeline import run_once
     from exporter.run.progress import Progress
 
     out_dir.mkdir(parents=True, exist_ok=True)

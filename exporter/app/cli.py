@@ -115,7 +115,8 @@ def _parse_when(value: str | None, name: str) -> datetime | None:
 
 def _export_and_exit(settings: Any, options: Any) -> None:
     """Check the selection, run one export, print its summary, exit with its code."""
-    from ..run.pipeline import run_once, validate_options
+    from ..run.pipeline import run_once
+    from ..run.planning import validate_options
 
     validate_options(settings, options)
     report = run_once(settings, options)
@@ -209,7 +210,7 @@ def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[
     Example:
       webex-exporter run --site demo --dataset meeting_usage --since 2026-11-01 --until 2026-11-08
     """
-    from ..run.pipeline import RunOptions
+    from ..model.runs import RunOptions
 
     settings = _load(config_path, debug)
     _export_and_exit(settings, RunOptions(
@@ -231,7 +232,7 @@ def backfill(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: t
     Example:
       webex-exporter backfill --site demo
     """
-    from ..run.pipeline import RunOptions
+    from ..model.runs import RunOptions
 
     settings = _load(config_path, debug)
     _export_and_exit(settings, RunOptions(sites=sites or None, datasets=datasets or None, backfill=True))

@@ -133,8 +133,9 @@ def _clear_warehouse(settings: Settings) -> None:
 
 def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> int:
     """Run the demo; returns the process exit code (0 when every table matches the ground truth)."""
+    from ..model.runs import RunOptions
     from ..obs.logs import configure_logging
-    from ..run.pipeline import RunOptions, run_once
+    from ..run.pipeline import run_once
     from ..simulator import load_profile, run_in_thread
     from .queries import run_query
     from .reporting import format_rows

@@ -1,7 +1,7 @@
 """Optional Prometheus endpoint for ``serve``: ``/metrics`` and ``/healthz`` on ``metrics_port``.
 
 Counters and gauges live in a registry of their own (no process-global state), are fed from each
-run's :class:`~exporter.run.pipeline.RunReport`, and carry site and dataset labels only: never a URL
+run's :class:`~exporter.model.runs.RunReport`, and carry site and dataset labels only: never a URL
 with credentials, never a secret.
 """
 

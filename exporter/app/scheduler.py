@@ -20,8 +20,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from ..config import ScheduleSettings, Settings
+from ..model.runs import RunOptions
 from ..obs.logs import event
-from ..run.pipeline import RunOptions, export
+from ..run.pipeline import export
 from ..webex.pool import ClientPool
 
 __all__ = ["serve", "build_trigger", "job_specs"]

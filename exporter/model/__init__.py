@@ -1,2 +1,2 @@
 """The vocabulary everything shares, as plain data: the dataset registry, windows, names, time
-zones and Webex exception codes.  Imports only ``errors``."""
+zones, Webex exception codes and what a run covers and reports (``runs``).  Imports only ``errors``."""

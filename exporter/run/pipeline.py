@@ -20,7 +20,6 @@ import functools
 import math
 import signal
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -42,16 +41,18 @@ from ..errors import (
     WindowFailedError,
 )
 from ..model.datasets import Dataset, by_name
+from ..model.runs import DatasetOutcome, RunOptions, RunReport
 from ..model.timezones import DEFAULT_REQUEST_TIME_ZONE_ID, zoneinfo_for
-from ..model.windows import Window, clamp_to_retention, plan_windows
+from ..model.windows import Window
 from ..obs.logs import event, logger
 from ..webex.pool import ClientPool
+from .planning import contiguous_runs, pack_windows, plan_dataset_windows, validate_options
 from .progress import Progress
 
 if TYPE_CHECKING:  # for annotations only: paging is imported where it is used
     from ..webex.paging import Probe
 
-__all__ = ["RunOptions", "RunReport", "DatasetOutcome", "export", "run_once"]
+__all__ = ["export", "run_once"]
 
 #: How often the reader-facing catalog is rebuilt while windows are committing.
 PUBLISH_INTERVAL_SECONDS = 5.0
@@ -68,179 +69,6 @@ WINDOWS_UNLANDED = 16
 PACK_ROWS = 20_000
 #: Most rows landed by one group commit.
 GROUP_COMMIT_MAX_ROWS = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """What one run covers; ``None`` means "everything configured" / "from state"."""
-
-    sites: tuple[str, ...] | None = None
-    datasets: tuple[str, ...] | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    backfill: bool = False
-    now: datetime | None = None  # tests align this with the simulator's clock
-
-
-@dataclass(slots=True)
-class DatasetOutcome:
-    """Counters for one (site, dataset) in one run; also written to the ``runs`` table."""
-
-    site: str
-    dataset: str
-    windows_planned: int = 0
-    windows_committed: int = 0
-    windows_failed: int = 0
-    windows_unverified: int = 0  # landed although no listing could be verified complete
-    unavailable: str | None = None  # the site does not serve this dataset (its operation is retired)
-    #: Why the whole site stopped in this run (credentials refused, backup mode, ...), if it did.
-    site_stopped: str | None = None
-    refused: bool = False  # the site refused our credentials (or they lack the admin privilege)
-    records: int = 0
-    pages: int = 0
-    requests: int = 0
-    retries: int = 0
-    throttles: int = 0
-    throttles_by_cause: Counter[str] = field(default_factory=Counter)
-    throttle_wait_seconds: float = 0.0
-    rescans: int = 0
-    unknown_elements: Counter[str] = field(default_factory=Counter)
-    bad_values: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    cursor: datetime | None = None
-
-    @property
-    def outcome(self) -> str:
-        """``ok``, ``partial`` (some windows failed or landed unverified), ``failed`` (nothing
-        landed, errors), ``unavailable`` (the site no longer serves the operation), ``refused`` (the
-        site refused our credentials) or ``site_stopped`` (the site stopped for another reason):
-        monitoring must never read a stopped site as ok."""
-        if self.site_stopped is not None:
-            return "refused" if self.refused else "site_stopped"
-        if self.unavailable is not None:
-            return "unavailable"
-        if self.windows_failed == 0 and self.windows_unverified == 0 and not self.errors:
-            return "ok"
-        return "partial" if self.windows_committed else "failed"
-
-
-@dataclass(slots=True)
-class RunReport:
-    """The result of one run, for the CLI, the scheduler and tests."""
-
-    run_id: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    outcomes: list[DatasetOutcome] = field(default_factory=list)
-    site_errors: dict[str, str] = field(default_factory=dict)
-    interrupted: bool = False
-    #: Per site, what it said about itself that the run acted on or warns about (zones, privilege).
-    site_notes: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        """0 all good; 3 a site refused our credentials (or they lack the site-admin privilege); 1
-        anything else failed; 130 interrupted."""
-        from ..errors import AuthError
-
-        if self.interrupted:
-            return 130
-        def family(kind: type) -> set[str]:
-            return {kind.__name__}.union(*(family(sub) for sub in kind.__subclasses__()))
-
-        refused = family(AuthError)
-        if any(msg.partition(":")[0] in refused for msg in self.site_errors.values()):
-            return 3
-        if self.site_errors or any(o.outcome != "ok" for o in self.outcomes):
-            return 1
-        return 0
-
-    def summary(self) -> str:
-        """A short human-readable table of what the run did."""
-        lines = [f"run {self.run_id}: " + ("interrupted" if self.interrupted else "finished")]
-        lines.append(f"{'site':<12} {'dataset':<20} {'windows':>8} {'failed':>6} {'unverif':>7} {'records':>9} "
-                     f"{'requests':>8} {'throttles':>9}  outcome")  # fmt: skip
-        for o in self.outcomes:
-            lines.append(
-                f"{o.site:<12} {o.dataset:<20} {o.windows_committed:>8} {o.windows_failed:>6} "
-                f"{o.windows_unverified:>7} {o.records:>9} {o.requests:>8} {o.throttles:>9}  {o.outcome}"
-            )
-            for error in o.errors[:3]:
-                lines.append(f"    ! {error}")
-        for site, notes in self.site_notes.items():
-            for note in notes:
-                lines.append(f"site {site}: {note}")
-        for site, message in self.site_errors.items():
-            lines.append(f"site {site} stopped: {message}")
-        return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------- planning
-
-
-def plan_dataset_windows(
-    settings: Settings,
-    options: RunOptions,
-    cursor: datetime | None,
-    failed: Iterable[Window],
-    now: datetime,
-    resume_done: Iterable[Window] = (),
-    dataset: Dataset | None = None,
-) -> tuple[list[Window], bool]:
-    """The windows to fetch for one dataset, and whether they may advance the cursor.
-
-    Default range: from (cursor - lookback), or the retention limit when nothing landed yet, to
-    now.  ``--since``/``--until`` narrow it; an explicit range that starts after the cursor does
-    not move the cursor (it would jump over history we never fetched).  Failed windows from earlier
-    runs are added when the retention still holds them.  Windows a crashed or interrupted run
-    already committed (``resume_done``) are skipped, so a resumed run does not fetch them again.
-    """
-    export = settings.export
-    oldest = now - timedelta(days=export.retention_days)
-    if options.backfill or cursor is None:
-        start = oldest
-    else:
-        start = cursor - timedelta(days=export.lookback_for(dataset.name) if dataset else export.lookback_days)
-    advances = True
-    if options.since is not None:
-        start = options.since
-        advances = cursor is None or options.since <= cursor or options.backfill
-    end = options.until or now
-    if dataset is not None and dataset.looks_ahead and options.until is None:
-        # Scheduled sessions exist before they happen; they are re-read every run as plans change.
-        end = now + timedelta(days=export.scheduled_ahead_days)
-    start = clamp_to_retention(start, now, export.retention_days)
-    done = [] if options.backfill else list(resume_done)
-    windows = [
-        w for w in (plan_windows(start, end, export.window_hours) if start < end else [])
-        if not any(d.start <= w.start and w.end <= d.end for d in done)
-    ]  # fmt: skip
-    planned = set(windows)
-    retry = [w for w in failed if w not in planned and w.end > oldest]
-    return sorted(retry, key=lambda w: w.start) + windows, advances
-
-
-def validate_options(settings: Settings, options: RunOptions) -> None:
-    """Unknown sites or datasets, or an empty range, fail before any request is sent."""
-    import difflib
-
-    from ..config import ALL_DATASETS
-    from ..errors import ConfigError
-
-    problems = []
-    for name in options.datasets or ():
-        if name not in ALL_DATASETS:
-            hint = difflib.get_close_matches(name, ALL_DATASETS, n=1)
-            problems.append(f"--dataset: unknown dataset {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                            + f"; known: {', '.join(ALL_DATASETS)}")  # fmt: skip
-    known_sites = [s.name for s in settings.sites]
-    for name in options.sites or ():
-        if name not in known_sites:
-            problems.append(f"--site: no site {name!r} in the config; configured: {', '.join(known_sites)}")
-    if options.since and options.until and options.since >= options.until:
-        problems.append(f"--since {options.since.isoformat()} is not before --until {options.until.isoformat()}")
-    if problems:
-        raise ConfigError(problems)
 
 
 # --------------------------------------------------------------------------------- running
@@ -370,12 +198,14 @@ async def _export_site(ctx: _Context, site: SiteSettings) -> None:
         exc = _first_leaf(caught)
         message = f"{type(exc).__name__}: {exc}"
         ctx.report.site_errors[site.name] = message
+        ctx.report.site_error_types[site.name] = type(exc)
         _stop_outcomes(outcomes.values(), message, refused=isinstance(exc, AuthError))
         event("site stopped", level=40, site=site.name, error=message)
     except* ExporterError as caught:  # anything else unexpected from our code, reported per site
         exc = _first_leaf(caught)
         message = f"{type(exc).__name__}: {exc}"
         ctx.report.site_errors[site.name] = message
+        ctx.report.site_error_types[site.name] = type(exc)
         _stop_outcomes(outcomes.values(), message, refused=False)
         event("site failed", level=40, site=site.name, error=message)
 
@@ -510,7 +340,7 @@ async def _export_dataset(
         async with asyncio.TaskGroup() as group:
             for window in (w for w in windows if w in failed):
                 group.create_task(job.one(window), name=f"window:{site.name}:{dataset.name}:{window}")
-            for run in _contiguous_runs(planned):
+            for run in contiguous_runs(planned):
                 group.create_task(job.cover(run), name=f"window:{site.name}:{dataset.name}:probe")
     except* OperationRetiredError as caught:
         retired = _first_leaf(caught)
@@ -548,32 +378,6 @@ async def _switch_to_rest(ctx: _Context, rest: Any, site: SiteSettings, dataset:
     if since is not None:
         note += f" from {since.isoformat()}"
     await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, note)  # type: ignore[attr-defined]
-
-
-def _contiguous_runs(windows: list[Window]) -> list[list[Window]]:
-    """Split sorted windows into runs without gaps between them."""
-    runs: list[list[Window]] = []
-    for window in sorted(windows, key=lambda w: w.start):
-        if runs and runs[-1][-1].end == window.start:
-            runs[-1].append(window)
-        else:
-            runs.append([window])
-    return runs
-
-
-def pack_windows(windows: list[Window], rows: float, target_rows: int) -> list[list[Window]]:
-    """Consecutive ``windows`` (holding about ``rows`` rows in all) cut into as few listings as keep
-    each near ``target_rows`` rows, the windows spread evenly over them."""
-    if not windows:
-        return []
-    count = max(1, min(len(windows), math.ceil(rows / max(1, target_rows))))
-    size, extra = divmod(len(windows), count)
-    packs, at = [], 0
-    for index in range(count):
-        step = size + (1 if index < extra else 0)
-        packs.append(windows[at : at + step])
-        at += step
-    return packs
 
 
 class _RowBudget:

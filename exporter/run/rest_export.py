@@ -21,6 +21,7 @@ from ..errors import OperationRetiredError, ParseError, RetryableError, WindowFa
 from ..model.datasets import SOURCE_COLUMN, Dataset
 from ..model.windows import Window
 from ..obs.logs import event
+from .planning import plan_dataset_windows
 
 __all__ = ["export_rest_dataset", "rest_spans", "SWITCH_NOTE"]
 
@@ -68,7 +69,7 @@ async def export_rest_dataset(
     margin = ctx.now - timedelta(days=min(export.retention_days, listing.reach_days) - 1)
     retry = list(state.failed_windows) + [w for w in state.unverified_windows
                                           if w.start >= margin and w not in state.failed_windows]  # fmt: skip
-    windows, advances = pipeline.plan_dataset_windows(
+    windows, advances = plan_dataset_windows(
         ctx.settings, ctx.options, state.cursor, retry, ctx.now, state.resume_done, dataset
     )
     reach_start = ctx.now - timedelta(days=listing.reach_days) + REACH_MARGIN

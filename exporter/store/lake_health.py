@@ -25,8 +25,8 @@ from ..config import ExportSettings
 from ..errors import WarehouseError
 from ..model.windows import Window, plan_windows
 from ..obs.logs import event
-from .catalog import StateStore, ts
 from .lake import DAMAGED_DIR, UNKNOWN_DATE, Lake
+from .state_db import StateStore, ts
 from .state_recovery import json_default
 from .window_ledger import as_utc, merge_spans, record_failure, retention_horizon
 

@@ -29,9 +29,9 @@ from ..config import ExportSettings, WarehouseSettings
 from ..errors import WarehouseError
 from ..model.datasets import DATASETS, Dataset
 from ..model.windows import Window, plan_windows
-from .catalog import StateStore, quote_ident, quote_str, ts
 from .lake import COMMITS_DIR, STAGING_DIR, UNKNOWN_DATE, Lake, fsync_dir, storage_errors
 from .process_lock import ProcessLock
+from .state_db import StateStore, quote_ident, quote_str, ts
 from .window_ledger import (
     clear_failures,
     merge_spans,

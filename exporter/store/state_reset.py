@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalog import ts
+from .state_db import ts
 
 __all__ = ["clear_dataset_state"]
 

@@ -56,18 +56,13 @@ from ..records.identity import VERIFIED_COLUMN, identity_key, with_occurrences
 from . import lake_health, state_recovery
 from . import state as state_rules
 from .catalog import (
-    StateStore,
     build_catalog,
     dataset_view_sql,
-    duckdb_errors,
     held_for_writing,
     in_use,
     open_reader,
     pointer_path,
-    quote_ident,
-    quote_str,
     swap_in,
-    ts,
     write_pointer,
 )
 from .lake import (
@@ -84,6 +79,7 @@ from .lake import (
 from .lake_health import MASS_MISSING_MIN, LakeHealth  # noqa: F401 - MASS_MISSING_MIN: re-exported
 from .process_lock import ProcessLock as _ProcessLock
 from .state import DatasetState, FailedWindow, LastRun, UnverifiedWindow
+from .state_db import StateStore, duckdb_errors, quote_ident, quote_str, ts
 from .state_recovery import (
     RECORDS_PER_SEGMENT,
     STATE_BACKUPS_KEPT,
@@ -562,7 +558,7 @@ class Warehouse:
     def finish_run(self, report: Any) -> None:
         """Write the ``runs`` rows of a finished run and each (site, dataset)'s last outcome.
 
-        ``report`` is a :class:`exporter.run.pipeline.RunReport` (read by attribute: ``run_id``,
+        ``report`` is a :class:`exporter.model.runs.RunReport` (read by attribute: ``run_id``,
         ``started_at``, ``finished_at``, ``interrupted``, ``site_errors`` and ``outcomes`` of
         ``DatasetOutcome``).  Windows committed by a run that was *not* interrupted stop counting
         as resumable (``DatasetState.resume_done``).  Then, with ``auto_compact``, compacts.

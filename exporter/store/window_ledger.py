@@ -15,7 +15,7 @@ from typing import Any
 
 from ..model.windows import Window, clamp_to_retention
 from . import state as state_rules
-from .catalog import ts
+from .state_db import ts
 
 __all__ = [
     "as_utc",
