@@ -47,8 +47,8 @@ import duckdb
 from ..errors import WarehouseError
 from ..model.datasets import ALL_DATASETS, SOURCE_COLUMN, Dataset
 from ..records.identity import OCCURRENCE_COLUMN, VERIFIED_COLUMN
-from .lake import COMMIT_COLUMN, LANDED_COLUMN, PRELIMINARY_COLUMN, Lake
-from .state_db import StateStore, duckdb_errors, first_line, fsync_directory, fsync_file, quote_ident, quote_str, ts
+from .lake import COMMIT_COLUMN, LANDED_COLUMN, PRELIMINARY_COLUMN, Lake, fsync_dir
+from .state_db import StateStore, duckdb_errors, first_line, fsync_file, quote_ident, quote_str, ts
 
 __all__ = [
     "CATALOG_TABLES",
@@ -289,7 +289,7 @@ def swap_in(generation_file: Path, catalog: Path) -> None:
         os.replace(temp, catalog)
     except OSError as exc:
         raise WarehouseError(f"replacing catalog {catalog}: {exc}") from exc
-    fsync_directory(catalog.parent)
+    fsync_dir(catalog.parent)
 
 
 #: Tries at opening the reader catalog when it was replaced while DuckDB was opening it.
@@ -320,7 +320,7 @@ def write_pointer(catalog: Path, reader_file: Path, generation: int) -> None:
         os.replace(temp, path)
     except OSError as exc:
         raise WarehouseError(f"writing the catalog pointer {path}: {exc}") from exc
-    fsync_directory(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_pointer(catalog: Path) -> Path | None:

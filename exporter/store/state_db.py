@@ -25,14 +25,13 @@ from typing import Any
 import duckdb
 
 from ..errors import WarehouseError
-from .lake import StagedFile
+from .lake import StagedFile, fsync_dir
 
 __all__ = [
     "SCHEMA_VERSION",
     "StateStore",
     "duckdb_errors",
     "first_line",
-    "fsync_directory",
     "fsync_file",
     "quote_ident",
     "quote_str",
@@ -277,7 +276,7 @@ class StateStore:
             os.replace(temp, target)
         except OSError as exc:
             raise WarehouseError(f"backing up the state DB to {target}: {exc}") from exc
-        fsync_directory(target.parent)
+        fsync_dir(target.parent)
 
     def close(self) -> None:
         """Checkpoint and close (a clean close leaves no WAL behind)."""
@@ -471,11 +470,3 @@ def fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a rename in ``path`` durable, where the filesystem can fsync a directory."""
-    try:
-        fsync_file(path)
-    except OSError:
-        pass  # not every filesystem can fsync a directory; the rename is atomic regardless
