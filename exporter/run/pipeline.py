@@ -56,6 +56,8 @@ __all__ = ["export", "run_once"]
 
 #: How often the reader-facing catalog is rebuilt while windows are committing.
 PUBLISH_INTERVAL_SECONDS = 5.0
+#: A periodic publish waits at least this many times as long as the previous one took.
+PUBLISH_COST_FACTOR = 10.0
 #: Windows of one dataset listed at the same time.  Requests stay bounded by the site's throttle;
 #: more windows in flight let their small first pages share HTTP requests (see ``batching.py``).
 WINDOWS_IN_FLIGHT = 16
@@ -142,12 +144,18 @@ async def export(
 
 
 async def _publish_periodically(ctx: _Context) -> None:
+    """Publish what landed every ``PUBLISH_INTERVAL_SECONDS``, but never spend more than a tenth
+    of the run publishing: a publish holds the commit lock, so the wait grows with its cost."""
+    loop = asyncio.get_running_loop()
+    wait = PUBLISH_INTERVAL_SECONDS
     while True:
-        await asyncio.sleep(PUBLISH_INTERVAL_SECONDS)
+        await asyncio.sleep(wait)
         if ctx.dirty:
             ctx.dirty = False
             async with ctx.commit_lock:
+                started = loop.time()
                 await asyncio.to_thread(ctx.warehouse.publish)  # type: ignore[attr-defined]
+                wait = max(PUBLISH_INTERVAL_SECONDS, PUBLISH_COST_FACTOR * (loop.time() - started))
 
 
 def _datasets_for(site: SiteSettings, options: RunOptions) -> list[Dataset]:

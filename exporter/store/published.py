@@ -159,14 +159,21 @@ def refresh_tables(
     ).fetchall())  # fmt: skip
     files = {m: str(_month_file(root, dataset.name, m)) for m in months}
     wanted = [(n, _normal(t)) for n, t in columns]
-    if not is_table or [(n, _normal(t)) for n, t in existing] != wanted:
+    dirty = [m for m in sorted(set(recorded) | set(months))
+             if recorded.get(m) != (months[m].fingerprint if m in months else None)]  # fmt: skip
+    same_shape = is_table and [(n, _normal(t)) for n, t in existing] == wanted
+    if not same_shape or 2 * len(dirty) > max(len(months), 1):
+        # Rebuilt whole: a new shape, or most months changed (a backfill), where one scan of the
+        # month files is cheaper than deleting and inserting month by month.
         con.execute(f"DROP {'TABLE' if is_table else 'VIEW'} IF EXISTS {table}")
         typed = ", ".join(f"CAST(NULL AS {t}) AS \"{n}\"" for n, t in columns)
+        listed = ", ".join("'" + files[m].replace("'", "''") + "'" for m in sorted(months))
+        source = f"read_parquet([{listed}], hive_partitioning = false)" if months else None
         con.execute(f"CREATE TABLE {table} AS SELECT {typed} WHERE false")
-        recorded = {}
-    for month in sorted(set(recorded) | set(months)):
-        if recorded.get(month) == (months[month].fingerprint if month in months else None):
-            continue
+        if source:
+            con.execute(f"INSERT INTO {table} SELECT * FROM {source}")
+        dirty = []
+    for month in dirty:
         con.execute(f"DELETE FROM {table} WHERE {month_predicate(dataset, month)}")
         if month in months:
             path = "'" + files[month].replace("'", "''") + "'"
