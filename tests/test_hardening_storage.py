@@ -29,7 +29,8 @@ from exporter.errors import WarehouseError
 from exporter.model.datasets import DATASETS
 from exporter.model.windows import Window
 from exporter.store.catalog import open_reader
-from exporter.store.warehouse import Warehouse, read_status
+from exporter.store.status import read_status
+from exporter.store.warehouse import Warehouse
 
 # What this file tests is imported where it is used, so that each test also runs (and fails on
 # its own assertion) against the modules as they were before the fix.

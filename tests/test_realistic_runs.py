@@ -25,7 +25,8 @@ from exporter.model.datasets import DATASETS, by_name
 from exporter.model.runs import RunOptions
 from exporter.run.pipeline import export
 from exporter.simulator import load_profile
-from exporter.store.warehouse import Warehouse, read_status
+from exporter.store.status import read_status
+from exporter.store.warehouse import Warehouse
 
 NOW = datetime(2026, 11, 20, 6, 30, tzinfo=timezone.utc)
 

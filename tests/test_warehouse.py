@@ -23,7 +23,8 @@ from exporter.model.datasets import DATASETS, by_name
 from exporter.model.runs import DatasetOutcome, RunReport
 from exporter.model.windows import Window
 from exporter.store.lake import STAGING_DIR, UNKNOWN_DATE
-from exporter.store.warehouse import Warehouse, read_status
+from exporter.store.status import read_status
+from exporter.store.warehouse import Warehouse
 
 WORKER = Path(__file__).with_name("warehouse_worker.py")
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -25,7 +25,8 @@ from warehouse_worker import DATASET, SITE, make_table, window_rows
 
 from exporter.config import WarehouseSettings
 from exporter.model.windows import Window
-from exporter.store.warehouse import Warehouse, read_status
+from exporter.store.status import read_status
+from exporter.store.warehouse import Warehouse
 
 # fsspec lets DuckDB read s3:// through pyarrow's client (httpfs cannot be downloaded offline).
 pytest.importorskip("fsspec", reason="fsspec is needed to read an S3 lake through DuckDB without httpfs")

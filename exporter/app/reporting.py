@@ -75,7 +75,7 @@ def status_rows(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Per (site, dataset): cursor, lag, last run and outcome, failed windows, gap warning, rows, and
     committed files found damaged and not yet repaired by a re-fetch (``damaged_files``)."""
-    from ..store.warehouse import read_status
+    from ..store.status import read_status
 
     expected = [(site.name, d) for site in settings.sites for d in site.datasets]
     rows = read_status(settings.warehouse, export=settings.export, expected=expected)

@@ -29,11 +29,13 @@ Damage and loss (the facade delegates; the rules live in their own modules):
   is left out of the views, recorded in ``damaged_files``, set aside and its windows fetched
   again, and the run that finds it does not report success - see :mod:`exporter.store.lake_health`.
 * The failed and unverified window lists all of these update: :mod:`exporter.store.window_ledger`.
+
+Status rows and gap reporting live in :mod:`exporter.store.status`, the ``run_log``/``runs`` rows of
+each run in :mod:`exporter.store.run_log`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -53,14 +55,12 @@ from ..errors import WarehouseError
 from ..model.datasets import ALL_DATASETS, Dataset
 from ..model.windows import Window
 from ..records.identity import VERIFIED_COLUMN, identity_key, with_occurrences
-from . import lake_health, state_recovery
+from . import lake_health, run_log, state_recovery
 from . import state as state_rules
 from .catalog import (
     build_catalog,
-    dataset_view_sql,
     held_for_writing,
     in_use,
-    open_reader,
     pointer_path,
     swap_in,
     write_pointer,
@@ -78,8 +78,8 @@ from .lake import (
 )
 from .lake_health import MASS_MISSING_MIN, LakeHealth  # noqa: F401 - MASS_MISSING_MIN: re-exported
 from .process_lock import ProcessLock as _ProcessLock
-from .state import DatasetState, FailedWindow, LastRun, UnverifiedWindow
-from .state_db import StateStore, duckdb_errors, quote_ident, quote_str, ts
+from .state import DatasetState
+from .state_db import StateStore, duckdb_errors, quote_str, ts
 from .state_recovery import (
     RECORDS_PER_SEGMENT,
     STATE_BACKUPS_KEPT,
@@ -90,6 +90,7 @@ from .state_recovery import (
     record_path,
     write_commit_record,
 )
+from .status import StatusRow, dataset_state, rows_held, store_status
 from .window_ledger import clear_failures, record_failure, record_unverified, retire_verified
 
 __all__ = [
@@ -97,9 +98,7 @@ __all__ = [
     "CommitResult",
     "CompactResult",
     "PublishResult",
-    "StatusRow",
     "RebuildResult",
-    "read_status",
     "rebuild_state",
     "DEFAULT_RETIRE_GRACE_SECONDS",
     "STATE_BACKUPS_KEPT",
@@ -151,25 +150,6 @@ class PublishResult:
     max_commit: int
     seconds: float
     skipped: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    """One (site, dataset) for ``status``: how current it is and what it holds."""
-
-    site: str
-    dataset: str
-    cursor: datetime | None
-    lag: timedelta | None
-    last_run_at: datetime | None
-    last_outcome: str | None
-    failed_windows: int
-    gap_warning: str | None
-    rows_held: int | None
-    files: int
-    unverified_windows: int = 0  # landed, but not yet verified complete (re-listed every run)
-    unavailable: str | None = None  # why the site does not serve this dataset (a retired operation)
-    damaged_files: int = 0  # committed files found missing or unreadable, not yet repaired by a re-fetch
 
 
 class Warehouse:
@@ -383,7 +363,7 @@ class Warehouse:
         with self._mutex:
             store = self.store
             horizon = self._now() - timedelta(days=self.export.retention_days)
-            return _dataset_state(
+            return dataset_state(
                 site,
                 dataset,
                 store.sync_row(site, dataset),
@@ -548,11 +528,7 @@ class Warehouse:
     def start_run(self, run_id: str, started_at: datetime | None = None) -> None:
         """Note that run ``run_id`` started (a run that never finishes shows as ``crashed``)."""
         with self._mutex:
-            self.store.execute(
-                "INSERT INTO run_log VALUES (?, CAST(? AS TIMESTAMPTZ), NULL, 'running', NULL) "
-                "ON CONFLICT (run_id) DO NOTHING",
-                [run_id, ts(started_at or self._now())],
-            )
+            run_log.record_start(self.store, run_id, started_at or self._now())
             self._dirty = True
 
     def finish_run(self, report: Any) -> None:
@@ -562,44 +538,15 @@ class Warehouse:
         ``started_at``, ``finished_at``, ``interrupted``, ``site_errors`` and ``outcomes`` of
         ``DatasetOutcome``).  Windows committed by a run that was *not* interrupted stop counting
         as resumable (``DatasetState.resume_done``).  Then, with ``auto_compact``, compacts.
+        See :func:`exporter.store.run_log.record_finish`.
         """
         with self._mutex:
-            store = self.store
-            now = self._now()
-            run_id = str(report.run_id)
-            finished = getattr(report, "finished_at", None) or now
-            started = getattr(report, "started_at", None) or finished
-            interrupted = bool(getattr(report, "interrupted", False))
-            site_errors = dict(getattr(report, "site_errors", None) or {})
-            outcomes = list(getattr(report, "outcomes", ()) or ())
-            self._lake_health().report_damage(outcomes, run_id)
-            max_commit = store.max_commit()
-            labels = []
-            with store.transaction(f"recording run {run_id}") as con:
-                for o in outcomes:
-                    label = _outcome_label(o, interrupted, o.site in site_errors)
-                    labels.append(label)
-                    _insert_run_row(con, run_id, o, label, started, finished, site_errors.get(o.site))
-                    con.execute(
-                        """
-                        INSERT INTO sync_state (site, dataset, last_run_id, last_run_at, last_outcome, finished_commit)
-                        VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), ?, ?)
-                        ON CONFLICT (site, dataset) DO UPDATE SET
-                            last_run_id = excluded.last_run_id, last_run_at = excluded.last_run_at,
-                            last_outcome = excluded.last_outcome,
-                            finished_commit = greatest(sync_state.finished_commit, excluded.finished_commit)
-                        """,
-                        [o.site, o.dataset, run_id, ts(finished), label, 0 if interrupted else max_commit],
-                    )
-                overall = _run_label(labels, interrupted, bool(site_errors))
-                con.execute(
-                    """
-                    INSERT INTO run_log VALUES (?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?)
-                    ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at,
-                        outcome = excluded.outcome, site_errors = excluded.site_errors
-                    """,
-                    [run_id, ts(started), ts(finished), overall, json.dumps(site_errors) if site_errors else None],
-                )
+            run_id = run_log.record_finish(
+                self.store,
+                report,
+                self._now(),
+                lambda outcomes, run_id: self._lake_health().report_damage(outcomes, run_id),
+            )
             self._dirty = True
         if self.auto_compact:
             try:
@@ -872,193 +819,17 @@ class Warehouse:
         pairs that never ran show up with no cursor and a gap warning)."""
         with self._mutex:
             now = (now or self._now()).astimezone(timezone.utc)
-            pairs = sorted(set(self.store.pairs()) | set(expected))
-            held = self._rows_held() if count_rows else {}
-            files = {
-                (r["site"], r["dataset"]): int(r["n"])
-                for r in self.store.rows("SELECT site, dataset, count(*) AS n FROM manifest GROUP BY ALL")
-            }
-            damaged = {
-                (r["site"], r["dataset"]): int(r["n"])
-                for r in self.store.rows(
-                    "SELECT site, dataset, count(*) AS n FROM damaged_files "
-                    "WHERE state NOT IN ('repaired', 'restored') GROUP BY ALL"
-                )
-            }
-            pairs = sorted(set(pairs) | set(damaged))
-            states = [self.state(site, dataset) for site, dataset in pairs]
-            return _status_rows(states, now, self.export, files, held if count_rows else None, damaged)
+            held = self._rows_held() if count_rows else None
+            return store_status(self.store, self.state, now, self.export, expected=expected, held=held)
 
     def _rows_held(self) -> dict[tuple[str, str], int]:
         """Deduplicated row count per (site, dataset): distinct (site, natural key)."""
         if not self._ensure_lake_readable():
             return {}
-        out: dict[tuple[str, str], int] = {}
-        for ds in self.datasets.values():
-            files = [(self.lake.uri(r["path"]), json.loads(r["columns"])) for r in self.store.manifest(ds.name)]
-            if not files:
-                continue
-            for r in self.store.rows(f"SELECT site, count(*) AS n FROM ({dataset_view_sql(ds, files)}) GROUP BY site"):
-                out[(r["site"], ds.name)] = int(r["n"])
-        return out
+        return rows_held(self.store, self.lake, self.datasets.values())
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _dataset_state(
-    site: str,
-    dataset: str,
-    row: dict[str, Any] | None,
-    failure_rows: Iterable[dict[str, Any]],
-    unfinished: Iterable[tuple[datetime, datetime]],
-    lookback_days: int,
-    unverified_rows: Iterable[dict[str, Any]] = (),
-) -> DatasetState:
-    """A :class:`DatasetState` from its ``sync_state``, ``failed_windows`` and
-    ``unverified_windows`` rows."""
-    row = row or {}
-    unverified = tuple(
-        UnverifiedWindow(Window(u["window_start"], u["window_end"]), u["problem"] or "", u["attempts"],
-                         u["first_seen_at"], u["last_seen_at"], u["commit_id"])  # fmt: skip
-        for u in unverified_rows
-    )
-    failures = tuple(
-        FailedWindow(
-            window=Window(f["window_start"], f["window_end"]),
-            error=f["error"] or "",
-            attempts=f["attempts"],
-            first_failed_at=f["first_failed_at"],
-            last_failed_at=f["last_failed_at"],
-            run_id=f["run_id"],
-        )
-        for f in failure_rows
-    )
-    last_run = (
-        LastRun(row["last_run_id"], row.get("last_run_at"), row.get("last_outcome") or "")
-        if row.get("last_run_id")
-        else None
-    )
-    return DatasetState(
-        site=site,
-        dataset=dataset,
-        cursor=row.get("cursor"),
-        failed_windows=tuple(f.window for f in failures),
-        failures=failures,
-        last_run=last_run,
-        resume_done=tuple(Window(s, e) for s, e in unfinished),
-        last_commit_at=row.get("last_commit_at"),
-        lookback_days=lookback_days,
-        unverified=unverified,
-        unavailable=row.get("unavailable"),
-    )
-
-
-def _status_rows(
-    states: Iterable[DatasetState],
-    now: datetime,
-    export: ExportSettings,
-    files: dict[tuple[str, str], int],
-    held: dict[tuple[str, str], int] | None,
-    damaged: dict[tuple[str, str], int] | None = None,
-) -> list[StatusRow]:
-    out = []
-    for st in states:
-        warning = state_rules.gap_warning(st, now, export.retention_days, export.gap_warning_days)
-        out.append(
-            StatusRow(
-                site=st.site,
-                dataset=st.dataset,
-                cursor=st.cursor,
-                lag=(now - st.cursor) if st.cursor else None,
-                last_run_at=st.last_run.finished_at if st.last_run else None,
-                last_outcome=st.last_run.outcome if st.last_run else None,
-                failed_windows=len(st.failed_windows),
-                gap_warning=warning.message if warning else None,
-                rows_held=held.get((st.site, st.dataset), 0) if held is not None else None,
-                files=files.get((st.site, st.dataset), 0),
-                unverified_windows=len(st.unverified),
-                unavailable=st.unavailable,
-                damaged_files=(damaged or {}).get((st.site, st.dataset), 0),
-            )
-        )
-    return out
-
-
-def read_status(
-    settings: WarehouseSettings,
-    *,
-    export: ExportSettings | None = None,
-    now: datetime | None = None,
-    expected: Iterable[tuple[str, str]] = (),
-    count_rows: bool = True,
-) -> list[StatusRow]:
-    """:meth:`Warehouse.status` from the *published catalog*, read-only and without the writer
-    lock, so ``status`` works while an export runs (it shows the last publish).
-
-    For another process than the exporter: opening the catalog here would hold a lock on it that
-    the exporter cannot tell from a reader's (harmless, but it keeps old generations around).
-    """
-    export = export or ExportSettings()
-    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    catalog = Path(settings.catalog).expanduser()
-    if not catalog.exists():
-        return _status_rows(
-            [DatasetState(s, d, lookback_days=export.lookback_for(d)) for s, d in sorted(set(expected))],
-            now,
-            export,
-            {},
-            None,
-        )
-    with duckdb_errors(f"reading catalog {catalog}"):
-        con = open_reader(catalog)
-        try:
-
-            def rows(sql: str) -> list[dict[str, Any]]:
-                return [{k: (v.astimezone(timezone.utc) if isinstance(v, datetime) else v) for k, v in r.items()}
-                        for r in con.sql(sql).to_arrow_table().to_pylist()]  # fmt: skip
-
-            info = rows("SELECT * FROM catalog_info")[0]
-            sync = {(r["site"], r["dataset"]): r for r in rows("SELECT * FROM sync_state")}
-            failed: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            for r in rows("SELECT * FROM failed_windows ORDER BY window_start"):
-                failed.setdefault((r["site"], r["dataset"]), []).append(r)
-            unverified: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            has_unverified = rows("SELECT count(*) AS n FROM information_schema.tables "
-                                  "WHERE table_name = 'unverified_windows'")[0]["n"]  # fmt: skip
-            for r in rows("SELECT * FROM unverified_windows ORDER BY window_start") if has_unverified else ():
-                unverified.setdefault((r["site"], r["dataset"]), []).append(r)
-            files = {(r["site"], r["dataset"]): int(r["n"])
-                     for r in rows("SELECT site, dataset, count(*) AS n FROM manifest GROUP BY ALL")}  # fmt: skip
-            damaged: dict[tuple[str, str], int] = {}
-            has_damaged = rows("SELECT count(*) AS n FROM information_schema.tables "
-                               "WHERE table_name = 'damaged_files'")[0]["n"]  # fmt: skip
-            sql = ("SELECT site, dataset, count(*) AS n FROM damaged_files "
-                   "WHERE state NOT IN ('repaired', 'restored') GROUP BY ALL")
-            for r in rows(sql) if has_damaged else ():
-                damaged[(r["site"], r["dataset"])] = int(r["n"])
-            held: dict[tuple[str, str], int] | None = None
-            if count_rows and (info["lake_readable"] or not files):
-                fs = None
-                if str(info["lake_root"]).startswith("s3://") and files:
-                    fs = Lake(str(info["lake_root"]), s3_endpoint_url=settings.s3_endpoint_url,
-                              s3_region=settings.s3_region).duckdb_filesystem()  # fmt: skip
-                    if fs is not None:
-                        con.register_filesystem(fs)
-                readable = fs is not None or not str(info["lake_root"]).startswith("s3://") or not files
-                held = {} if readable else None
-                for name in sorted({d for _, d in files}) if readable else ():
-                    for r in rows(f"SELECT site, count(*) AS n FROM {quote_ident(name)} GROUP BY site"):
-                        held[(r["site"], name)] = int(r["n"])
-        finally:
-            con.close()
-    pairs = sorted(set(sync) | set(failed) | set(unverified) | set(files) | set(expected) | set(damaged))
-    states = [
-        _dataset_state(s, d, sync.get((s, d)), failed.get((s, d), ()), (), export.lookback_for(d),
-                       unverified.get((s, d), ()))
-        for s, d in pairs
-    ]
-    return _status_rows(states, now, export, files, held, damaged)
 
 
 def _check_site(site: str) -> None:
@@ -1098,70 +869,3 @@ def _copy_durably(source: Path, target: Path) -> None:
         os.replace(temp, target)
     except OSError as exc:
         raise WarehouseError(f"copying catalog {source} to {target}: {exc}") from exc
-
-
-def _outcome_label(outcome: Any, interrupted: bool, site_stopped: bool) -> str:
-    label = str(getattr(outcome, "outcome", "ok") or "ok")
-    if label == "ok" and site_stopped:
-        return "site_stopped"
-    if label == "ok" and interrupted:
-        return "interrupted"
-    return label
-
-
-def _run_label(labels: Sequence[str], interrupted: bool, site_errors: bool) -> str:
-    if interrupted:
-        return "interrupted"
-    if not site_errors and all(label == "ok" for label in labels):
-        return "ok"
-    if labels and all(label in ("failed", "site_stopped", "refused") for label in labels):
-        return "failed"
-    return "partial"
-
-
-def _count(value: Any) -> int:
-    """A counter field as a number (a Counter/dict sums its values, a list counts)."""
-    if value is None:
-        return 0
-    if isinstance(value, dict):
-        return int(sum(value.values()))
-    if isinstance(value, (list, tuple, set)):
-        return len(value)
-    return int(value)
-
-
-def _insert_run_row(
-    con: Any, run_id: str, o: Any, label: str, started: datetime, finished: datetime, site_error: str | None
-) -> None:
-    errors = [str(e) for e in (getattr(o, "errors", None) or [])]
-    if site_error:
-        errors.append(site_error)
-    details = {
-        "unknown_elements": dict(getattr(o, "unknown_elements", None) or {}),
-        "bad_values": dict(getattr(o, "bad_values", None) or {}),
-    }
-    con.execute(
-        """
-        INSERT INTO runs (run_id, site, dataset, started_at, finished_at, outcome, windows, windows_failed, pages,
-                          records, requests, retries, throttles, throttle_wait_seconds, unknown_elements,
-                          bad_values, errors, error_messages, details, windows_unverified)
-        VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (run_id, site, dataset) DO UPDATE SET windows_unverified = excluded.windows_unverified,
-            finished_at = excluded.finished_at, outcome = excluded.outcome, windows = excluded.windows,
-            windows_failed = excluded.windows_failed, pages = excluded.pages, records = excluded.records,
-            requests = excluded.requests, retries = excluded.retries, throttles = excluded.throttles,
-            throttle_wait_seconds = excluded.throttle_wait_seconds, unknown_elements = excluded.unknown_elements,
-            bad_values = excluded.bad_values, errors = excluded.errors, error_messages = excluded.error_messages,
-            details = excluded.details
-        """,
-        [
-            run_id, o.site, o.dataset, ts(started), ts(finished), label,
-            _count(getattr(o, "windows_committed", 0)), _count(getattr(o, "windows_failed", 0)),
-            _count(getattr(o, "pages", 0)), _count(getattr(o, "records", 0)), _count(getattr(o, "requests", 0)),
-            _count(getattr(o, "retries", 0)), _count(getattr(o, "throttles", 0)),
-            float(getattr(o, "throttle_wait_seconds", 0.0) or 0.0),
-            _count(getattr(o, "unknown_elements", 0)), _count(getattr(o, "bad_values", 0)), len(errors),
-            json.dumps(errors[:20]) if errors else None, json.dumps(details, default=str),
-            _count(getattr(o, "windows_unverified", 0)),
-        ],
-    )  # fmt: skip

@@ -1,0 +1,142 @@
+"""Run bookkeeping: the ``run_log`` and ``runs`` rows of each run, and each (site, dataset)'s
+last outcome in ``sync_state``.
+
+:meth:`exporter.store.warehouse.Warehouse.start_run` and :meth:`~exporter.store.warehouse.Warehouse.finish_run`
+delegate here (under the warehouse's lock); a run that starts and never finishes shows as ``crashed``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from .state_db import StateStore, ts
+
+__all__ = ["record_finish", "record_start"]
+
+
+def record_start(store: StateStore, run_id: str, started_at: datetime) -> None:
+    """Note that run ``run_id`` started (a run that never finishes shows as ``crashed``)."""
+    store.execute(
+        "INSERT INTO run_log VALUES (?, CAST(? AS TIMESTAMPTZ), NULL, 'running', NULL) "
+        "ON CONFLICT (run_id) DO NOTHING",
+        [run_id, ts(started_at)],
+    )
+
+
+def record_finish(
+    store: StateStore, report: Any, now: datetime, report_damage: Callable[[list[Any], str], None]
+) -> str:
+    """Write the ``runs`` rows of a finished run and each (site, dataset)'s last outcome, in one
+    transaction; returns the run's id.
+
+    ``report`` is a :class:`exporter.model.runs.RunReport` (read by attribute: ``run_id``,
+    ``started_at``, ``finished_at``, ``interrupted``, ``site_errors`` and ``outcomes`` of
+    ``DatasetOutcome``).  Windows committed by a run that was *not* interrupted stop counting
+    as resumable (``DatasetState.resume_done``).  ``report_damage(outcomes, run_id)`` is called
+    first (the damaged files the run's outcomes name); ``now`` stands in for missing times.
+    """
+    run_id = str(report.run_id)
+    finished = getattr(report, "finished_at", None) or now
+    started = getattr(report, "started_at", None) or finished
+    interrupted = bool(getattr(report, "interrupted", False))
+    site_errors = dict(getattr(report, "site_errors", None) or {})
+    outcomes = list(getattr(report, "outcomes", ()) or ())
+    report_damage(outcomes, run_id)
+    max_commit = store.max_commit()
+    labels = []
+    with store.transaction(f"recording run {run_id}") as con:
+        for o in outcomes:
+            label = _outcome_label(o, interrupted, o.site in site_errors)
+            labels.append(label)
+            _insert_run_row(con, run_id, o, label, started, finished, site_errors.get(o.site))
+            con.execute(
+                """
+                INSERT INTO sync_state (site, dataset, last_run_id, last_run_at, last_outcome, finished_commit)
+                VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), ?, ?)
+                ON CONFLICT (site, dataset) DO UPDATE SET
+                    last_run_id = excluded.last_run_id, last_run_at = excluded.last_run_at,
+                    last_outcome = excluded.last_outcome,
+                    finished_commit = greatest(sync_state.finished_commit, excluded.finished_commit)
+                """,
+                [o.site, o.dataset, run_id, ts(finished), label, 0 if interrupted else max_commit],
+            )
+        overall = _run_label(labels, interrupted, bool(site_errors))
+        con.execute(
+            """
+            INSERT INTO run_log VALUES (?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?)
+            ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at,
+                outcome = excluded.outcome, site_errors = excluded.site_errors
+            """,
+            [run_id, ts(started), ts(finished), overall, json.dumps(site_errors) if site_errors else None],
+        )
+    return run_id
+
+
+def _outcome_label(outcome: Any, interrupted: bool, site_stopped: bool) -> str:
+    label = str(getattr(outcome, "outcome", "ok") or "ok")
+    if label == "ok" and site_stopped:
+        return "site_stopped"
+    if label == "ok" and interrupted:
+        return "interrupted"
+    return label
+
+
+def _run_label(labels: Sequence[str], interrupted: bool, site_errors: bool) -> str:
+    if interrupted:
+        return "interrupted"
+    if not site_errors and all(label == "ok" for label in labels):
+        return "ok"
+    if labels and all(label in ("failed", "site_stopped", "refused") for label in labels):
+        return "failed"
+    return "partial"
+
+
+def _count(value: Any) -> int:
+    """A counter field as a number (a Counter/dict sums its values, a list counts)."""
+    if value is None:
+        return 0
+    if isinstance(value, dict):
+        return int(sum(value.values()))
+    if isinstance(value, (list, tuple, set)):
+        return len(value)
+    return int(value)
+
+
+def _insert_run_row(
+    con: Any, run_id: str, o: Any, label: str, started: datetime, finished: datetime, site_error: str | None
+) -> None:
+    errors = [str(e) for e in (getattr(o, "errors", None) or [])]
+    if site_error:
+        errors.append(site_error)
+    details = {
+        "unknown_elements": dict(getattr(o, "unknown_elements", None) or {}),
+        "bad_values": dict(getattr(o, "bad_values", None) or {}),
+    }
+    con.execute(
+        """
+        INSERT INTO runs (run_id, site, dataset, started_at, finished_at, outcome, windows, windows_failed, pages,
+                          records, requests, retries, throttles, throttle_wait_seconds, unknown_elements,
+                          bad_values, errors, error_messages, details, windows_unverified)
+        VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (run_id, site, dataset) DO UPDATE SET windows_unverified = excluded.windows_unverified,
+            finished_at = excluded.finished_at, outcome = excluded.outcome, windows = excluded.windows,
+            windows_failed = excluded.windows_failed, pages = excluded.pages, records = excluded.records,
+            requests = excluded.requests, retries = excluded.retries, throttles = excluded.throttles,
+            throttle_wait_seconds = excluded.throttle_wait_seconds, unknown_elements = excluded.unknown_elements,
+            bad_values = excluded.bad_values, errors = excluded.errors, error_messages = excluded.error_messages,
+            details = excluded.details
+        """,
+        [
+            run_id, o.site, o.dataset, ts(started), ts(finished), label,
+            _count(getattr(o, "windows_committed", 0)), _count(getattr(o, "windows_failed", 0)),
+            _count(getattr(o, "pages", 0)), _count(getattr(o, "records", 0)), _count(getattr(o, "requests", 0)),
+            _count(getattr(o, "retries", 0)), _count(getattr(o, "throttles", 0)),
+            float(getattr(o, "throttle_wait_seconds", 0.0) or 0.0),
+            _count(getattr(o, "unknown_elements", 0)), _count(getattr(o, "bad_values", 0)), len(errors),
+            json.dumps(errors[:20]) if errors else None, json.dumps(details, default=str),
+            _count(getattr(o, "windows_unverified", 0)),
+        ],
+    )  # fmt: skip
