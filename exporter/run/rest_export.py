@@ -37,15 +37,12 @@ SPANS_IN_FLIGHT = 4
 MIN_SPLIT = timedelta(minutes=1)
 
 
-def rest_spans(windows: list[Window], *, max_days: int, reach_start: datetime) -> list[Window]:
-    """Join sorted, contiguous ``windows`` into spans of at most ``max_days``, trimmed to start
-    no earlier than ``reach_start`` (a window wholly before it is dropped)."""
+def rest_spans(windows: list[Window], *, max_days: int) -> list[Window]:
+    """Join sorted, contiguous ``windows`` (already trimmed to the API's reach) into spans of at
+    most ``max_days``."""
     spans: list[Window] = []
     limit = timedelta(days=max_days)
     for w in sorted(windows, key=lambda w: w.start):
-        if w.end <= reach_start:
-            continue
-        w = Window(max(w.start, reach_start), w.end)
         if spans and spans[-1].end == w.start and w.end - spans[-1].start <= limit:
             spans[-1] = Window(spans[-1].start, w.end)
         else:
@@ -79,7 +76,7 @@ async def export_rest_dataset(
     # Trimmed before the cursor plan sees them: a span must cover whole planned windows, or the
     # cursor would never move past the first one.
     planned = [Window(max(w.start, reach_start), w.end) for w in windows if w not in failed and w.end > reach_start]
-    spans = rest_spans(planned, max_days=listing.window_days, reach_start=reach_start)
+    spans = rest_spans(planned, max_days=listing.window_days)
     spans += [w for w in windows if w in failed and w.start >= reach_start]
     outcome.windows_planned = len(windows)
     outcome.cursor = state.cursor

@@ -137,13 +137,13 @@ def dataset_view_sql(
     )
 
 
-def _duckdb_type_of(rows: Sequence[Mapping[str, Any]], column: str) -> str:
+def _duckdb_type_of(schemas: Sequence[Mapping[str, str]], column: str) -> str:
     """The DuckDB type of an undeclared column as the view SQL passes it through (the type of
     the first file that has it: extras are kept as they were landed)."""
     arrow = {"int64": "BIGINT", "double": "DOUBLE", "bool": "BOOLEAN", "string": "VARCHAR",
              "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE"}  # fmt: skip
-    for r in rows:
-        found = json.loads(r["columns"]).get(column)
+    for schema in schemas:
+        found = schema.get(column)
         if found:
             return arrow.get(found, "VARCHAR")
     return "VARCHAR"
@@ -226,8 +226,9 @@ def build_catalog(
                     rows = by_dataset.get(dataset.name, [])
                     declared = declared_columns(dataset)
                     names = {n for n, _ in declared}
-                    extras = sorted({n for r in rows for n in json.loads(r["columns"])} - names)
-                    months = published.plan_months(rows, lake.uri, extras, declared)
+                    schemas = [json.loads(r["columns"]) for r in rows]  # each file's schema, parsed once
+                    extras = sorted({n for schema in schemas for n in schema} - names)
+                    months = published.plan_months(rows, schemas, lake.uri, extras, declared)
                     written = dict(con.execute("SELECT month, fingerprint FROM main.published_months "
                                                "WHERE dataset = ?", [dataset.name]).fetchall())  # fmt: skip
                     now_written, _ = published.write_months(
@@ -238,7 +239,7 @@ def build_catalog(
                     if now_written:
                         con.executemany("INSERT INTO main.published_months VALUES (?, ?, ?)",
                                         [[dataset.name, m, f] for m, f in now_written.items()])  # fmt: skip
-                    columns = declared + [(n, _duckdb_type_of(rows, n)) for n in extras]
+                    columns = declared + [(n, _duckdb_type_of(schemas, n)) for n in extras]
                     published.refresh_tables(con, "webex_publish", root, dataset, months, columns)
             for dataset in () if materialize else datasets:
                 rows = by_dataset.get(dataset.name, [])

@@ -70,22 +70,26 @@ class MonthFiles:
 
 
 def plan_months(
-    manifest_rows: Sequence[Mapping[str, Any]], uri: Any, extras: Sequence[str], declared: Sequence[tuple[str, str]]
+    manifest_rows: Sequence[Mapping[str, Any]],
+    schemas: Sequence[Mapping[str, str]],
+    uri: Any,
+    extras: Sequence[str],
+    declared: Sequence[tuple[str, str]],
 ) -> dict[str, MonthFiles]:
-    """Group one dataset's manifest rows by month.  The fingerprint covers the files' paths and
-    the table's column list, so a new file, a retired one or a new column rewrites the month."""
-    by_month: dict[str, list[Mapping[str, Any]]] = {}
-    for row in manifest_rows:
-        by_month.setdefault(month_of(row["partition"]), []).append(row)
+    """Group one dataset's manifest rows (and their parsed ``columns``, ``schemas``) by month.
+    The fingerprint covers the files' paths and the table's column list, so a new file, a
+    retired one or a new column rewrites the month."""
+    by_month: dict[str, list[tuple[Mapping[str, Any], Mapping[str, str]]]] = {}
+    for row, schema in zip(manifest_rows, schemas, strict=True):
+        by_month.setdefault(month_of(row["partition"]), []).append((row, schema))
     shape = json.dumps([list(declared), list(extras)])
     out = {}
-    for month, rows in by_month.items():
-        rows = sorted(rows, key=lambda r: r["path"])
+    for month, pairs in by_month.items():
+        pairs.sort(key=lambda p: p[0]["path"])
         digest = hashlib.sha256(shape.encode())
-        for r in rows:
-            digest.update(b"\0" + r["path"].encode())
-        out[month] = MonthFiles(month, tuple((uri(r["path"]), json.loads(r["columns"])) for r in rows),
-                                digest.hexdigest()[:20])  # fmt: skip
+        for row, _ in pairs:
+            digest.update(b"\0" + row["path"].encode())
+        out[month] = MonthFiles(month, tuple((uri(r["path"]), schema) for r, schema in pairs), digest.hexdigest()[:20])
     return out
 
 
