@@ -167,7 +167,7 @@ def _typed(page: bytes, dataset: Dataset, zone) -> pa.Table:
 def _land(tables: list[pa.Table], dataset: Dataset) -> int:
     """What a (group) commit does to a window's rows before they are durable, into memory."""
     shaped = dedupe_latest(with_lineage(conform(pa.concat_tables(tables), dataset, "bench"), 1, _LANDED_AT),
-                           ("site", *dataset.natural_key))  # fmt: skip
+                           ("site", *dataset.natural_key))
     # These pages spread their dates over years; a real window lands in one or two date partitions,
     # so the rows are sorted as split_partitions sorts them and written as one file.
     rows = shaped.sort_by([(dataset.start_column, "ascending")])
@@ -225,7 +225,7 @@ def run(pages_per_dataset: int, records: int, repeat: int, clock=time.process_ti
         landed = total / statistics.median(o + land for _, o, land in reps)
         land_ratio = statistics.median(b / (o + land) for b, o, land in reps)
         results.append((dataset.name, pages_per_dataset, total, records / bare, records / ours, ratio,
-                        landed, land_ratio))  # fmt: skip
+                        landed, land_ratio))
     return results
 
 
@@ -238,7 +238,7 @@ def render(results: list[Result]) -> str:
     ]
     for name, pages, total, bare, ours, ratio, landed, land_ratio in results:
         lines.append(f"| {name} | {pages} | {total} | {bare:,.0f} | {ours:,.0f} | {ratio:.2f} | {landed:,.0f} | "
-                     f"{land_ratio:.2f} |")  # fmt: skip
+                     f"{land_ratio:.2f} |")
     return "\n".join(lines)
 
 
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         started = datetime.now(timezone.utc)
         write_doc("parse", f"### CPU: parsing (and landing) versus bare lxml\n\nRun {started:%Y-%m-%d %H:%M} UTC. "
                            f"Command: `bench/parse_bench.py {' '.join(argv if argv is not None else sys.argv[1:])}`; "
-                           f"{header}.\n\n{render(results)}\n")  # fmt: skip
+                           f"{header}.\n\n{render(results)}\n")
     if args.check:
         ratio = next(r[5] for r in results if r[0] == CHECKED_DATASET)  # parse alone, as before
         if ratio < args.min_ratio:

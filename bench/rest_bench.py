@@ -60,7 +60,7 @@ def ideal(sim: Any, now: datetime, *, latency: float, per_minute: int, concurren
             column = by_name(name).start_column
             spans = math.ceil((now - start) / timedelta(days=listing.window_days))
             counts = Counter(min(spans - 1, max(0, int((r[column] - start) / timedelta(days=listing.window_days))))
-                             for r in rows if r[column] is not None)  # fmt: skip
+                             for r in rows if r[column] is not None)
             pages = [max(1, math.ceil(counts.get(i, 0) / listing.max_page)) for i in range(spans)]
             pages_of[name] = max(pages)
         else:
@@ -99,7 +99,7 @@ catalog = "{root}/warehouse/webex.duckdb"
 
 async def ours(sim: Any, root: Path, concurrency: int, per_minute: int) -> dict[str, Any]:
     settings = parse_settings(tomllib.loads(config_text(sim, root, concurrency, per_minute)),
-                              env={"BENCH_CLIENT_SECRET": "sim-client-secret"})  # fmt: skip
+                              env={"BENCH_CLIENT_SECRET": "sim-client-secret"})
     await seed_tokens(settings.sites[0], refresh_token=Secret(sim.rest_refresh_token(SITE)))
     sim.reset_stats()
     started = time.perf_counter()
@@ -119,7 +119,7 @@ async def sequential(sim: Any) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http:
         async with http.post(sim.rest_token_url, data={
             "grant_type": "refresh_token", "client_id": "sim-client", "client_secret": "sim-client-secret",
-            "refresh_token": sim.rest_refresh_token(SITE, current=True)}) as answer:  # fmt: skip
+            "refresh_token": sim.rest_refresh_token(SITE, current=True)}) as answer:
             token = (await answer.json())["access_token"]
         headers = {"Authorization": f"Bearer {token}", "timezone": "UTC"}
 
@@ -138,7 +138,7 @@ async def sequential(sim: Any) -> dict[str, Any]:
 
         now = sim.clock.now()
         for path, days, child, param in (("/meetingReports/usage", 30, "/meetingReports/attendees", "meetingId"),
-                                         ("/meetings", 7, "/meetingParticipants", "meetingId")):  # fmt: skip
+                                         ("/meetings", 7, "/meetingParticipants", "meetingId")):
             t = now - timedelta(days=90) + timedelta(hours=1)
             while t < now:
                 end = min(now, t + timedelta(days=days))
@@ -150,7 +150,7 @@ async def sequential(sim: Any) -> dict[str, Any]:
                     key = p.get("meetingId") or p.get("id")
                     more = f"&{span}" if child.startswith("/meetingReports") else ""
                     rows[child] += len(await walk(f"{sim.rest_url}{child}?siteUrl={SITE}.webex.com&{param}={key}"
-                                                  f"&max=100{more}"))  # fmt: skip
+                                                  f"&max=100{more}"))
                 t = end
     return {"wall": time.perf_counter() - started, "requests": sim.stats()["rest_requests"], "rows": dict(rows)}
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     config = SimulatorConfig.small(days=args.days, meetings_per_day=args.meetings_per_day,
                                    attendees_per_meeting=args.attendees_per_meeting, now=now, freeze_clock=True,
                                    faults=FaultSettings(latency_ms=args.latency_ms,
-                                                        rest_rate_limit_per_minute=args.rate_limit))  # fmt: skip
+                                                        rest_rate_limit_per_minute=args.rate_limit))
     latency = args.latency_ms / 1000
     with run_in_thread(config) as sim, tempfile.TemporaryDirectory(prefix="rest-bench-") as tmp:
         best = ideal(sim, now, latency=latency, per_minute=args.rate_limit, concurrency=args.concurrency)

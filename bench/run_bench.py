@@ -169,7 +169,7 @@ class SimProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.contenders.simserver", str(workload_file), str(truth_dir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, cwd=ROOT, env=_env(),
-        )  # fmt: skip
+        )
         self.url, self.control = self._wait_ready()
 
     def _wait_ready(self) -> tuple[str, str]:
@@ -235,14 +235,14 @@ def _process_cpu(pid: int) -> float:
 
 
 def run_worker(contender: str, workload_file: Path, url: str, out_dir: Path, result_file: Path, log: Path,
-               options: dict[str, Any], timeout: float | None) -> tuple[int, Any]:  # fmt: skip
+               options: dict[str, Any], timeout: float | None) -> tuple[int, Any]:
     """Run one contender in a fresh process; its exit status and resource usage (``wait4``)."""
     with open(log, "ab") as sink:
         proc = subprocess.Popen(
             os.environ.get("BENCH_WRAP", "").split() + [sys.executable, "-m", "bench.contenders.worker", contender, str(workload_file), url, str(out_dir),
              str(result_file), json.dumps(options)],
             stdout=sink, stderr=sink, cwd=ROOT, env=_env(),
-        )  # fmt: skip
+        )
         timer = None
         if timeout:
             timer = threading.Timer(timeout, proc.kill)
@@ -267,7 +267,7 @@ def run_contender(contender: str, w: Workload, workdir: Path, rep: int, args: ar
     try:
         busy0, sim0, t0 = _busy_seconds(), _process_cpu(sim.proc.pid), time.perf_counter()
         code, rusage = run_worker(contender, workload_file, sim.url, run_dir / "out", result_file,
-                                  run_dir / "worker.log", options, args.timeout)  # fmt: skip
+                                  run_dir / "worker.log", options, args.timeout)
         busy1, sim1, t1 = _busy_seconds(), _process_cpu(sim.proc.pid), time.perf_counter()
         server = sim.stats()
     finally:
@@ -275,7 +275,7 @@ def run_contender(contender: str, w: Workload, workdir: Path, rep: int, args: ar
     result: dict[str, Any] = json.loads(result_file.read_text()) if result_file.exists() else {
         "contender": contender, "variant": "", "wall_s": None, "error": f"worker exited with {code}",
         "notes": [], "table_paths": {}, "output_kind": "",
-    }  # fmt: skip
+    }
     if code != 0 and not result.get("error"):
         result["error"] = f"worker exited with {code}"
     result["exit_code"] = code
@@ -370,7 +370,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 
 def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], command: str, started: datetime,
-           elapsed: float | None, rendered_from: str | None = None) -> str:  # fmt: skip
+           elapsed: float | None, rendered_from: str | None = None) -> str:
     """The markdown report of one export benchmark."""
     ours = next((s for s in summaries if s["contender"] == "ours"), None)
     since, until = bench_range(w)
@@ -431,7 +431,7 @@ def render(w: Workload, ideal: Ideal, summaries: list[dict[str, Any]], command: 
     ]
     for s in summaries:
         lines.append(f"- **{s['contender']}**: {s['variant']}. Wall per repetition: "
-                     + ", ".join(_fmt(x) for x in s["walls"]) + " s.")  # fmt: skip
+                     + ", ".join(_fmt(x) for x in s["walls"]) + " s.")
         for note in s["notes"]:
             lines.append(f"  - {note}")
         for error in s["errors"]:
@@ -492,7 +492,7 @@ def run_memory(args: argparse.Namespace, workdir: Path) -> str:
         per_day = max(1, round(records / 90 / ROWS_PER_MEETING))
         w = Workload(name=f"memory-{records}", days=90, meetings_per_day=per_day, attendees_per_meeting=10,
                      datasets=("meeting_attendees",), latency_ms=latency, rate_limit=rate, seed=args.seed,
-                     concurrency=args.concurrency, bodies_per_request=args.bodies_per_request)  # fmt: skip
+                     concurrency=args.concurrency, bodies_per_request=args.bodies_per_request)
         prepare_truth(w, workdir)
         for contender in contenders:
             runs = []
@@ -501,11 +501,11 @@ def run_memory(args: argparse.Namespace, workdir: Path) -> str:
                 runs.append(run_contender(contender, w, workdir / w.name, rep, args))
                 r = runs[-1]
                 print(f"  wall {_fmt(r.get('wall_s'))} s, peak RSS {r['peak_rss_mib']:.0f} MiB"
-                      + (f", error: {r['error']}" if r.get("error") else ""), file=sys.stderr, flush=True)  # fmt: skip
+                      + (f", error: {r['error']}" if r.get("error") else ""), file=sys.stderr, flush=True)
             s = summarise(contender, runs)
             lines.append(f"| {s['truth']:,} | {contender} | {_fmt(s['wall_s'])} | {_fmt(s['records_per_s'], 0)} | "
                          f"{_fmt(s['cpu_s'])} | {_fmt(s['peak_rss_mib'], 0)} | {s['truth'] - s['missing']:,} / "
-                         f"{s['truth']:,} | {_fmt(s['others_load'], 2)} |")  # fmt: skip
+                         f"{s['truth']:,} | {_fmt(s['others_load'], 2)} |")
             lines_rss = ", ".join(_fmt(r.get("peak_rss_mib"), 0) for r in runs)
             lines.append(f"<!-- {contender} {records}: peak RSS per repetition {lines_rss} MiB -->")
             for error in s["errors"]:
@@ -547,7 +547,7 @@ def machine() -> str:
             versions.append(f"{name} (not installed)")
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or "unknown"  # fmt: skip
+                                timeout=10).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return "\n".join([
@@ -557,7 +557,7 @@ def machine() -> str:
         f"- Python {platform.python_version()} ({platform.python_implementation()})",
         f"- Packages: {', '.join(versions)}",
         f"- Tree: commit {commit} plus uncommitted work at the time of the run",
-    ])  # fmt: skip
+    ])
 
 
 def write_doc(section: str, body: str) -> None:
@@ -703,9 +703,9 @@ def rerender(args: argparse.Namespace) -> int:
     contenders = [c for c in CONTENDERS if runs.get(c)]
     summaries = [summarise(c, runs[c]) for c in contenders]
     started = (datetime.fromisoformat(data["started"]) if data.get("started")
-               else datetime.fromtimestamp(args.render.stat().st_mtime, timezone.utc))  # fmt: skip
+               else datetime.fromtimestamp(args.render.stat().st_mtime, timezone.utc))
     report = render(w, ideal_for(w, truth_dir(w)), summaries, data.get("command", "(not recorded)"), started,
-                    data.get("elapsed_s"), rendered_from=args.render.name)  # fmt: skip
+                    data.get("elapsed_s"), rendered_from=args.render.name)
     print(report)
     if args.write:
         write_doc(section_name(w), report)
@@ -774,11 +774,11 @@ def main(argv: list[str] | None = None) -> int:
         prepare_truth(w, workdir)
         ideal = ideal_for(w, truth_dir(w))
         print(f"ideal: {ideal.seconds_1:.1f} s at one page per request, {ideal.seconds_b:.1f} s for ours "
-              f"({ideal.pages} pages)", file=sys.stderr)  # fmt: skip
+              f"({ideal.pages} pages)", file=sys.stderr)
         if "sequential" in contenders:
             n, secs = sequential_estimate(w, truth_dir(w))
             print(f"sequential: about {n} requests one at a time, expected ~{secs:.0f} s per repetition "
-                  f"({args.repeat} repetitions); leave it out with --skip sequential", file=sys.stderr)  # fmt: skip
+                  f"({args.repeat} repetitions); leave it out with --skip sequential", file=sys.stderr)
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
         reused = load_reused(args.reuse, w, contenders)
         runs.update(reused)
@@ -795,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['server']['throttled']} throttled, missing {lost}, peak RSS {r['peak_rss_mib']:.0f} MiB, "
                       f"CPU {_fmt(r.get('cpu_run_s'))} s, server CPU {_fmt(r.get('simulator_cpu_s'))} s, "
                       f"others' load {_fmt(r.get('others_load'), 2)} cores"
-                      + (f", error: {r['error']}" if r.get("error") else ""), file=sys.stderr, flush=True)  # fmt: skip
+                      + (f", error: {r['error']}" if r.get("error") else ""), file=sys.stderr, flush=True)
         summaries = [summarise(c, runs[c]) for c in contenders]
         command = " ".join(["bench/run_bench.py"] + sys.argv[1:])
         elapsed = time.perf_counter() - t0
@@ -804,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps({"workload": dataclasses.asdict(w), "ideal": dataclasses.asdict(ideal),
                                              "runs": runs, "summaries": summaries, "started": started.isoformat(),
-                                             "elapsed_s": elapsed, "command": command}, indent=1, default=str))  # fmt: skip
+                                             "elapsed_s": elapsed, "command": command}, indent=1, default=str))
         if args.write:
             write_doc(section_name(w), report)
         return 0

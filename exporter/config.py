@@ -63,7 +63,7 @@ DEFAULT_DATASET_LOOKBACK_DAYS: dict[str, int] = {
     "event_sessions": 7, "event_attendees": 7, "support_sessions": 7, "support_attendees": 7,
     "access_anywhere": 7, "recording_access": 30,
     "meeting_instances": 7, "meeting_participants": 7, "recording_access_details": 30,
-}  # fmt: skip
+}
 DEFAULT_RETENTION_DAYS = 90
 DEFAULT_SETTLE_HOURS = 0
 DEFAULT_MAX_WINDOW_RECORDS = 50_000
@@ -336,7 +336,7 @@ _THROTTLE_KEYS = {
     "requests_per_minute", "max_concurrency", "page_size", "bodies_per_request", "cooldown_seconds",
     "max_attempts", "backoff_base_seconds", "backoff_max_seconds", "request_timeout_seconds",
     "gsb_pause_seconds", "max_retry_after_seconds", "max_response_bytes",
-}  # fmt: skip
+}
 
 
 def _throttle(c: _Checker, data: dict[str, Any], key: str, base: ThrottleSettings) -> ThrottleSettings:
@@ -364,7 +364,7 @@ def _throttle(c: _Checker, data: dict[str, Any], key: str, base: ThrottleSetting
     named = {"cooldown_seconds", "max_retry_after_seconds"} & data.keys()  # a site's inherited values were checked
     if named and settings.cooldown_seconds > settings.max_retry_after_seconds:
         c.fail(f"{key}.max_retry_after_seconds", f"must be at least cooldown_seconds ({settings.cooldown_seconds:g}): "
-               "cool-downs double up to it")  # fmt: skip
+               "cool-downs double up to it")
     return settings
 
 
@@ -418,7 +418,7 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
         "name", "url", "site_name", "auth", "webex_id", "password", "password_env", "access_token",
         "access_token_env", "datasets", "preliminary", "time_zone_id", "unlabeled_time_zone_id", "throttle",
         "allow_non_admin", "retired_exception_ids", "source", "rest",
-    }  # fmt: skip
+    }
     for index, entry in enumerate(raw):
         key = f"sites[{index}]"
         data = c.table(entry, key)
@@ -457,7 +457,7 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
         if auth == "token" and token is None:
             missing = (f"{key}.access_token_env: site {name!r}, auth 'token' needs an access token: set the "
                        f"environment variable {data.get('access_token_env') or '(access_token_env not set)'} or "
-                       "put it in the secrets file")  # fmt: skip
+                       "put it in the secrets file")
         datasets = data.get("datasets", list(DEFAULT_DATASETS[source]))
         if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
             c.fail(f"{key}.datasets", "must be a list of dataset names")
@@ -468,7 +468,7 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
                 c.fail(f"{key}.datasets", f"unknown dataset {d!r}" + (f" (did you mean {hint!r}?)" if hint else ""))
         zone = c.integer(data, "time_zone_id", key, DEFAULT_REQUEST_TIME_ZONE_ID, low=0, high=len(TIME_ZONES) - 1)
         unlabeled = (c.integer(data, "unlabeled_time_zone_id", key, DEFAULT_REQUEST_TIME_ZONE_ID, low=0,
-                               high=len(TIME_ZONES) - 1) if "unlabeled_time_zone_id" in data else None)  # fmt: skip
+                               high=len(TIME_ZONES) - 1) if "unlabeled_time_zone_id" in data else None)
         retired = data.get("retired_exception_ids", [])
         if not isinstance(retired, list) or not all(isinstance(r, str) and r.strip() for r in retired):
             c.fail(f"{key}.retired_exception_ids", 'must be a list of exceptionID strings, e.g. ["000080"]')
@@ -499,12 +499,12 @@ def _sites(c: _Checker, raw: Any, throttle: ThrottleSettings, env: dict[str, str
             rest_only = [d for d in datasets if d in _REST_ONLY]
             if rest_only:
                 c.fail(f"{key}.datasets", f"{', '.join(rest_only)}: only the REST APIs list these; "
-                                          "set source = 'rest' or 'auto' and configure [sites.rest]")  # fmt: skip
+                                          "set source = 'rest' or 'auto' and configure [sites.rest]")
         if source == "rest":
             no_rest = [d for d in datasets if d in _XML_ONLY]
             if no_rest:
                 c.fail(f"{key}.datasets", f"{', '.join(no_rest)}: the REST APIs have no equivalent; "
-                                          "list them with source = 'xml' or 'auto'")  # fmt: skip
+                                          "list them with source = 'xml' or 'auto'")
     return sites
 
 
@@ -519,11 +519,11 @@ def _rest(
     if raw is None:
         if source != "xml":
             c.fail(key, f"missing: source = {source!r} needs a [sites.rest] table (client_id, client_secret_env, "
-                        "site_url); see README 'REST source'")  # fmt: skip
+                        "site_url); see README 'REST source'")
         return None, None
     data = c.table(raw, key)
     c.unknown(data, key, {"base_url", "token_url", "site_url", "client_id", "client_secret_env", "client_secret",
-                          "token_file", "meetings_list_cap"})  # fmt: skip
+                          "token_file", "meetings_list_cap"})
     base_url = c.string(data, "base_url", key, DEFAULT_REST_BASE_URL) or DEFAULT_REST_BASE_URL
     token_url = c.string(data, "token_url", key, DEFAULT_REST_TOKEN_URL) or DEFAULT_REST_TOKEN_URL
     for name, value in (("base_url", base_url), ("token_url", token_url)):
@@ -542,11 +542,11 @@ def _rest(
     if secret is None:
         missing = (f"{key}.client_secret_env: site {site!r} needs its integration's client secret: set the "
                    f"environment variable {data.get('client_secret_env') or '(client_secret_env not set)'} or put "
-                   "client_secret in the secrets file")  # fmt: skip
+                   "client_secret in the secrets file")
     cap = c.integer(data, "meetings_list_cap", key, 10_000, low=1, high=1_000_000)
     settings = RestSettings(base_url=base_url.rstrip("/"), token_url=token_url, site_url=site_url,
                             client_id=client_id, client_secret=secret, token_file=token_file,
-                            meetings_list_cap=cap)  # fmt: skip
+                            meetings_list_cap=cap)
     return settings, missing
 
 
@@ -599,7 +599,7 @@ def parse_settings(
     env = dict(os.environ) if env is None else env
     c = _Checker()
     c.unknown(data, "", {"sites", "export", "warehouse", "throttle", "schedule", "observability", "timezones",
-                         "simulator", "secrets_file"})  # fmt: skip
+                         "simulator", "secrets_file"})
     secrets: dict[str, Any] = {}
     secrets_file = c.string(data, "secrets_file", "secrets_file", None)
     if secrets_file:
@@ -618,7 +618,7 @@ def parse_settings(
     export_raw = c.table(data.get("export"), "export")
     c.unknown(export_raw, "export", {"window_hours", "lookback_days", "retention_days", "settle_hours",
                                      "max_window_records", "gap_warning_days", "scheduled_ahead_days",
-                                     "parse_workers", "dataset_lookback_days"})  # fmt: skip
+                                     "parse_workers", "dataset_lookback_days"})
     # An explicit lookback_days applies to every dataset; else each dataset has its own default.
     lookbacks = {} if "lookback_days" in export_raw else dict(DEFAULT_DATASET_LOOKBACK_DAYS)
     for name, days in c.table(export_raw.get("dataset_lookback_days"), "export.dataset_lookback_days").items():

@@ -83,7 +83,7 @@ def make_site(
     # Fast by default: no budget to speak of, short cool-downs and backoff.
     defaults: dict[str, Any] = {"requests_per_minute": 60_000, "cooldown_seconds": 0.2, "backoff_base_seconds": 0.01,
                                 "backoff_max_seconds": 0.05, "gsb_pause_seconds": 0.1,
-                                "request_timeout_seconds": 10.0}  # fmt: skip
+                                "request_timeout_seconds": 10.0}
     defaults.update(throttle)
     return SiteSettings(
         name=name,

@@ -72,7 +72,7 @@ def test_a_failing_body_fails_only_its_own_caller() -> None:
             batcher = batcher_for(client, LIST_GROUP)
             bogus = Body("java:com.webex.service.binding.history.LstNoSuchHistory", label="LstNoSuchHistory probe")
             good, bad = await asyncio.gather(batcher.call(pages(1, 2, 3)), batcher.call([bogus]),
-                                             return_exceptions=True)  # fmt: skip
+                                             return_exceptions=True)
             assert not isinstance(good, BaseException) and [a.start_from for a in good] == [1, 2, 3]
             assert isinstance(bad, ApiError)
 

@@ -24,7 +24,7 @@ USAGE = by_name("meeting_usage")
 T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
 LINEAGE = [("site", "VARCHAR"), ("source", "VARCHAR"), ("extra", "VARCHAR"), ("_preliminary", "BOOLEAN"), ("_occurrence", "BIGINT"),
            ("_verified", "BOOLEAN"), ("_commit", "BIGINT"),
-           ("_landed_at", "TIMESTAMP WITH TIME ZONE")]  # fmt: skip
+           ("_landed_at", "TIMESTAMP WITH TIME ZONE")]
 
 
 def _expected_columns(dataset) -> list[tuple[str, str]]:
@@ -51,7 +51,7 @@ def _file(tmp_path: Path, name: str, rows, commit: int, *, preliminary: bool = F
 
 def test_view_dedupes_types_and_tolerates_schema_drift(tmp_path: Path) -> None:
     old = _file(tmp_path, "old.parquet", [{"conf_id": 1, "conf_name": "v1"}, {"conf_id": 2, "conf_name": "a"}], 1,
-                drop=("meeting_uuid",))  # an older file, before meeting_uuid existed  # fmt: skip
+                drop=("meeting_uuid",))  # an older file, before meeting_uuid existed
     new = _file(tmp_path, "new.parquet", [{"conf_id": 1, "conf_name": "v2", "meeting_uuid": "u"}], 2)
     pre = _file(tmp_path, "pre.parquet", [{"conf_id": 2, "conf_name": "prelim"}], 3, preliminary=True)
     con = duckdb.connect()
@@ -79,7 +79,7 @@ def test_state_store_transaction_rolls_back(tmp_path: Path) -> None:
     with pytest.raises(WarehouseError, match="boom"):
         with store.transaction("boom") as con:
             StateStore.insert_commit(con, commit_id=1, kind="window", site="s", dataset="d", window=None,
-                                     run_id=None, committed_at=T0, rows=0, files=0)  # fmt: skip
+                                     run_id=None, committed_at=T0, rows=0, files=0)
             con.execute("SELECT * FROM no_such_table")
     assert store.max_commit() == 0
     store.close()
@@ -117,7 +117,7 @@ def test_build_and_swap_catalog_for_a_reader_process(tmp_path: Path) -> None:
          "c.sql('SELECT generation FROM catalog_info').fetchall())",
          str(catalog)],
         capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    )
     assert out.stdout.strip() == "[(0,)] [(1,)]"
     store.close()
 
@@ -154,7 +154,7 @@ def test_a_reader_opening_the_catalog_while_it_is_swapped_gets_one_whole_generat
     catalog = tmp_path / "webex.duckdb"
     swap_in(Path(gens[0]), catalog)
     swapper = subprocess.Popen([sys.executable, "-c", _SWAPPER, *gens, str(catalog)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+                               stdout=subprocess.PIPE, text=True)
     try:
         assert swapper.stdout.readline().strip() == "swapping"
         seen = set()
@@ -187,7 +187,7 @@ def test_in_use_sees_a_reader_in_another_process(tmp_path: Path) -> None:
         [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
          "print('open', flush=True); sys.stdin.readline()", str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    )
     try:
         assert reader.stdout.readline().strip() == "open"
         assert in_use(path)
@@ -211,7 +211,7 @@ def test_swap_in_removes_a_stale_wal_left_by_a_read_write_session(tmp_path: Path
         [sys.executable, "-c", "import duckdb, os, signal, sys; c = duckdb.connect(sys.argv[1]); "
          "c.execute('CREATE TABLE mine AS SELECT 42 AS z'); os.kill(os.getpid(), signal.SIGKILL)", str(catalog)],
         timeout=60,
-    )  # fmt: skip
+    )
     assert Path(str(catalog) + ".wal").exists()
     swap_in(second, catalog)
     con = duckdb.connect(str(catalog), read_only=True)

@@ -74,7 +74,7 @@ CASES = [
     ("preliminary filter", 200, {}, fail(codes.PRELIMINARY_FILTER_REQUIRED), Outcome.WINDOW_FATAL, "000047", None,
      None),
     ("http 404", 404, {}, None, Outcome.WINDOW_FATAL, "http404", None, None),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("name, status, headers, body, outcome, code, delay, limit", CASES, ids=[c[0] for c in CASES])
@@ -122,7 +122,7 @@ def test_retry_after_http_date() -> None:
     "value, expected",
     [(None, None), ("", None), ("  12 ", 12.0), ("1.5", 1.5), ("-3", 0.0), ("soon", None), ("inf", None),
      ("nan", None), ("Fri, 20 Nov 2026 11:00:00 GMT", 0.0), ("Fri, 20 Nov 2026 12:01:00 GMT", 60.0)],
-)  # fmt: skip
+)
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, now=NOW) == expected
 

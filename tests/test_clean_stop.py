@@ -21,11 +21,11 @@ def test_a_run_stopped_midway_logs_only_json(sim_factory, tmp_path, sig):
                       attendees_per_meeting=10)  # large answers: the parse workers are busy when it stops
     sim.set_faults(latency_ms=150)
     config = write_config(tmp_path / "config.toml", sim.url,
-                          extra='[export]\nwindow_hours = 6\n[observability]\nlog_format = "json"\n')  # fmt: skip
+                          extra='[export]\nwindow_hours = 6\n[observability]\nlog_format = "json"\n')
     env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
     proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config", str(config)], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True)
     lines = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -41,7 +41,7 @@ def test_query_lists_reads_files_and_stdin_speaks_ndjson_and_keeps_hints(sim_fac
     assert from_file.returncode == 0 and json.loads(from_file.stdout.splitlines()[0])["n"] > 0
     piped = subprocess.run([sys.executable, "-m", "exporter", "query", "--file", "-", "--format", "ndjson",
                             "--config", str(config)], input="select 41 + 1 as answer", capture_output=True, text=True,
-                           timeout=60, cwd=tmp_path)  # fmt: skip
+                           timeout=60, cwd=tmp_path)
     assert piped.returncode == 0 and json.loads(piped.stdout) == {"answer": 42}, piped.stderr
     typo = cli("query", "select * from meetng_usage", config=config)
     assert typo.returncode == 2 and 'Did you mean "meeting_usage"' in typo.stderr

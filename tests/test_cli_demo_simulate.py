@@ -16,7 +16,7 @@ def test_demo_exports_everything_and_matches_the_ground_truth(tmp_path):
     shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "exporter", "demo", "--config", str(tmp_path / "config.toml")],
-                          capture_output=True, text=True, timeout=240, cwd=tmp_path)  # fmt: skip
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert time.monotonic() - started < 120
     assert "differs" not in done.stdout
@@ -37,7 +37,7 @@ def test_demo_exports_everything_and_matches_the_ground_truth(tmp_path):
 def test_simulate_serves_until_sigterm(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "exporter", "simulate", "--port", "0", "--days", "2",
                              "--config", str(tmp_path / "absent.toml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         url = None
         deadline = time.monotonic() + 60

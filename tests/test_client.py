@@ -139,7 +139,7 @@ def test_secrets_never_appear_in_exceptions_reprs_or_logs(caplog: pytest.LogCapt
 
     async def main() -> str:
         config = sim_config(sites=(SiteConfig("demo", users={"admin": "pw-Secret-42"},
-                                              access_tokens={"tok-Secret-77": "admin"}),))  # fmt: skip
+                                              access_tokens={"tok-Secret-77": "admin"}),))
         async with simulated(config, auth="ticket", password="pw-Secret-42") as (sim, client, site):
             sim.queue_fault("http5xx", 1)
             sim.queue_fault("malformed", 1)
@@ -180,7 +180,7 @@ def test_secrets_never_appear_in_exceptions_reprs_or_logs(caplog: pytest.LogCapt
 
 
 @pytest.mark.parametrize("kind", ["reset", "http5xx", "http403", "http429", "throttle", "truncate", "malformed",
-                                  "gsb_backup"])  # fmt: skip
+                                  "gsb_backup"])
 def test_every_fault_is_survived_with_complete_data_and_one_extra_request_each(kind: str) -> None:
     async def main() -> None:
         async with simulated(page_size=10, bodies_per_request=2) as (sim, client, site):
@@ -216,7 +216,7 @@ def test_random_faults_of_every_kind_at_once() -> None:
         async with simulated(page_size=10, bodies_per_request=3, max_attempts=12) as (sim, client, site):
             sim.set_faults(retry_after_seconds=0, rates={kind: 0.06 for kind in kinds}, latency_ms=1,
                            latency_jitter_ms=2, http5xx_status=502, gsb_backup_requests=2, encoding="ISO-8859-1",
-                           schema_drift_fraction=0.3, capital_uuid_fraction=0.5)  # fmt: skip
+                           schema_drift_fraction=0.3, capital_uuid_fraction=0.5)
             ideal = 0
             for name in ("meeting_usage", "meeting_attendees", "event_attendees", "scheduled_sessions"):
                 dataset = by_name(name)
@@ -313,7 +313,7 @@ def test_a_simulated_rate_limit_is_tripped_at_most_once_over_a_long_listing() ->
 
     async def main() -> None:
         async with simulated(config, bodies_per_request=1, max_concurrency=4, requests_per_minute=6000,
-                             cooldown_seconds=0.3, page_size=page) as (sim, client, site):  # fmt: skip
+                             cooldown_seconds=0.3, page_size=page) as (sim, client, site):
             sim.set_faults(rate_limit_per_minute=30, throttle_cooldown_seconds=0.3)
             started = asyncio.get_running_loop().time()
             fetch = await fetch_window(client, dataset, WINDOW, site=site, max_window_records=10_000)

@@ -155,5 +155,5 @@ def test_bad_real_data_keys_are_named():
         parse_settings(data, env=ENV)
     text = str(caught.value)
     for key in ("sites[0].retired_exception_ids", "sites[0].allow_non_admin",
-                "export.dataset_lookback_days.recordings", "export.dataset_lookback_days.meeting_usage"):  # fmt: skip
+                "export.dataset_lookback_days.recordings", "export.dataset_lookback_days.meeting_usage"):
         assert key in text, (key, text)

@@ -37,7 +37,7 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-extensions", "--enable-logging=stderr", "--v=0",
-]  # fmt: skip
+]
 SVG = "{http://www.w3.org/2000/svg}"
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (scripts/test installs Debian's chromium)")
 
@@ -295,7 +295,7 @@ def test_the_report_command_exits_2_on_an_inverted_period(exported, tmp_path):
 def test_dashboard_renders_in_headless_chromium(report_html, tmp_path):
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *profile, "--dump-dom", report_html.as_uri()],
-                         capture_output=True, text=True, timeout=90)  # fmt: skip
+                         capture_output=True, text=True, timeout=90)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<svg") >= 6 and "Meetings per day" in dom.stdout and "Participants per day" in dom.stdout
     assert "polyline" in dom.stdout and "<rect" in dom.stdout
@@ -379,7 +379,7 @@ async def _lay_out(url: str, width: int, screenshot: Path, profile: Path) -> tup
     browser = await asyncio.create_subprocess_exec(
         CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     assert browser.stderr is not None
     try:
         endpoint = None
@@ -408,7 +408,7 @@ async def _lay_out(url: str, width: int, screenshot: Path, profile: Path) -> tup
                 e["params"] for e in tools.events
                 if e.get("method") in ("Runtime.consoleAPICalled", "Runtime.exceptionThrown")
                 or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] in ("warning", "error"))
-            ]  # fmt: skip
+            ]
         drain.cancel()
         return result, messages
     finally:
@@ -439,7 +439,7 @@ def awkward_page() -> str:
               "会议室客户端应用程序会议室客户端应用程序", "MAC,SAFARI", "iOS", "01: a sort key", "x" * 60]
     series = {"VoIP minutes over the whole period": [123_456.7, 0.0, 5.5, 99_999_999.0, 1, 2, 3, 4],
               "call-in (toll and toll-free)": [1, 2, 3, 4, 5, 6, 7, 8], "MMMM WWWW call-out": [0] * 8,
-              "d": [8] * 8, "another series": [3] * 8, "and one more series": [1] * 8}  # fmt: skip
+              "d": [8] * 8, "another series": [3] * 8, "and one more series": [1] * 8}
     cards = [
         ("A year of days", line_chart_svg(days, {"meetings": [(i * 7919) % 123_457 for i in range(365)]}), False),
         ("Hours, three series", line_chart_svg(hours, {

@@ -110,7 +110,7 @@ def test_failed_bodies_cross_the_process_boundary_too() -> None:
         async with Simulator(sim_config()) as sim:
             site = make_site(sim.url)
             bodies = [list_body(dataset, WINDOW, start_from=start, maximum_num=100, time_zone_id=20,
-                                zone=ZoneInfo("Etc/GMT"), typed_for_site="demo")  # fmt: skip
+                                zone=ZoneInfo("Etc/GMT"), typed_for_site="demo")
                       for start in (1, 900_001)]
             decoder = ResponseDecoder(1, inline_below=0)
             try:
@@ -141,9 +141,9 @@ def test_responses_are_parsed_inline_while_the_workers_start() -> None:
 
     response = (b'<serv:message xmlns:serv="http://www.webex.com/schemas/2002/06/service">'
                 b"<serv:header><serv:response><serv:result>SUCCESS</serv:result></serv:response></serv:header>"
-                b"<serv:body><serv:bodyContent/></serv:body></serv:message>")  # fmt: skip
+                b"<serv:body><serv:bodyContent/></serv:body></serv:message>")
     body = Body("x.LstmeetingusageHistory", record_element="meetingUsageHistory",
-                parse_as=RecordSpec("meeting_usage", "demo", ZoneInfo("UTC")))  # fmt: skip
+                parse_as=RecordSpec("meeting_usage", "demo", ZoneInfo("UTC")))
 
     async def main() -> None:
         decoder = ResponseDecoder(1, inline_below=0)
@@ -227,7 +227,7 @@ def test_workers_that_never_start_fall_back_to_inline_parsing(tmp_path) -> None:
         "print('workers', decoder.workers, 'in_pool', decoder.in_pool)",
     )
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "workers 0 in_pool 0" in done.stdout
     assert done.stderr.count("parsing on the event loop from now on") == 1

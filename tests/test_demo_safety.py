@@ -34,7 +34,7 @@ def test_demo_refuses_a_warehouse_with_exports_it_did_not_create(sim_factory, tm
 def test_demo_refuses_while_serve_writes_its_warehouse_and_serve_carries_on(tmp_path):
     # A warehouse the demo created (so only the lock stands between the demo and clearing it) ...
     config = write_config(tmp_path / "config.toml", "http://127.0.0.1:9/WBXService/XMLService", sites=("acme",),
-                          datasets=DATASETS)  # fmt: skip
+                          datasets=DATASETS)
     first = cli("demo", config=config, timeout=180)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     again = cli("demo", config=config, timeout=180)  # the demo may clear what it made itself
@@ -42,7 +42,7 @@ def test_demo_refuses_while_serve_writes_its_warehouse_and_serve_carries_on(tmp_
     # ... that `serve` now writes (its site points at the demo's simulator, started by `simulate`).
     env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
     sim = subprocess.Popen([sys.executable, "-m", "exporter", "simulate", "--config", str(config), "--port", "0"],
-                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     serve = None
     try:
         url = None
@@ -55,9 +55,9 @@ def test_demo_refuses_while_serve_writes_its_warehouse_and_serve_carries_on(tmp_
         assert url
         text = config.read_text(encoding="utf-8").replace("http://127.0.0.1:9/WBXService/XMLService", url)
         config.write_text(text + "[schedule]\ninterval_seconds = 3600\n[observability]\nlog_format = \"json\"\n",
-                          encoding="utf-8")  # fmt: skip
+                          encoding="utf-8")
         serve = subprocess.Popen([sys.executable, "-m", "exporter", "serve", "--config", str(config)], cwd=tmp_path,
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = serve.stderr.readline()

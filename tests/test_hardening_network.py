@@ -269,9 +269,9 @@ def test_a_limit_on_bodycontent_elements_is_learned_in_bodies() -> None:
 
     async def main() -> None:
         async with simulated(requests_per_minute=60_000, max_concurrency=1, bodies_per_request=4,
-                             cooldown_seconds=0.1) as (sim, _, site):  # fmt: skip
+                             cooldown_seconds=0.1) as (sim, _, site):
             sim.set_faults(rate_limit_per_minute=40, rate_limit_unit="bodies", rate_limit_window_seconds=0.5,
-                           throttle_cooldown_seconds=0.1)  # fmt: skip
+                           throttle_cooldown_seconds=0.1)
             async with aiohttp.ClientSession() as session:
                 client = WebexClient(site, session, throttle=SiteThrottle("demo", site.throttle, period=0.5))
                 group = client.throttle.group("meeting_list")
@@ -349,7 +349,7 @@ _COMMENT = b"<!--" + b"x" * (100 * 1024) + b"-->"
 _LAUGHS = (b'<!DOCTYPE lolz [<!ENTITY lol "lol">'
            + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 2 else b"&lol;") * 10)
                       for i in range(2, 10))
-           + b"]>")  # fmt: skip
+           + b"]>")
 _MESSAGE = f'<serv:message xmlns:serv="{SERV}">&lol9;</serv:message>'.encode()
 
 
@@ -368,7 +368,7 @@ HOSTILE = {
     "billion laughs after a comment": _COMMENT + _LAUGHS + _MESSAGE,
     "external entity to /etc/passwd": _COMMENT + b'<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]><m>&x;</m>',
     "bare doctype": _COMMENT + b"<!DOCTYPE m><m/>",
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -395,7 +395,7 @@ def test_no_external_reference_is_ever_opened(tmp_path: Path, kind: str) -> None
     os.mkfifo(fifo)
     reference = f"file://{fifo}".encode()
     doctype = (b'<!DOCTYPE m [<!ENTITY % p SYSTEM "' + reference + b'"> %p;]>' if kind == "parameter entity"
-               else b'<!DOCTYPE m SYSTEM "' + reference + b'">')  # fmt: skip
+               else b'<!DOCTYPE m SYSTEM "' + reference + b'">')
     outcome: list[BaseException | object] = []
     worker = threading.Thread(target=lambda: outcome.append(_parse_outcome(_COMMENT + doctype + b"<m/>")), daemon=True)
     worker.start()
@@ -487,7 +487,7 @@ def _certificate(directory: Path, *, ip: str | None = None, dns: str | None = No
         san = f"IP:{ip}" if ip else f"DNS:{dns}"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=webex-test",
-                        "-addext", f"subjectAltName={san}"], check=True, capture_output=True)  # fmt: skip
+                        "-addext", f"subjectAltName={san}"], check=True, capture_output=True)
         return cert, key
     private = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webex-test")])
@@ -498,10 +498,10 @@ def _certificate(directory: Path, *, ip: str | None = None, dns: str | None = No
              .not_valid_after(now + timedelta(days=1))
              .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-             .sign(private, hashes.SHA256()))  # fmt: skip
+             .sign(private, hashes.SHA256()))
     cert.write_bytes(built.public_bytes(serialization.Encoding.PEM))
     key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))  # fmt: skip
+                                          serialization.NoEncryption()))
     return cert, key
 
 
@@ -525,7 +525,7 @@ def test_a_certificate_that_fails_verification_stops_the_site_after_one_attempt(
         # The hostname case trusts the certificate, so only the name check can fail.
         trust = ssl.create_default_context(cafile=str(cert)) if case == "hostname mismatch" else True
         async with loopback(_empty, ssl_context=_server_context(cert, key)) as site, \
-                aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as session:  # fmt: skip
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as session:
             client = client_for(site.url("https"), session, max_attempts=8)
             with pytest.raises(CertificateError) as caught:
                 await asyncio.wait_for(client.call([usage_body()]), 10)
@@ -545,7 +545,7 @@ def test_a_trusted_certificate_for_the_right_host_works(tmp_path: Path) -> None:
     async def main() -> bool:
         async with loopback(_empty, ssl_context=_server_context(cert, key)) as site, \
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-                    ssl=ssl.create_default_context(cafile=str(cert)))) as session:  # fmt: skip
+                    ssl=ssl.create_default_context(cafile=str(cert)))) as session:
             (answer,) = await asyncio.wait_for(client_for(site.url("https"), session).call([usage_body()]), 10)
             return answer.empty
 
@@ -579,7 +579,7 @@ def test_a_5xx_retry_after_above_the_limit_stops_the_site_too() -> None:
         async with loopback(answer) as site, aiohttp.ClientSession() as session:
             client = client_for(site.url(), session, max_retry_after_seconds=600, max_attempts=4)
             with pytest.raises(RetryAfterTooLongError, match="wait 3600 s .http503, Retry-After., more than "
-                                                             "max_retry_after_seconds = 600"):  # fmt: skip
+                                                             "max_retry_after_seconds = 600"):
                 await asyncio.wait_for(client.call([usage_body()]), 5)
             return len(site.requests)
 
@@ -593,7 +593,7 @@ def test_the_new_throttle_keys_are_validated() -> None:
     def settings(**throttle: Any) -> Any:
         raw = {"sites": [{"name": "demo", "url": "http://127.0.0.1:1/WBXService/XMLService", "site_name": "demo",
                           "auth": "password", "webex_id": "admin", "password_env": "PW"}],
-               "throttle": throttle, "warehouse": {"root": "/tmp/unused"}}  # fmt: skip
+               "throttle": throttle, "warehouse": {"root": "/tmp/unused"}}
         return parse_settings(raw, env={"PW": "x"})
 
     defaults = settings().sites[0].throttle
@@ -603,6 +603,6 @@ def test_the_new_throttle_keys_are_validated() -> None:
     for bad, key in [({"max_retry_after_seconds": 0}, "max_retry_after_seconds"),
                      ({"max_response_bytes": 65 * MiB}, "max_response_bytes"),
                      ({"cooldown_seconds": 120, "max_retry_after_seconds": 60},
-                      "at least cooldown_seconds")]:  # fmt: skip
+                      "at least cooldown_seconds")]:
         with pytest.raises(ConfigError, match=key):
             settings(**bad)

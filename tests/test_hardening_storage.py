@@ -52,7 +52,7 @@ class Holder:
 
     def __init__(self, path: Path) -> None:
         self.proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "HELD", self.proc.stderr.read()
 
     def count(self) -> int:
@@ -97,7 +97,7 @@ def test_a_read_write_holder_of_webex_duckdb_blocks_no_command_and_no_publish(
 ) -> None:
     sim = live_simulator
     config = write_config(tmp_path / "config.toml", sim.url, datasets=("meeting_usage",),
-                          extra="compact_min_files = 2\n")  # lands in [warehouse]: the rerun compacts  # fmt: skip
+                          extra="compact_min_files = 2\n")  # lands in [warehouse]: the rerun compacts
     first = cli("run", config=config)
     assert first.returncode == 0, first.stderr
     catalog = tmp_path / "warehouse" / "webex.duckdb"
@@ -119,14 +119,14 @@ def test_a_read_write_holder_of_webex_duckdb_blocks_no_command_and_no_publish(
         # New history arrives; a run lands it and publishes while the holder still holds its file.
         now = sim.clock.now()
         sim.add_late_rows("demo", "meeting_usage", 3, start=now - timedelta(days=2, hours=3),
-                          end=now - timedelta(days=2))  # fmt: skip
+                          end=now - timedelta(days=2))
         second = cli("run", config=config)
         assert second.returncode == 0, second.stderr
         count = cli("query", "select count(*) as n from meeting_usage", "--format", "csv", config=config)
         assert count.returncode == 0, count.stderr
         assert count.stdout.split() == ["n", str(truth_before + 3)]
         compactions = cli("query", "select count(*) from commits where kind = 'compaction'", "--format", "csv",
-                          config=config)  # fmt: skip
+                          config=config)
         assert int(compactions.stdout.split()[1]) > 0, compactions.stderr
         # The run compacted: files the holder's old generation names were retired, not deleted.
         assert holder.count() == truth_before
@@ -361,7 +361,7 @@ def _rows(config: Path, sql: str) -> list[list[str]]:
 
 
 _LAST_RUN_WINDOWS = ("select dataset, windows from runs where run_id = "
-                     "(select run_id from run_log order by started_at desc limit 1) order by dataset")  # fmt: skip
+                     "(select run_id from run_log order by started_at desc limit 1) order by dataset")
 
 
 @pytest.mark.parametrize("damage", ["deleted", "corrupted"])
@@ -425,7 +425,7 @@ def test_a_rebuild_from_commit_records_alone_lists_a_failed_window_the_cursor_pa
     settings = dataclasses.replace(settings, sites=(dataclasses.replace(
         settings.sites[0], datasets=("meeting_usage",),
         throttle=dataclasses.replace(settings.sites[0].throttle, max_attempts=1),
-    ),))  # fmt: skip
+    ),))
     simulator.queue_fault("http5xx", count=50, operation="LstmeetingusageHistory")
     assert run(settings, simulator).exit_code == 1  # some windows failed; the cursor moved past them
     with Warehouse(settings.warehouse, export=settings.export, clock=simulator.clock.now) as wh:
@@ -446,7 +446,7 @@ def test_a_rebuild_from_commit_records_alone_lists_a_failed_window_the_cursor_pa
         assert st.cursor == cursor
         listed = st.failed_windows
         assert all(any(g.start <= w.start and w.end <= g.end or (g.start <= w.start < g.end) for g in listed)
-                   for w in failed), (failed, listed)  # fmt: skip
+                   for w in failed), (failed, listed)
     simulator.set_faults(queue=())
     second = run(settings, simulator)
     assert second.exit_code == 0, second.summary()
@@ -505,7 +505,7 @@ def test_a_rebuild_from_the_records_alone_equals_the_state_it_replaces(tmp_path:
             if i == 6:
                 s, e = window_bounds(6)
                 wh.commit_window(SITE, DATASET, Window(s, e), make_table(DATASET, window_rows(6, 3)), verified=False,
-                                 problem="total moved")  # fmt: skip
+                                 problem="total moved")
             if i == 4:
                 wh.compact(min_files=2)
             wh.finish_run(RunReport(run_id=f"r{i}", started_at=now))  # folds records, backs up
@@ -513,7 +513,7 @@ def test_a_rebuild_from_the_records_alone_equals_the_state_it_replaces(tmp_path:
         wh.commit_window(SITE, DATASET, Window(s, e), make_table(DATASET, window_rows(6, 4)))  # verifies it
         s, e = window_bounds(7)
         wh.commit_window(SITE, DATASET, Window(s, e), make_table(DATASET, window_rows(7, 5)), verified=False,
-                         problem="still moving")  # fmt: skip
+                         problem="still moving")
         manifest = {r["path"]: r for r in wh.store.manifest()}
         retired = {r["path"] for r in wh.store.rows("SELECT path FROM retired_files")}
         cursor = wh.state(SITE, DATASET).cursor
@@ -551,7 +551,7 @@ def test_a_commit_killed_after_its_record_leaves_no_record_behind(tmp_path: Path
     worker = Path(__file__).with_name("warehouse_worker.py")
     root = tmp_path / "wh"
     done = subprocess.run([sys.executable, str(worker), "writer", str(root), "--windows", "6", "--kill-stage",
-                           "recorded", "--kill-at", "4"], capture_output=True, text=True, timeout=120)  # fmt: skip
+                           "recorded", "--kill-at", "4"], capture_output=True, text=True, timeout=120)
     assert done.returncode == -9, done.stderr
     assert len(list((root / "_commits").glob("*.json"))) == 4  # the fourth record: its commit never happened
     with Warehouse(WarehouseSettings(root=str(root), catalog=str(root / "webex.duckdb"))) as wh:
@@ -593,7 +593,7 @@ def test_an_s3_lake_survives_the_loss_of_the_machine_that_ran_the_exporter(tmp_p
     name = f"lake-{os.urandom(5).hex()}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
     first = WarehouseSettings(root=f"s3://{name}/webex", catalog=str(tmp_path / "old" / "webex.duckdb"),
-                              row_group_size=1000, compact_min_files=3, s3_endpoint_url=s3_endpoint)  # fmt: skip
+                              row_group_size=1000, compact_min_files=3, s3_endpoint_url=s3_endpoint)
     with Warehouse(first, retire_grace_seconds=0) as wh:
         for i in range(5):
             start, end = window_bounds(i)

@@ -35,7 +35,7 @@ def test_conform_orders_types_and_fills_columns() -> None:
         "conf_name": ["a"],
         "conf_id": pa.array([7], pa.int32()),  # narrower int: cast to int64
         "brand_new": ["kept"],  # a column the registry does not know (a promoted extra)
-    })  # fmt: skip
+    })
     shaped = conform(table, USAGE, "acme")
     names = [c.name for c in USAGE.columns]
     assert shaped.column_names == names + ["site", "extra", "_preliminary", "_occurrence", "_verified", "brand_new"]
@@ -68,7 +68,7 @@ def _lineaged(rows: list[tuple[int, int, bool, str]]) -> pa.Table:
         "_commit": pa.array([r[1] for r in rows], pa.int64()),
         "_preliminary": [r[2] for r in rows],
         "label": [r[3] for r in rows],
-    })  # fmt: skip
+    })
 
 
 def test_dedupe_latest_rules() -> None:
@@ -77,11 +77,11 @@ def test_dedupe_latest_rules() -> None:
         (2, 1, False, "final"), (2, 5, True, "later preliminary"),
         (3, 1, True, "prelim"), (3, 1, True, "prelim, later row"),
         (None, 1, False, "null key a"), (None, 2, False, "null key b"),
-    ])  # fmt: skip
+    ])
     kept = dedupe_latest(table, ["site", "conf_id"]).to_pylist()
     assert sorted((r["conf_id"] or 0, r["label"]) for r in kept) == [
         (0, "null key b"), (1, "new final"), (2, "final"), (3, "prelim, later row"),
-    ]  # fmt: skip
+    ]
 
 
 @settings(max_examples=60, deadline=None)
@@ -103,7 +103,7 @@ def test_split_partitions_by_utc_date_with_unknown() -> None:
         {"conf_id": 2, "meeting_start_time": late + timedelta(hours=1)},
         {"conf_id": 3, "meeting_start_time": None},
         {"conf_id": 4, "meeting_start_time": late - timedelta(hours=5)},
-    ]), USAGE, "acme")  # fmt: skip
+    ]), USAGE, "acme")
     parts = dict(split_partitions(table, USAGE.start_column))
     assert sorted(parts) == ["2026-02-01", "2026-02-02", UNKNOWN_DATE]
     assert parts["2026-02-01"].column("conf_id").to_pylist() == [4, 1]  # sorted by start

@@ -103,7 +103,7 @@ def test_readers_of_the_published_tables_during_a_load_never_see_a_record_twice(
     try:
         load = subprocess.run([sys.executable, "-m", "exporter", "backfill", "--config", str(config)],
                               capture_output=True, text=True, timeout=240, cwd=tmp_path,
-                              env={**__import__("os").environ, "WEBEX_TEST_PW": "sim-password"})  # fmt: skip
+                              env={**__import__("os").environ, "WEBEX_TEST_PW": "sim-password"})
     finally:
         stop.set()
         reader.join(timeout=30)

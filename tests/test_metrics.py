@@ -16,7 +16,7 @@ def test_metrics_and_health_endpoints():
         metrics = Metrics(warehouse=None)
         port = await metrics.start("127.0.0.1", 0)
         outcome = DatasetOutcome("acme", "meeting_usage", windows_committed=3, records=120, requests=7, retries=2,
-                                 throttles=3, cursor=datetime.now(timezone.utc) - timedelta(hours=2))  # fmt: skip
+                                 throttles=3, cursor=datetime.now(timezone.utc) - timedelta(hours=2))
         outcome.throttles_by_cause.update({"000045": 2, "http429": 1})
         metrics.observe_run(RunReport("r1", datetime.now(timezone.utc), outcomes=[outcome]))
         try:
@@ -70,7 +70,7 @@ def test_a_site_that_refuses_our_credentials_is_down_not_ok(sim_factory, make_se
     sim = sim_factory()
     settings = make_settings(sim)
     wrong = dataclasses.replace(settings, sites=(dataclasses.replace(settings.sites[0], password=Secret("nope"),
-                                                                     datasets=("meeting_usage",)),))  # fmt: skip
+                                                                     datasets=("meeting_usage",)),))
 
     async def main() -> tuple[str, int, dict, int]:
         metrics = Metrics(warehouse=None)

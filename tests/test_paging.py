@@ -28,10 +28,10 @@ def test_every_dataset_equals_the_ground_truth(dataset) -> None:  # type: ignore
 
     async def main() -> None:
         async with simulated(config, page_size=7, bodies_per_request=3, time_zone_id=4,
-                             unlabeled_time_zone_id=45) as (sim, client, site):  # fmt: skip
+                             unlabeled_time_zone_id=45) as (sim, client, site):
             pages: list[tuple[int, int, int]] = []
             fetch = await fetch_window(client, dataset, WINDOW, site=site, max_window_records=100_000,
-                                       on_page=lambda *args: pages.append(args))  # fmt: skip
+                                       on_page=lambda *args: pages.append(args))
             truth = truth_in(sim, dataset, WINDOW)
             assert truth, "the simulated window should hold records"
             assert fetch.table.schema == arrow_schema(dataset)
@@ -115,7 +115,7 @@ def test_a_listing_that_never_holds_lands_unverified_with_every_row_it_saw() -> 
 
             with pytest.raises(IncompleteListingError, match="after 0 rescans") as caught:
                 await fetch_window(client, dataset, WINDOW, site=site, max_window_records=10_000, max_rescans=0,
-                                   land_unverified=False)  # fmt: skip
+                                   land_unverified=False)
             assert "meeting_usage" in str(caught.value) and str(WINDOW) in str(caught.value)
             assert before
 
@@ -131,7 +131,7 @@ def test_preliminary_history_uses_the_preliminary_operation() -> None:
             assert sim.stats()["requests_by_operation"] == {"LstmeetingusagePreliminaryHistory": fetch.requests}
             assert fetch.preliminary and set(fetch.table.column("_preliminary").to_pylist()) <= {True}
             truth = [r for r in sim.ground_truth("demo", dataset.name, preliminary=True)
-                     if WINDOW.contains(r[dataset.start_column])]  # fmt: skip
+                     if WINDOW.contains(r[dataset.start_column])]
             assert fetch.total == len(truth)
 
     asyncio.run(main())
@@ -148,7 +148,7 @@ def test_a_listing_cancelled_midway_reports_what_it_cost() -> None:
             sim.set_faults(latency_ms=20)
             costs = []
             listing = asyncio.create_task(fetch_window(client, dataset, WINDOW, site=site, max_window_records=30,
-                                                       on_failure=costs.append))  # fmt: skip
+                                                       on_failure=costs.append))
             for _ in range(5000):
                 if client.stats.requests >= 6:
                     break

@@ -90,7 +90,7 @@ def test_every_dataset_lands_exactly_the_ground_truth(sim_factory, make_settings
     settings = dataclasses.replace(settings, sites=(
         settings.sites[0],
         dataclasses.replace(settings.sites[1], unlabeled_time_zone_id=23, time_zone_id=49),
-    ))  # fmt: skip
+    ))
     report = run(settings, sim)
     assert report.exit_code == 0, report.summary()
     counted = 0
@@ -121,7 +121,7 @@ def test_late_rows_are_picked_up_by_the_lookback(simulator, make_settings):
     count = len(landed(settings, "meeting_usage"))
     # Two meetings from two days ago show up on the server only now (history is late).
     added = simulator.add_late_rows("demo", "meeting_usage", 2, start=NOW - timedelta(days=2, hours=3),
-                                    end=NOW - timedelta(days=2))  # fmt: skip
+                                    end=NOW - timedelta(days=2))
     assert len(added) == 2
     simulator.clock.advance(3600)
     report = run(settings, simulator)
@@ -181,7 +181,7 @@ def test_a_failed_window_is_recorded_and_retried_next_run(simulator, make_settin
     settings = dataclasses.replace(settings, sites=(dataclasses.replace(
         settings.sites[0], datasets=("meeting_usage",),
         throttle=dataclasses.replace(settings.sites[0].throttle, max_attempts=1),
-    ),))  # fmt: skip
+    ),))
     simulator.queue_fault("http5xx", count=50, operation="LstmeetingusageHistory")
     first = run(settings, simulator)
     assert first.exit_code == 1
@@ -201,7 +201,7 @@ def test_preliminary_rows_give_way_to_final_history(sim_factory, make_settings):
     sim = sim_factory(history_delay_seconds=6 * 3600, preliminary_delay_seconds=60)
     settings = make_settings(sim)
     settings = dataclasses.replace(settings, sites=(dataclasses.replace(
-        settings.sites[0], preliminary=True, datasets=("meeting_usage",)),))  # fmt: skip
+        settings.sites[0], preliminary=True, datasets=("meeting_usage",)),))
     run(settings, sim)
     everything = landed(settings, "meeting_usage", final_only=False)
     preliminary = {k for k, r in everything.items() if r["_preliminary"]}
@@ -222,7 +222,7 @@ def preliminary_meeting_usage_on_pages_of_4(sim_factory: Any, make_settings: Any
     settings = make_settings(sim)
     site = settings.sites[0]
     site = dataclasses.replace(site, preliminary=True, datasets=("meeting_usage",),
-                               throttle=dataclasses.replace(site.throttle, page_size=4))  # fmt: skip
+                               throttle=dataclasses.replace(site.throttle, page_size=4))
     return sim, dataclasses.replace(settings, sites=(site,))
 
 
@@ -237,7 +237,7 @@ def test_a_recent_window_lists_final_and_preliminary_history_together(sim_factor
     assert report.exit_code == 0, report.summary()
     stats = sim.stats()
     assert stats["requests_by_operation"] == {"AuthenticateUser": 1, "LstmeetingusageHistory": 2,
-                                              "LstmeetingusagePreliminaryHistory": 2, **SITE_FACTS}, stats  # fmt: skip
+                                              "LstmeetingusagePreliminaryHistory": 2, **SITE_FACTS}, stats
     # Sign-in; what the site says about itself; the probe (the final listing's first page); the final listing's second page with
     # the preliminary listing's first; its second.  Listed one after the other, the preliminary
     # listing's first page waited for the final listing and took a request of its own (6).
@@ -368,7 +368,7 @@ def test_a_failed_pack_with_one_bad_day_costs_that_day_not_the_pack(sim_factory,
     in_range = [r for r in truth(sim, "meeting_usage").values() if since <= r["meeting_start_time"] < until]
     pack_pages = -(-len(in_range) // 20)
     day_pages = -(-max(sum(1 for r in in_range if r["meeting_start_time"].date() == d) for d in
-                       {r["meeting_start_time"].date() for r in in_range}) // 20) + 1  # fmt: skip
+                       {r["meeting_start_time"].date() for r in in_range}) // 20) + 1
     sim.queue_fault("mutate_add", count=1, operation="LstmeetingusageHistory")
     sim.reset_stats()
     report = run(settings, sim, since=since, until=until)

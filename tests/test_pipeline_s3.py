@@ -19,10 +19,10 @@ def test_export_to_an_s3_lake_equals_the_ground_truth_and_reruns_change_nothing(
 
     raw = exporter_settings_dict(simulator.url, str(tmp_path / "unused"))
     raw["warehouse"] = {"root": f"s3://{bucket}/webex", "catalog": str(tmp_path / "catalog" / "webex.duckdb"),
-                        "s3_endpoint_url": s3_endpoint, "s3_region": "us-east-1"}  # fmt: skip
+                        "s3_endpoint_url": s3_endpoint, "s3_region": "us-east-1"}
     settings = make_settings(simulator, data=raw)
     settings = dataclasses.replace(settings, sites=(dataclasses.replace(
-        settings.sites[0], datasets=("meeting_usage", "meeting_attendees", "access_anywhere")),))  # fmt: skip
+        settings.sites[0], datasets=("meeting_usage", "meeting_attendees", "access_anywhere")),))
     assert run(settings, simulator).exit_code == 0
     for dataset in ("meeting_usage", "meeting_attendees", "access_anywhere"):
         assert_equal_to_ground_truth(settings, simulator, dataset)

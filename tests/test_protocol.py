@@ -97,7 +97,7 @@ def test_history_request_sends_time_zone_order_and_extras() -> None:
     assert [e.text for e in content.find("order")] == ["STARTTIME", "ASC", "CONFNAME", "ASC", "HOSTNAME", "ASC"]
     assert body.record_element == "meetingUsageHistory"
     prelim = list_body(by_name("meeting_usage"), window(), start_from=1, maximum_num=5, time_zone_id=20,
-                       preliminary=True)  # fmt: skip
+                       preliminary=True)
     assert prelim.xsi_type == "java:com.webex.service.binding.history.LstmeetingusagePreliminaryHistory"
     with pytest.raises(ValueError, match="no preliminary"):
         operation_xsi_type(by_name("training_sessions"), preliminary=True)
@@ -125,10 +125,10 @@ def test_credentials_in_the_security_context() -> None:
     body = Body("java:com.webex.service.binding.ep.GetAPIVersion")
     password_site = make_site(password="pw1")
     assert context(build_request(password_site, [body], ticket=None)) == [
-        ("webExID", "admin"), ("password", "pw1"), ("siteName", "demo")]  # fmt: skip
+        ("webExID", "admin"), ("password", "pw1"), ("siteName", "demo")]
     ticket_site = make_site(auth="ticket", password="pw1")
     assert context(build_request(ticket_site, [body], ticket=Secret("TICKET-1"))) == [
-        ("webExID", "admin"), ("sessionTicket", "TICKET-1"), ("siteName", "demo")]  # fmt: skip
+        ("webExID", "admin"), ("sessionTicket", "TICKET-1"), ("siteName", "demo")]
     # Exchanging the password: AuthenticateUser with an empty body and the password in the context.
     exchange = parse_xml(build_request(ticket_site, [authenticate_body()], ticket=None))
     assert body_content(exchange).get(XSI_TYPE) == AUTHENTICATE_USER and len(body_content(exchange)) == 0
@@ -146,7 +146,7 @@ def test_bodies_never_show_their_secrets() -> None:
 
 def test_parse_seed_responses_matching_records_first() -> None:
     (aa,) = parse_response((SEEDS / "lstaccessanywherehistory_response.xml").read_bytes(),
-                           record_elements=["accessAnyWhereInfo"])  # fmt: skip
+                           record_elements=["accessAnyWhereInfo"])
     assert (aa.result, aa.gsb_status, aa.total, aa.returned, aa.start_from) == ("SUCCESS", "PRIMARY", 775, 10, 1)
     assert len(aa.records) == 1 and aa.response_type == "history:LstAccessAnywhereHistoryResponse"
     assert aa.records[0].findtext("{*}userName") == "dean"
@@ -171,7 +171,7 @@ OK = "<serv:result>SUCCESS</serv:result><serv:gsbStatus>PRIMARY</serv:gsbStatus>
 
 def failure(code: str, reason: str = "nope") -> str:
     return (f"<serv:result>FAILURE</serv:result><serv:reason>{reason}</serv:reason>"
-            f"<serv:gsbStatus>PRIMARY</serv:gsbStatus><serv:exceptionID>{code}</serv:exceptionID>")  # fmt: skip
+            f"<serv:gsbStatus>PRIMARY</serv:gsbStatus><serv:exceptionID>{code}</serv:exceptionID>")
 
 
 def page(start: int, count: int, total: int) -> str:
@@ -182,14 +182,14 @@ def page(start: int, count: int, total: int) -> str:
     # matchingRecords LAST here (history responses), first in the seed samples: both are read.
     return (f"<serv:bodyContent>{records}<history:matchingRecords><serv:total>{total}</serv:total>"
             f"<serv:returned>{count}</serv:returned><serv:startFrom>{start}</serv:startFrom>"
-            f"</history:matchingRecords></serv:bodyContent>")  # fmt: skip
+            f"</history:matchingRecords></serv:bodyContent>")
 
 
 def test_several_responses_pair_by_position() -> None:
     data = envelope([OK, OK, failure("000015")], [page(1, 3, 7), page(4, 3, 7), "<serv:bodyContent/>"])
     answers = parse_response(data, record_elements=["meetingUsageHistory"] * 3)
     assert [(a.result, a.start_from, len(a.records)) for a in answers] == [
-        ("SUCCESS", 1, 3), ("SUCCESS", 4, 3), ("FAILURE", None, 0)]  # fmt: skip
+        ("SUCCESS", 1, 3), ("SUCCESS", 4, 3), ("FAILURE", None, 0)]
     assert answers[2].exception_id == "000015" and answers[2].reason == "nope"
     assert answers[1].records[0].findtext("{*}confID") == "4"
 

@@ -38,7 +38,7 @@ def exported(tmp_path_factory):
         truth = {name: sim.ground_truth("demo", name) for name in (
             "meeting_usage", "meeting_attendees", "access_anywhere", "scheduled_sessions", "training_sessions",
             "training_attendees", "event_sessions", "event_attendees",
-        )}  # fmt: skip
+        )}
     return settings, truth
 
 

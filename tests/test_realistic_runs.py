@@ -82,11 +82,11 @@ def assert_catalog_equals_truth(catalog: Any, sim: Any, site: str, dataset: str)
 
 
 def settings_for(make_settings: Any, sim: Any, sites: tuple[str, ...] = ("acme-cn", "legacy"), *,
-                 page_size: int = 500, **export: Any) -> Any:  # fmt: skip
+                 page_size: int = 500, **export: Any) -> Any:
     settings = make_settings(sim, sites=sites, **export)
     return dataclasses.replace(settings, sites=tuple(
         dataclasses.replace(s, throttle=dataclasses.replace(s.throttle, page_size=page_size)) for s in settings.sites
-    ))  # fmt: skip
+    ))
 
 
 def run(settings: Any, sim: Any, **options: Any) -> Any:
@@ -125,7 +125,7 @@ def test_a_realistic_backfill_lands_exactly_the_ground_truth_twins_included(sim_
     with duckdb.connect(str(settings.warehouse.catalog), read_only=True) as con:
         assert con.sql("SELECT max(_occurrence) FROM meeting_attendees").fetchall()[0][0] >= 2
         (note,) = con.sql("SELECT unavailable FROM sync_state WHERE site = 'legacy' "
-                          "AND dataset = 'access_anywhere'").fetchall()[0]  # fmt: skip
+                          "AND dataset = 'access_anywhere'").fetchall()[0]
         assert "retired" in note
     with Warehouse(settings.warehouse, export=settings.export) as warehouse:
         status = {(r.site, r.dataset): r for r in warehouse.status(sim.clock.now())}
@@ -147,7 +147,7 @@ def test_late_rows_and_revisions_after_three_days_are_caught_by_the_default_look
     short = dataclasses.replace(settings, export=dataclasses.replace(settings.export, dataset_lookback_days=()),
                                 warehouse=dataclasses.replace(settings.warehouse,
                                                               root=settings.warehouse.root + "-short",
-                                                              catalog=settings.warehouse.root + "-short/webex.duckdb"))  # fmt: skip
+                                                              catalog=settings.warehouse.root + "-short/webex.duckdb"))
     assert short.export.lookback_for("meeting_usage") == 3
     for each in (settings, short):
         assert run(each, sim, backfill=True).exit_code == 0
@@ -174,7 +174,7 @@ def test_a_non_admin_account_is_refused_unless_the_config_opts_in(sim_factory, t
     assert "not a site administrator" in refused.stdout + refused.stderr
     assert not (tmp_path / "warehouse" / "meeting_usage").exists()  # nothing partial landed as if whole
     config.write_text(text.replace('webex_id = "host1"', 'webex_id = "host1"\nallow_non_admin = true'),
-                      encoding="utf-8")  # fmt: skip
+                      encoding="utf-8")
     allowed = cli("run", config=config)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     con = duckdb.connect(str(tmp_path / "warehouse" / "webex.duckdb"), read_only=True)
@@ -199,7 +199,7 @@ def test_a_realistic_backfill_killed_at_random_points_ends_equal_to_ground_truth
     sim = realistic(sim_factory, now=datetime.now(timezone.utc).replace(microsecond=0))
     sim.set_faults(latency_ms=120)  # a backfill takes seconds: room to be killed in the middle
     config = write_config(tmp_path / "config.toml", sim.url, sites=("acme-cn",), datasets=datasets,
-                          extra="[export]\nwindow_hours = 6\nmax_window_records = 60\n")  # fmt: skip
+                          extra="[export]\nwindow_hours = 6\nmax_window_records = 60\n")
     rng = random.Random(20261203)
     killed = sum(run_and_kill("backfill", config, rng, commits=(2, 10)) for _ in range(trials))
     assert killed >= trials - 1, f"only {killed} of {trials} backfills were killed"
@@ -223,10 +223,10 @@ def test_serve_runs_many_jobs_at_once_without_crashing_any(sim_factory, tmp_path
 
     sim = realistic(sim_factory, now=datetime.now(timezone.utc).replace(microsecond=0))
     config = write_config(tmp_path / "config.toml", sim.url, sites=("acme-cn", "legacy"),
-                          extra='[schedule]\ninterval_seconds = 4\n[observability]\nlog_format = "json"\n')  # fmt: skip
+                          extra='[schedule]\ninterval_seconds = 4\n[observability]\nlog_format = "json"\n')
     env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
     proc = subprocess.Popen([sys.executable, "-m", "exporter", "serve", "--config", str(config)], cwd=tmp_path,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     events, raw = [], []
     deadline = time.monotonic() + 240  # 44 jobs of 4 s each; a loaded CI machine runs them slowly
     try:

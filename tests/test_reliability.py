@@ -37,7 +37,7 @@ def test_runs_killed_at_random_points_end_equal_to_ground_truth(sim_factory, tmp
     sim.set_faults(latency_ms=120)  # a run takes several seconds: room to be killed in the middle
     # Small packs (max_window_records caps them) give a fresh run ~35 commits: many points to be killed between.
     config = write_config(tmp_path / "config.toml", sim.url, datasets=CRASH_DATASETS,
-                          extra="[export]\nwindow_hours = 6\nmax_window_records = 40\n")  # fmt: skip
+                          extra="[export]\nwindow_hours = 6\nmax_window_records = 40\n")
     rng = random.Random(20261122)
     # Resumed runs and full re-landings both get killed, each after a random number of commits.
     killed = sum(run_and_kill("backfill" if trial % 2 else "run", config, rng) for trial in range(6))
@@ -67,10 +67,10 @@ def test_a_server_that_misbehaves_in_every_way_still_gives_complete_data(sim_fac
                "http429": 0.02, "http403": 0.02, "gsb_backup": 0.03},
         retry_after_seconds=0, throttle_cooldown_seconds=0.05, encoding="ISO-8859-1",
         schema_drift_fraction=0.2, capital_uuid_fraction=0.5, latency_ms=2,
-    )  # fmt: skip
+    )
     settings = make_settings(sim)
     settings = dataclasses.replace(settings, sites=(dataclasses.replace(
-        settings.sites[0], throttle=dataclasses.replace(settings.sites[0].throttle, max_attempts=12)),))  # fmt: skip
+        settings.sites[0], throttle=dataclasses.replace(settings.sites[0].throttle, max_attempts=12)),))
 
     async def main():
         with Warehouse(settings.warehouse, export=settings.export) as warehouse:

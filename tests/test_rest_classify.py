@@ -16,7 +16,7 @@ ITEMS = json.dumps({"items": [{"id": "a"}]}).encode()
 
 def webex_error(message: str, tracking: str = "ROUTER_abc-123") -> bytes:
     return json.dumps({"message": message, "errors": [{"description": message + " (detail)"}],
-                       "trackingId": tracking}).encode()  # fmt: skip
+                       "trackingId": tracking}).encode()
 
 
 def test_a_page_with_items_is_ok_and_carries_its_document() -> None:
@@ -106,7 +106,7 @@ def test_400_fails_the_window_with_the_message() -> None:
 
 
 @pytest.mark.parametrize("status, outcome", [(404, RestOutcome.NOT_FOUND), (410, RestOutcome.GONE),
-                                             (501, RestOutcome.GONE)])  # fmt: skip
+                                             (501, RestOutcome.GONE)])
 def test_not_found_and_gone(status: int, outcome: RestOutcome) -> None:
     assert classify_rest(status, {}, webex_error("The requested resource could not be found.")).outcome is outcome
 

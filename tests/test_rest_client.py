@@ -56,7 +56,7 @@ CLIENT_SECRET = "sim-client-secret"
 def rest_site(base_url: str, token_url: str, tmp_path: Path, *, name: str = "demo", **throttle: Any) -> SiteSettings:
     rest = RestSettings(base_url=base_url, token_url=token_url, site_url=f"{name}.webex.com", client_id="sim-client",
                         client_secret=Secret(CLIENT_SECRET),
-                        token_file=str(tmp_path / "tokens" / f"{name}.json"))  # fmt: skip
+                        token_file=str(tmp_path / "tokens" / f"{name}.json"))
     return dataclasses.replace(make_site(name=name, **throttle), rest=rest)
 
 
@@ -177,7 +177,7 @@ def test_a_401_refreshes_once_and_succeeds(tmp_path: Path) -> None:
             await client.fetch_window(INSTANCES, START, END)
             assert sim.expire_rest_tokens() >= 1
             fetches = await asyncio.gather(client.fetch_window(USAGE, START, END),
-                                           client.fetch_window(by_name("recording_access"), START, END))  # fmt: skip
+                                           client.fetch_window(by_name("recording_access"), START, END))
             assert all(f.rows for f in fetches)
             assert client.tokens.refreshes == 2  # the first token, and one renewal for both listings
             assert client.stats.auth_requests == 2  # each listing's 401, answered by one refresh
@@ -191,14 +191,14 @@ def test_seeding_the_store_from_a_refresh_token_and_from_an_authorization_code(t
         async with Simulator(sim_config()) as sim:
             site = rest_site(sim.rest_url, sim.rest_token_url, tmp_path)
             tokens = await seed_tokens(site, refresh_token=Secret(sim.rest_refresh_token("demo")),
-                                       wall=sim.clock.timestamp)  # fmt: skip
+                                       wall=sim.clock.timestamp)
             assert tokens.refresh_token.reveal() == sim.rest_refresh_token("demo", current=True)
             assert set(tokens.scope) == set(DEFAULT_SCOPES)
             with pytest.raises(ReauthorizeError, match="auth --site demo"):  # the initial one was rotated away
                 await seed_tokens(site, refresh_token=Secret(sim.rest_refresh_token("demo")), wall=sim.clock.timestamp)
             code = sim.rest_authorization_code("demo", redirect_uri="http://localhost:8765/cb")
             tokens = await seed_tokens(site, code=Secret(code), redirect_uri="http://localhost:8765/cb",
-                                       wall=sim.clock.timestamp)  # fmt: skip
+                                       wall=sim.clock.timestamp)
             async with RestClient(site, wall=sim.clock.timestamp) as client:
                 assert await client.scopes() == set(DEFAULT_SCOPES)
                 assert (await client.fetch_window(USAGE, START, END)).rows
@@ -366,9 +366,9 @@ def test_secrets_never_appear_in_logs_errors_or_reprs(tmp_path: Path, caplog: py
             tokens = client.store.load()
             assert tokens.access_token is not None
             secrets = [tokens.refresh_token.reveal(), tokens.access_token.reveal(), CLIENT_SECRET,
-                       sim.rest_refresh_token("demo")]  # fmt: skip
+                       sim.rest_refresh_token("demo")]
             texts += [str(caught.value), repr(client), repr(client.store), repr(client.tokens), repr(client.endpoint),
-                      repr(tokens), str(tokens), repr(client.site)]  # fmt: skip
+                      repr(tokens), str(tokens), repr(client.site)]
             return secrets + ["---"] + texts
 
     with caplog.at_level(logging.DEBUG):
@@ -396,7 +396,7 @@ async def fake_webex(handler: Handler) -> AsyncIterator[tuple[str, list[web.Requ
     async def token(request: web.Request) -> web.Response:
         await request.post()
         return web.json_response({"access_token": "fake-access", "expires_in": 86_400, "refresh_token": "fake-refresh",
-                                  "refresh_token_expires_in": 7_776_000, "scope": "spark:kms"})  # fmt: skip
+                                  "refresh_token_expires_in": 7_776_000, "scope": "spark:kms"})
 
     async def other(request: web.Request) -> web.StreamResponse:
         seen.append(request)
@@ -484,7 +484,7 @@ def test_every_request_carries_bearer_utc_and_json_and_the_first_one_its_window(
             assert request.headers["timezone"] == "UTC" and request.headers["Accept"] == "application/json"
             assert dict(parse_qsl(urlsplit(str(request.url)).query)) == {
                 "siteUrl": "demo.webex.com", "from": "2026-07-09T12:00:00Z", "to": "2026-07-15T12:00:00Z",
-                "max": "100", "meetingType": "meeting", "state": "ended"}  # fmt: skip
+                "max": "100", "meetingType": "meeting", "state": "ended"}
 
     asyncio.run(main())
 
@@ -587,7 +587,7 @@ def test_a_504_halves_the_page_and_an_unreadable_page_fails_without_a_resend(tmp
 def test_a_server_refusing_even_a_fresh_token_is_an_auth_error_after_one_refresh(tmp_path: Path) -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.json_response({"message": "The request requires a valid access token", "trackingId": "T-401"},
-                                 status=401)  # fmt: skip
+                                 status=401)
 
     async def main() -> None:
         async with fake_client(tmp_path, handler) as (client, seen):

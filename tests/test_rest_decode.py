@@ -81,7 +81,7 @@ def test_tolerant_iso_8601(text: str, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize("text", ["2026-03-10", "2026-02-30T00:00:00Z", "yesterday", "2026-03-10T25:00:00Z",
-                                  "1710072000", "0001-01-01T00:00:00+01:00"])  # fmt: skip
+                                  "1710072000", "0001-01-01T00:00:00+01:00"])
 def test_a_time_that_is_not_one_is_a_bad_value_kept_in_extra(text: str) -> None:
     row, page = one(INSTANCES, {"id": "m", "start": text})
     assert row["start_time"] is None
@@ -161,7 +161,7 @@ def test_json_fields_are_compact_sorted_json() -> None:
 
 def test_unknown_fields_go_to_extra_and_are_counted() -> None:
     page = decode_items(INSTANCES, [{"id": "m", "agenda": "x", "links": [{"rel": "a"}]}, {"id": "n", "agenda": "é"}],
-                        site="demo")  # fmt: skip
+                        site="demo")
     rows = page.table.to_pylist()
     assert json.loads(rows[0]["extra"]) == {"agenda": "x", "links": [{"rel": "a"}]}
     assert rows[1]["extra"] == json.dumps({"agenda": "é"}, ensure_ascii=False)  # parse.py's extra format
@@ -172,7 +172,7 @@ def test_an_item_that_is_not_an_object_is_kept_not_dropped() -> None:
     page = decode_items(INSTANCES, [{"id": "a"}, "junk", 7], site="demo")
     assert page.table.num_rows == 3
     assert [json.loads(e) if e else None for e in page.table.column("extra").to_pylist()] == [
-        None, {"#item": "junk"}, {"#item": 7}]  # fmt: skip
+        None, {"#item": "junk"}, {"#item": 7}]
 
 
 def test_site_and_preliminary_lineage() -> None:
@@ -193,7 +193,7 @@ PARTICIPANT = {
         {"correlationId": "c2", "deviceType": "ios", "joinedTime": "2026-03-10T12:15:00.000Z",
          "leftTime": "1970-01-01T00:00:00.000Z", "durationSecond": "n/a"},
     ],
-}  # fmt: skip
+}
 
 
 def test_explode_gives_one_row_per_device_with_the_participant_fields_on_each() -> None:

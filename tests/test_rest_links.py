@@ -11,7 +11,7 @@ from exporter.webex.rest.links import check_same_origin, next_link, parse_link_h
 
 BASE = "https://webexapis.com/v1"
 FIRST = [("siteUrl", "acme.webex.com"), ("from", "2026-03-01T00:00:00Z"), ("to", "2026-03-02T00:00:00Z"),
-         ("max", "100"), ("serviceType", "MeetingCenter")]  # fmt: skip
+         ("max", "100"), ("serviceType", "MeetingCenter")]
 
 
 def query(url: str) -> list[tuple[str, str]]:
@@ -23,13 +23,13 @@ def query(url: str) -> list[tuple[str, str]]:
 
 def test_the_basics_page_example() -> None:
     header = ('<https://webexapis.com/v1/people?displayName=Harold&max=10&before&after=Y2lzY29zcGFyazovL3VzL1BFT1BMRS83'
-              'MTZlOWQxYy1jYTQ0LTRmZWQtOGZjYS05ZGY0YjRmNDE3ZjU>; rel="next"')  # fmt: skip
+              'MTZlOWQxYy1jYTQ0LTRmZWQtOGZjYS05ZGY0YjRmNDE3ZjU>; rel="next"')
     assert next_link(header) == header[1 : header.index(">")]
 
 
 def test_several_links_in_one_header_and_rel_in_any_form() -> None:
     header = ('<https://x/v1/a?p=1>; rel="first", <https://x/v1/a?p=3>; rel=prev,'
-              ' <https://x/v1/a?p=5>;rel="NEXT"')  # fmt: skip
+              ' <https://x/v1/a?p=5>;rel="NEXT"')
     links = parse_link_header(header)
     assert [link.url for link in links] == ["https://x/v1/a?p=1", "https://x/v1/a?p=3", "https://x/v1/a?p=5"]
     assert [link.rels for link in links] == [{"first"}, {"prev"}, {"next"}]
@@ -38,7 +38,7 @@ def test_several_links_in_one_header_and_rel_in_any_form() -> None:
 
 def test_commas_and_semicolons_inside_urls_and_quoted_values_do_not_split_links() -> None:
     header = ('<https://x/v1/a?names=a,b;c&max=10>; title="one, two; three"; rel="next", '
-              '<https://x/v1/a?names=d,e>; rel="last"')  # fmt: skip
+              '<https://x/v1/a?names=d,e>; rel="last"')
     links = parse_link_header(header)
     assert len(links) == 2
     assert links[0].url == "https://x/v1/a?names=a,b;c&max=10"
@@ -75,13 +75,13 @@ def test_escaped_quotes_in_a_quoted_value() -> None:
 
 def test_a_complete_next_url_is_followed_verbatim() -> None:
     nxt = ("https://webexapis.com/v1/meetingReports/usage?siteUrl=acme.webex.com&from=2026-03-01T00%3A00%3A00Z&"
-           "to=2026-03-02T00%3A00%3A00Z&max=100&serviceType=MeetingCenter&cursor=ab+c%2Fd==")  # fmt: skip
+           "to=2026-03-02T00%3A00%3A00Z&max=100&serviceType=MeetingCenter&cursor=ab+c%2Fd==")
     assert repair_next_url(nxt, request_url=BASE + "/meetingReports/usage", base_url=BASE, first_params=FIRST) == nxt
 
 
 def test_max_null_is_stripped_and_max_put_back() -> None:
     nxt = ("https://webexapis.com/v1/meetingReports/usage?max=null&cursor=abc&siteUrl=acme.webex.com&from=x&to=y"
-           "&serviceType=MeetingCenter")  # fmt: skip
+           "&serviceType=MeetingCenter")
     fixed = repair_next_url(nxt, request_url=nxt, base_url=BASE, first_params=FIRST)
     pairs = query(fixed)
     assert ("max", "null") not in pairs and ("max", "100") in pairs
@@ -94,20 +94,20 @@ def test_dropped_parameters_are_added_back_and_the_server_cursor_is_kept_byte_fo
     assert fixed.startswith(nxt + "&")
     assert dict(query(fixed)) == {"cursor": "ab c/d==", "max": "100", "siteUrl": "acme.webex.com",
                                   "from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z",
-                                  "serviceType": "MeetingCenter"}  # fmt: skip
+                                  "serviceType": "MeetingCenter"}
 
 
 @pytest.mark.parametrize("name", ["meetingId", "recordingId", "meetingType", "state", "hostEmail"])
 def test_each_known_parameter_is_restored(name: str) -> None:
     first = [(name, "value-1"), ("max", "10")]
     fixed = repair_next_url("https://webexapis.com/v1/x?offset=10&max=10", request_url=BASE + "/x", base_url=BASE,
-                            first_params=first)  # fmt: skip
+                            first_params=first)
     assert (name, "value-1") in query(fixed)
 
 
 def test_a_relative_next_link_is_resolved_against_the_page_that_carried_it() -> None:
     fixed = repair_next_url("/v1/meetings?offset=100", request_url=BASE + "/meetings?siteUrl=a", base_url=BASE,
-                            first_params=[("siteUrl", "a")])  # fmt: skip
+                            first_params=[("siteUrl", "a")])
     assert fixed == "https://webexapis.com/v1/meetings?offset=100&siteUrl=a"
 
 

@@ -29,12 +29,12 @@ SECRET_ENV = {"WEBEX_TEST_CLIENT_SECRET": "sim-client-secret"}
 
 
 def rest_config(path: Path, sim: Any, *, site: str = "demo", source: str = "rest", datasets: tuple[str, ...] = (),
-                extra: str = "") -> Path:  # fmt: skip
+                extra: str = "") -> Path:
     """A config.toml with one site exported through the simulator's REST API."""
     lines = ["[[sites]]", f'name = "{site}"', f'source = "{source}"']
     if source != "rest":
         lines += [f'url = "{sim.url}"', f'site_name = "{site}"', 'auth = "ticket"', 'webex_id = "admin"',
-                  'password_env = "WEBEX_TEST_PW"']  # fmt: skip
+                  'password_env = "WEBEX_TEST_PW"']
     if datasets:
         lines.append("datasets = [" + ", ".join(f'"{d}"' for d in datasets) + "]")
     lines += [
@@ -45,7 +45,7 @@ def rest_config(path: Path, sim: Any, *, site: str = "demo", source: str = "rest
         "backoff_max_seconds = 0.05", "request_timeout_seconds = 10", "",
         "[warehouse]", f'root = "{path.parent / "warehouse"}"', f'catalog = "{path.parent / "warehouse" / "webex.duckdb"}"',
         "",
-    ]  # fmt: skip
+    ]
     path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
     return path
 
@@ -74,7 +74,7 @@ def assert_rest_catalog_equals_truth(catalog: Path, sim: Any, site: str, dataset
     got = Counter(tuple(_canonical(r.get(c)) for c in columns) for r in rows)
     missing, extra = want - got, got - want
     assert not missing and not extra, (f"{site}/{dataset}: {sum(missing.values())} missing, {sum(extra.values())} "
-                                       f"extra of {sum(want.values())}; e.g. {list(missing)[:1]} / {list(extra)[:1]}")  # fmt: skip
+                                       f"extra of {sum(want.values())}; e.g. {list(missing)[:1]} / {list(extra)[:1]}")
     return sum(want.values())
 
 
@@ -86,7 +86,7 @@ def seed(sim: Any, config: Path, site: str = "demo") -> None:
 
 def run_in_process(config: Path, sim: Any, **options: Any) -> Any:
     settings = parse_settings(tomllib.loads(config.read_text()), env={**os.environ, **SECRET_ENV,
-                                                                      "WEBEX_TEST_PW": "sim-password"})  # fmt: skip
+                                                                      "WEBEX_TEST_PW": "sim-password"})
 
     async def main() -> Any:
         with Warehouse(settings.warehouse, export=settings.export) as warehouse:
@@ -133,7 +133,7 @@ def test_a_rest_backfill_lands_every_rest_dataset_exactly_and_a_rerun_changes_no
 def test_an_auto_site_switches_a_retired_operation_to_rest_once_and_says_so(sim_factory, tmp_path):
     base = SimulatorConfig.small(now=datetime.now(timezone.utc).replace(microsecond=0))
     sim = sim_factory(dataclasses.replace(base, sites=tuple(
-        dataclasses.replace(s, retired_operations=("LstmeetingusageHistory",)) for s in base.sites)))  # fmt: skip
+        dataclasses.replace(s, retired_operations=("LstmeetingusageHistory",)) for s in base.sites)))
     config = rest_config(tmp_path / "config.toml", sim, source="auto", datasets=("meeting_usage", "event_sessions"))
     seed(sim, config)
     done = cli("run", config=config, env=SECRET_ENV, timeout=180)
@@ -146,7 +146,7 @@ def test_an_auto_site_switches_a_retired_operation_to_rest_once_and_says_so(sim_
     try:
         sources = dict(con.execute("SELECT dataset, string_agg(DISTINCT source) FROM (SELECT 'meeting_usage' AS dataset, "
                                    "source FROM meeting_usage UNION ALL SELECT 'event_sessions', source FROM "
-                                   "event_sessions) GROUP BY dataset").fetchall())  # fmt: skip
+                                   "event_sessions) GROUP BY dataset").fetchall())
     finally:
         con.close()
     assert sources == {"meeting_usage": "rest", "event_sessions": "xml"}
@@ -163,7 +163,7 @@ def test_a_rest_backfill_killed_at_random_points_ends_equal_to_ground_truth(sim_
     sim.set_faults(latency_ms=60)  # room to be killed in the middle
     datasets = ("meeting_usage", "meeting_attendees", "meeting_instances", "meeting_participants")
     config = rest_config(tmp_path / "config.toml", sim, datasets=datasets,
-                         extra="[export]\nwindow_hours = 24\n")  # fmt: skip
+                         extra="[export]\nwindow_hours = 24\n")
     seed(sim, config)
     rng = random.Random(20261203)
     killed = sum(run_and_kill("backfill", config, rng, commits=(1, 6), env=SECRET_ENV) for _ in range(3))

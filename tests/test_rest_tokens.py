@@ -69,7 +69,7 @@ class FakeWebex:
         else:
             self.valid.add(refresh)
         return {"access_token": f"access-secret-{self.issued}", "expires_in": self.expires_in, "token_type": "Bearer",
-                "refresh_token": refresh, "refresh_token_expires_in": 7_775_999, "scope": SCOPES}  # fmt: skip
+                "refresh_token": refresh, "refresh_token_expires_in": 7_775_999, "scope": SCOPES}
 
     async def send(self, url: str, form: Mapping[str, str]) -> RawReply:
         self.forms.append(dict(form))
@@ -83,7 +83,7 @@ class FakeWebex:
         if form["grant_type"] == "refresh_token":
             if form["refresh_token"] not in self.valid:
                 body = {"error": "invalid_grant", "error_description": f"unknown refresh token {form['refresh_token']}",
-                        "trackingId": "TRK-REFRESH"}  # fmt: skip
+                        "trackingId": "TRK-REFRESH"}
                 return RawReply(400, {}, json.dumps(body).encode())
             return RawReply(200, {}, json.dumps(self._grant()).encode())
         if form["grant_type"] == "authorization_code" and form.get("code") in self.codes:
@@ -95,7 +95,7 @@ class FakeWebex:
 def rest_settings(tmp_path: Path, secret: str = CLIENT_SECRET) -> RestSettings:
     return RestSettings(base_url="https://webexapis.com/v1", token_url="https://webexapis.com/v1/access_token",
                         site_url="demo.webex.com", client_id="sim-client", client_secret=Secret(secret),
-                        token_file=str(tmp_path / "tokens" / "demo.json"))  # fmt: skip
+                        token_file=str(tmp_path / "tokens" / "demo.json"))
 
 
 def setup(
@@ -126,7 +126,7 @@ def assert_no_secret(*texts: str) -> None:
 def test_the_file_is_owner_only_in_an_owner_only_folder_and_round_trips(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "a" / "b" / "demo.json", site="demo")
     tokens = Tokens(Secret("refresh-secret-0"), 2_000_000_000.0, Secret("access-secret-0"), 1_900_000_000.0,
-                    ("meeting:admin_config_read", "spark:kms"))  # fmt: skip
+                    ("meeting:admin_config_read", "spark:kms"))
     store.save(tokens)
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o700
@@ -237,7 +237,7 @@ def test_another_process_holding_the_lock_is_waited_for_then_given_up_on(tmp_pat
     store.lock_path.parent.mkdir(parents=True, exist_ok=True)
     code = ("import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
             "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\n"
-            "time.sleep(float(sys.argv[2]))\n")  # fmt: skip
+            "time.sleep(float(sys.argv[2]))\n")
 
     async def main(hold: float, timeout: float) -> float:
         proc = subprocess.Popen([sys.executable, "-c", code, str(store.lock_path), str(hold)], stdout=subprocess.PIPE)
@@ -273,7 +273,7 @@ def test_a_due_token_is_refreshed_once_for_many_tasks_and_the_rotation_is_on_dis
     assert on_disk.access_token == Secret("access-secret-1")
     assert on_disk.scope == tuple(SCOPES.split())
     assert fake.forms[0] == {"grant_type": "refresh_token", "client_id": "sim-client", "client_secret": CLIENT_SECRET,
-                             "refresh_token": "refresh-secret-0"}  # fmt: skip
+                             "refresh_token": "refresh-secret-0"}
 
 
 def test_a_token_that_cannot_be_saved_is_never_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -424,7 +424,7 @@ def test_seeding_from_an_authorization_code(tmp_path: Path) -> None:
     tokens = asyncio.run(seeding)
     assert fake.forms[0] == {"grant_type": "authorization_code", "client_id": "sim-client",
                              "client_secret": CLIENT_SECRET, "code": "code-secret-1",
-                             "redirect_uri": "http://localhost:8080/cb"}  # fmt: skip
+                             "redirect_uri": "http://localhost:8080/cb"}
     assert store.load() == tokens and asyncio.run(manager.access_token()) == Secret("access-secret-1")
     with pytest.raises(ReauthorizeError):  # a code works once
         asyncio.run(seed_from_authorization_code(store, endpoint, Secret("code-secret-1"), "http://localhost:8080/cb"))
@@ -432,10 +432,10 @@ def test_seeding_from_an_authorization_code(tmp_path: Path) -> None:
 
 def test_authorize_url(tmp_path: Path) -> None:
     url = authorize_url(rest_settings(tmp_path), redirect_uri="http://localhost:8080/cb",
-                        scopes=["meeting:admin_config_read", "spark:kms"], state="xyz")  # fmt: skip
+                        scopes=["meeting:admin_config_read", "spark:kms"], state="xyz")
     assert url == ("https://webexapis.com/v1/authorize?client_id=sim-client&response_type=code&redirect_uri="
                    "http%3A%2F%2Flocalhost%3A8080%2Fcb&scope=meeting%3Aadmin_config_read+spark%3Akms"
-                   "&state=xyz")  # fmt: skip
+                   "&state=xyz")
 
 
 # ------------------------------------------------------------------------------------ scopes
@@ -447,10 +447,10 @@ def test_missing_scopes_name_datasets_and_scopes_including_a_fan_out_parents() -
     datasets = [by_name("meeting_participants"), by_name("meeting_usage")]
     missing = missing_scopes({"meeting:admin_participants_read"}, datasets)
     assert missing == {"meeting_participants": ("meeting:admin_schedule_read",),
-                       "meeting_usage": ("meeting:admin_config_read",)}  # fmt: skip
+                       "meeting_usage": ("meeting:admin_config_read",)}
     with pytest.raises(MissingScopeError) as caught:
         check_scopes({"spark:kms"}, [by_name(n) for n in ("meeting_usage", "meeting_attendees", "recording_access")],
-                     site="demo")  # fmt: skip
+                     site="demo")
     message = str(caught.value)
     assert "meeting_usage, meeting_attendees need meeting:admin_config_read" in message
     assert "recording_access needs meeting:admin_recordings_read" in message

@@ -15,7 +15,7 @@ def test_read_only_commands_need_no_secret_and_a_run_only_its_sites(sim_factory,
     text = config.read_text(encoding="utf-8")
     other = text.split("[throttle]")[0].split("[[sites]]")[1].replace('name = "demo"', 'name = "other"')
     config.write_text(text.replace("[throttle]", "[[sites]]" + other.replace("WEBEX_TEST_PW", "OTHER_PW") + "[throttle]", 1),
-                      encoding="utf-8")  # fmt: skip
+                      encoding="utf-8")
     done = cli("run", "--site", "demo", config=config)
     assert done.returncode == 0, done.stdout + done.stderr
     everything = cli("run", config=config)

@@ -44,10 +44,10 @@ def test_serve_runs_cycles_and_stops_cleanly_on_sigterm(sim_factory, tmp_path):
     sim.set_faults(latency_ms=150)
     config = write_config(tmp_path / "config.toml", sim.url, datasets=DATASETS,
                           extra="[schedule]\ninterval_seconds = 2\nmisfire_grace_seconds = 30\n"
-                                "[observability]\nlog_format = \"json\"\nmetrics_port = 0\n")  # fmt: skip
+                                "[observability]\nlog_format = \"json\"\nmetrics_port = 0\n")
     env = {**os.environ, "WEBEX_TEST_PW": "sim-password"}
     proc = subprocess.Popen([sys.executable, "-m", "exporter", "serve", "--config", str(config)], cwd=tmp_path,
-                            env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+                            env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines: list[dict] = []
     try:
         _wait_for(proc, lines, lambda ls: all(_finished(ls, d) >= 2 for d in DATASETS), timeout=90)
@@ -68,7 +68,7 @@ def test_serve_runs_cycles_and_stops_cleanly_on_sigterm(sim_factory, tmp_path):
             proc.wait()
         rest = proc.stderr.read() if proc.stderr else ""
         lines += [json.loads(x) if x.startswith("{") else {"event": "non-json line", "raw": x}
-                  for x in rest.splitlines() if x.strip()]  # fmt: skip
+                  for x in rest.splitlines() if x.strip()]
     assert proc.returncode == 0
     assert exit_seconds < 10, f"serve took {exit_seconds:.1f} s to stop"
     # A JSON log is JSON line for line, the scheduler's own warnings (a job skipped while its

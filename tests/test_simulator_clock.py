@@ -107,7 +107,7 @@ def test_mutations_from_python_and_http(simulator: Any) -> None:
     truth = keys(simulator, "meeting_usage")
     assert {r["conf_id"] for r in added} <= truth
     revised = simulator.revise_record("demo", "meeting_usage", {"conf_id": added[0]["conf_id"]},
-                                      {"conf_name": "Renamed & <revised>", "duration": 999})  # fmt: skip
+                                      {"conf_name": "Renamed & <revised>", "duration": 999})
     assert (revised["conf_name"], revised["duration"]) == ("Renamed & <revised>", 999)
 
     async def main() -> list[tuple[int, dict]]:
@@ -121,7 +121,7 @@ def test_mutations_from_python_and_http(simulator: Any) -> None:
                 async with http.post(simulator.base_url + "/_sim/mutate", json=payload) as r:
                     out.append((r.status, await r.json()))
             async with http.get(simulator.base_url + "/_sim/ground-truth",
-                                params={"site": "demo", "dataset": "meeting_usage"}) as r:  # fmt: skip
+                                params={"site": "demo", "dataset": "meeting_usage"}) as r:
                 out.append((r.status, await r.json()))
             return out
 
@@ -140,7 +140,7 @@ def test_ground_truth_endpoint_rejects_unknown_names(simulator: Any) -> None:
         async with aiohttp.ClientSession() as http:
             statuses = []
             for params in ({"site": "nope", "dataset": "meeting_usage"}, {"site": "demo", "dataset": "nope"},
-                           {"site": "demo", "dataset": "event_attendees", "preliminary": "true"}):  # fmt: skip
+                           {"site": "demo", "dataset": "event_attendees", "preliminary": "true"}):
                 async with http.get(simulator.base_url + "/_sim/ground-truth", params=params) as r:
                     statuses.append(r.status)
             return statuses

@@ -26,7 +26,7 @@ def test_from_dict_reports_every_problem_at_once() -> None:
             "days": 0, "meetings_per_dya": 3,
             "sites": [{"name": "a", "default_time_zone_id": 70}, {"name": "a", "colour": "red"}],
             "faults": {"rates": {"reset": 1.5}},
-        })  # fmt: skip
+        })
     text = str(caught.value)
     for expected in ("meetings_per_dya: unknown key", "sites[1].colour: unknown key", "faults.rates.reset"):
         assert expected in text
@@ -50,7 +50,7 @@ def test_bundled_profiles_load() -> None:
 
 def test_options_and_environment_override_the_profile() -> None:
     config = config_from_options(seed=9, sites="3", days=2, latency_ms=5.0, fault_rates="http5xx=0.1,reset=0.05",
-                                 env={"WEBEX_SIM_MEETINGS_PER_DAY": "12", "WEBEX_SIM_ENCODING": "ISO-8859-1"})  # fmt: skip
+                                 env={"WEBEX_SIM_MEETINGS_PER_DAY": "12", "WEBEX_SIM_ENCODING": "ISO-8859-1"})
     assert (config.seed, config.days, config.meetings_per_day) == (9, 2, 12)
     assert [s.name for s in config.sites] == ["acme", "globex", "initech-eu"]
     assert [s.name for s in config_from_options(sites=4, env={}).sites] == ["acme", "globex", "initech-eu", "acme4"]
@@ -60,9 +60,9 @@ def test_options_and_environment_override_the_profile() -> None:
     assert [s.name for s in named.sites] == ["north", "south"]
     assert named.sites[1].users_dict == named.sites[0].users_dict
     queued = config_from_options(fault_queue="http5xx:2:LstmeetingusageHistory,reset", rate_limits="user=10",
-                                 rate_limit_per_minute=100, throttle_cooldown_seconds=0.5, env={})  # fmt: skip
+                                 rate_limit_per_minute=100, throttle_cooldown_seconds=0.5, env={})
     assert [(q.kind, q.count, q.operation) for q in queued.faults.queue] == [
-        ("http5xx", 2, "LstmeetingusageHistory"), ("reset", 1, None)]  # fmt: skip
+        ("http5xx", 2, "LstmeetingusageHistory"), ("reset", 1, None)]
     assert queued.faults.limit_for("user") == 10 and queued.faults.limit_for("meeting_list") == 100
     http = config_from_options(fault_rates=["http503=0.25"], env={})
     assert http.faults.rate("http5xx") == 0.25 and http.faults.http5xx_status == 503
@@ -91,10 +91,10 @@ def test_cli_main_serves_until_sigterm(tmp_path: Path) -> None:
     profile = tmp_path / "tiny.toml"
     profile.write_text('days = 1\nmeetings_per_day = 2\n[[sites]]\nname = "tiny"\n[sites.users]\nadmin = "pw"\n')
     code = ("from exporter.simulator import cli_main; "
-            f"raise SystemExit(cli_main(port=0, profile={str(profile)!r}))")  # fmt: skip
+            f"raise SystemExit(cli_main(port=0, profile={str(profile)!r}))")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WEBEX_SIM_SEED": "3"}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                            stderr=subprocess.STDOUT, text=True)
     try:
         first = proc.stdout.readline()  # type: ignore[union-attr]
         assert re.match(r"Webex XML API simulator listening on http://127\.0\.0\.1:\d+/WBXService/XMLService", first)

@@ -43,7 +43,7 @@ def failure(url: str, document: bytes) -> tuple[str, str]:
          codes.UNKNOWN_OPERATION),
         (probe.envelope([], CTX), codes.INVALID_ARGUMENT),
     ],
-)  # fmt: skip
+)
 def test_unreadable_or_unknown_requests(simulator: Any, document: bytes, code: str) -> None:
     assert failure(simulator.url, document)[0] == code
 
@@ -75,14 +75,14 @@ def test_expired_ticket(simulator: Any) -> None:
     simulator.clock.advance(1)
     assert failure(simulator.url, with_ticket)[0] == codes.TICKET_EXPIRED
     assert failure(simulator.url, probe.envelope([probe.body("user.AuthenticateUser", "<accessToken>bad</accessToken>")],
-                                                 probe.security("demo")))[0] == codes.TOKEN_INVALID  # fmt: skip
+                                                 probe.security("demo")))[0] == codes.TOKEN_INVALID
 
 
 def test_account_locks_after_repeated_bad_passwords(sim_factory: Any) -> None:
     sim = sim_factory(lockout_after_failures=2)
     bad = probe.envelope([probe.list_body(USAGE)], probe.security("demo", webex_id="admin", password="nope"))
     assert [failure(sim.url, bad)[0] for _ in range(3)] == [codes.BAD_PASSWORD, codes.BAD_PASSWORD,
-                                                            codes.ACCOUNT_LOCKED]  # fmt: skip
+                                                            codes.ACCOUNT_LOCKED]
     assert failure(sim.url, probe.envelope([probe.list_body(USAGE)], CTX))[0] == codes.ACCOUNT_LOCKED
 
 
@@ -108,7 +108,7 @@ def test_body_content_limit(sim_factory: Any) -> None:
         ("<timeZoneID>20</timeZoneID>", "<confID>abc</confID>"),
         ("<serv:maximumNum>50</serv:maximumNum>", "<serv:maximumNum>0</serv:maximumNum>"),
     ],
-)  # fmt: skip
+)
 def test_bad_arguments(simulator: Any, old: str, new: str) -> None:
     body = probe.list_body(USAGE, extras=False)
     assert old in body
@@ -132,7 +132,7 @@ def test_preliminary_event_history_needs_a_filter(simulator: Any) -> None:
     unfiltered = probe.envelope([probe.list_body(event, preliminary=True)], CTX)
     assert failure(simulator.url, unfiltered)[0] == codes.PRELIMINARY_FILTER_REQUIRED
     scoped = probe.envelope([probe.list_body(event, preliminary=True, start=datetime(2026, 3, 1, tzinfo=timezone.utc))],
-                            CTX)  # fmt: skip
+                            CTX)
     assert send(simulator.url, scoped)[0].result == "SUCCESS"
     # Meeting Center preliminary history has no such rule.
     usage = probe.envelope([probe.list_body(USAGE, preliminary=True)], CTX)

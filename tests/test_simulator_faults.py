@@ -56,12 +56,12 @@ def test_latency_is_fixed_plus_seeded_jitter(sim_factory: Any) -> None:
     for state in same_seed:
         state.replace(FaultSettings(latency_ms=10, latency_jitter_ms=100))
     assert [state.latency() for _ in range(5) for state in same_seed[:1]] == \
-        [state.latency() for _ in range(5) for state in same_seed[1:]]  # fmt: skip
+        [state.latency() for _ in range(5) for state in same_seed[1:]]
 
 
 def test_rate_limit_throttles_with_000045_then_cools_down(sim_factory: Any) -> None:
     sim = sim_factory(faults=FaultSettings(rate_limit_per_minute=3, throttle_cooldown_seconds=0.3,
-                                           rate_limits={"user": 1}))  # fmt: skip
+                                           rate_limits={"user": 1}))
     assert codes_of(sim.url, LIST, LIST, LIST, LIST, LIST) == ["SUCCESS"] * 3 + [codes.RATE_LIMITED] * 2
     # Another API group has its own budget.
     assert codes_of(sim.url, AUTH, AUTH) == ["SUCCESS", codes.RATE_LIMITED]
@@ -175,7 +175,7 @@ def test_faults_control_endpoint(simulator: Any) -> None:
         async with aiohttp.ClientSession() as http:
             url = simulator.base_url + "/_sim/faults"
             async with http.post(url, json={"enqueue": [{"kind": "http5xx", "count": 1}],
-                                            "encoding": "ISO-8859-1", "rates": {"reset": 0.0}}) as r:  # fmt: skip
+                                            "encoding": "ISO-8859-1", "rates": {"reset": 0.0}}) as r:
                 set_ = await r.json()
             async with http.post(url, json={"rates": {"bogus": 1}}) as r:
                 bad = await r.json()

@@ -70,7 +70,7 @@ def test_preliminary_paging_matches_preliminary_ground_truth(simulator: Any, dat
     # Preliminary rows show up minutes after a session, final history only later.
     assert {_key(ds, r) for r in final} <= {_key(ds, r) for r in truth}
     records, _totals, _ = asyncio.run(page_through(simulator.url, ds, page_size=9, preliminary=True,
-                                                  start=datetime(2026, 3, 1, tzinfo=timezone.utc)))  # fmt: skip
+                                                  start=datetime(2026, 3, 1, tzinfo=timezone.utc)))
     assert records == _expected(truth)
     assert all(r.get("tracking_code1") is None for r in records)  # basic data only
 
@@ -137,11 +137,11 @@ def test_list_method_or_matches_any_scope(simulator: Any) -> None:
     truth = simulator.ground_truth("demo", "access_anywhere")
     a, b = truth[0], truth[-1]
     more = (f"<endTimeScope><sessionEndTimeStart>{_wire(b['end_time'])}</sessionEndTimeStart>"
-            f"<sessionEndTimeEnd>{_wire(b['end_time'])}</sessionEndTimeEnd></endTimeScope>")  # fmt: skip
+            f"<sessionEndTimeEnd>{_wire(b['end_time'])}</sessionEndTimeEnd></endTimeScope>")
     both, _, _ = asyncio.run(page_through(simulator.url, ds, page_size=10, start=a["start_time"],
-                                          end=a["start_time"], list_method="OR", more=more))  # fmt: skip
+                                          end=a["start_time"], list_method="OR", more=more))
     only_a, _, _ = asyncio.run(page_through(simulator.url, ds, page_size=10, start=a["start_time"],
-                                            end=a["start_time"], list_method="AND", more=more))  # fmt: skip
+                                            end=a["start_time"], list_method="AND", more=more))
     assert [r["conf_id"] for r in both] == [a["conf_id"], b["conf_id"]]
     assert only_a == []  # AND: no row both starts at a's start and ends at b's end
 

@@ -45,7 +45,7 @@ def seed_sim(sim_factory: Any) -> Any:
     """Sites and users of the seed samples, with the clock inside their date scopes (Nov 2019)."""
     return sim_factory(
         sites=(SiteConfig("xxx", users={"Test": "xxx"}, return_scheduled_pmr_switch=True),
-               SiteConfig("sqdemo6", users={"test": "P@ss1234"})),  # fmt: skip
+               SiteConfig("sqdemo6", users={"test": "P@ss1234"})),
         days=30,
         meetings_per_day=3,
         attendees_per_meeting=1,
@@ -57,7 +57,7 @@ def _shape(element: etree._Element) -> tuple:
     """Tag, namespace declarations and attributes of the envelope, down to matchingRecords."""
     kids = tuple(_shape(k) for k in element if etree.QName(k).localname not in ("session", "accessAnyWhereInfo"))
     return (element.tag, tuple(sorted(element.nsmap.items())) if element.getparent() is None else (),
-            tuple(sorted((k, v) for k, v in element.attrib.items())), kids)  # fmt: skip
+            tuple(sorted((k, v) for k, v in element.attrib.items())), kids)
 
 
 def _record_names(root: etree._Element, record: str) -> list[list[str]]:
@@ -65,9 +65,9 @@ def _record_names(root: etree._Element, record: str) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(("name", "record", "count"),
-                         [("lstsummarysession", "session", 2), ("lstaccessanywherehistory", "accessAnyWhereInfo", 10)])  # fmt: skip
+                         [("lstsummarysession", "session", 2), ("lstaccessanywherehistory", "accessAnyWhereInfo", 10)])
 def test_seed_requests_get_responses_shaped_like_the_seed_responses(seed_sim: Any, name: str, record: str,
-                                                                   count: int) -> None:  # fmt: skip
+                                                                   count: int) -> None:
     request = (SEEDS / f"{name}_request.xml").read_bytes()  # verbatim, NBSP indentation and all
     status, headers, data = post_all(seed_sim.url, request)[0]
     assert status == 200 and headers["Content-Type"].startswith("text/xml")
@@ -85,7 +85,7 @@ def test_seed_requests_get_responses_shaped_like_the_seed_responses(seed_sim: An
 
 def test_anonymous_lstsummarysession_gets_no_record_found(seed_sim: Any) -> None:
     document = probe.envelope([probe.body("java:com.webex.service.binding.ep.LstsummarySession",
-                                          "<sessionKey>211894651</sessionKey>")], probe.security("xxx"))  # fmt: skip
+                                          "<sessionKey>211894651</sessionKey>")], probe.security("xxx"))
     (reply,) = replies(seed_sim.url, document)
     assert (reply.result, reply.exception_id, reply.reason) == ("FAILURE", "000015", "Sorry, no record found")
     assert len(reply.content) == 0  # <serv:bodyContent/>
@@ -100,7 +100,7 @@ def test_request_spellings_are_all_accepted(simulator: Any) -> None:
     short_form = long_form.replace("java:com.webex.service.binding.", "")
     unprefixed = probe.list_body(ds, maximum=5, prefixed_control=False)
     documents = [probe.envelope([long_form], CTX), probe.envelope([short_form], CTX),
-                 probe.envelope([unprefixed], CTX, declare_serv=False)]  # fmt: skip
+                 probe.envelope([unprefixed], CTX, declare_serv=False)]
     answers = [probe.read_reply(d, ds.record_element)[0] for _, _, d in post_all(simulator.url, *documents)]
     assert {(a.result, a.total, a.returned) for a in answers} == {("SUCCESS", answers[0].total, 5)}
     assert answers[0].xsi_type == "history:lstmeetingusageHistoryResponse"
@@ -109,12 +109,12 @@ def test_request_spellings_are_all_accepted(simulator: Any) -> None:
 def test_several_bodies_are_answered_in_order(simulator: Any) -> None:
     usage, attendees = by_name("meeting_usage"), by_name("meeting_attendees")
     bodies = [probe.list_body(usage, maximum=2), probe.body("ep.GetAPIVersion"), probe.body("history.LstNothing"),
-              probe.list_body(attendees, maximum=3, start_from=2)]  # fmt: skip
+              probe.list_body(attendees, maximum=3, start_from=2)]
     got = replies(simulator.url, probe.envelope(bodies, CTX))
     assert [(r.result, r.exception_id) for r in got] == [("SUCCESS", ""), ("SUCCESS", ""), ("FAILURE", "000001"),
-                                                         ("SUCCESS", "")]  # fmt: skip
+                                                         ("SUCCESS", "")]
     assert [r.xsi_type for r in got] == ["history:lstmeetingusageHistoryResponse", "ep:getAPIVersionResponse", "",
-                                         "history:lstmeetingattendeeHistoryResponse"]  # fmt: skip
+                                         "history:lstmeetingattendeeHistoryResponse"]
     assert (got[0].returned, got[3].returned, got[3].start_from) == (2, 3, 2)
 
 
@@ -144,7 +144,7 @@ def test_records_carry_the_registry_element_names(simulator: Any) -> None:
 def test_authenticate_user_with_password_and_with_access_token(simulator: Any) -> None:
     by_password = probe.envelope([probe.body("java:com.webex.service.binding.user.AuthenticateUser")], CTX)
     by_token = probe.envelope([probe.body("user.AuthenticateUser", "<accessToken>sim-token</accessToken>")],
-                              probe.security("demo", webex_id="admin"))  # fmt: skip
+                              probe.security("demo", webex_id="admin"))
     for document in (by_password, by_token):
         (reply,) = replies(simulator.url, document)
         assert reply.result == "SUCCESS" and reply.xsi_type == "use:authenticateUserResponse"
@@ -154,10 +154,10 @@ def test_authenticate_user_with_password_and_with_access_token(simulator: Any) -
         ticket = values["sessionTicket"]
         ds = by_name("meeting_usage")
         (listed,) = replies(simulator.url, probe.envelope([probe.list_body(ds, maximum=1)],
-                                                          probe.security("demo", webex_id="admin", ticket=ticket)))  # fmt: skip
+                                                          probe.security("demo", webex_id="admin", ticket=ticket)))
         assert listed.result == "SUCCESS"
     (listed,) = replies(simulator.url, probe.envelope([probe.list_body(by_name("meeting_usage"), maximum=1)],
-                                                      probe.security("demo", token="sim-token")))  # fmt: skip
+                                                      probe.security("demo", token="sim-token")))
     assert listed.result == "SUCCESS"
 
 
@@ -178,10 +178,10 @@ def test_scheduled_pmrs_need_the_switch_and_the_request_flag(sim_factory: Any) -
         context = probe.security(site, webex_id="admin", password="sim-password")
         for flag in (True, False):
             (reply,) = replies(sim.url, probe.envelope([probe.list_body(ds, maximum=500, extras=flag)], context),
-                               ds.record_element)  # fmt: skip
+                               ds.record_element)
             values = [probe.record_values(ds, r) for r in reply.records]
             seen[(site, flag)] = (sum(1 for v in values if v["is_scheduled_pmr"]),
-                                  all(v["is_scheduled_pmr"] is None for v in values))  # fmt: skip
+                                  all(v["is_scheduled_pmr"] is None for v in values))
     assert seen[("on", True)][0] > 0 and not seen[("on", True)][1]
     assert seen[("on", False)] == (0, True) and seen[("off", True)] == (0, True) and seen[("off", False)] == (0, True)
 
@@ -195,13 +195,13 @@ def test_get_api_version_is_anonymous(simulator: Any) -> None:
 def test_lst_time_zone_lists_62_zones_with_dst_offsets(simulator: Any) -> None:
     every = probe.envelope([probe.body("site.LstTimeZone")], CTX)
     summer = probe.envelope([probe.body("site.LstTimeZone", "<timeZoneID>4</timeZoneID><timeZoneID>55</timeZoneID>"
-                                                          "<date>07/01/2026 12:00:00</date>")], CTX)  # fmt: skip
+                                                          "<date>07/01/2026 12:00:00</date>")], CTX)
     (all_zones,) = replies(simulator.url, every)
     zones = all_zones.content.findall("{*}timeZone")
     assert [int(z.findtext("{*}timeZoneID")) for z in zones] == list(range(62))
     (picked,) = replies(simulator.url, summer)
     rows = {int(z.findtext("{*}timeZoneID")): (int(z.findtext("{*}gmtOffset")), z.findtext("{*}fallInDST"))
-            for z in picked.content.findall("{*}timeZone")}  # fmt: skip
+            for z in picked.content.findall("{*}timeZone")}
     assert rows == {4: (-420, "true"), 55: (600, "false")}  # San Jose in PDT, Sydney in winter
 
 

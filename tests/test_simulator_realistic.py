@@ -53,7 +53,7 @@ def exchange(url: str, *documents: bytes, record_element: str | None = None) -> 
 def listed(url: str, body: str, context: str = ADMIN, zone_id: int = BEIJING) -> list[dict]:
     """One list page's records as typed dicts (times read in ``zone_id``)."""
     ds = next(d for d in (ATTENDEES, USAGE, by_name("recording_access"), by_name("access_anywhere"))
-              if d.operation in body)  # fmt: skip
+              if d.operation in body)
     ((reply,),) = exchange(url, probe.envelope([body], context), record_element=ds.record_element)
     assert reply.result == "SUCCESS", (reply.exception_id, reply.reason)
     return [probe.record_values(ds, r, zone_id) for r in reply.records]
@@ -92,7 +92,7 @@ def test_realistic_profile_loads_with_every_knob_and_round_trips() -> None:
     assert config_from_options(profile="realistic", env={}) == config  # webex-exporter simulate --profile realistic
     default = load_profile("default")
     assert (default.twin_fraction, default.near_twin_fraction, default.unstable_tie_order, default.revision_fraction,
-            default.recording_growth_days, default.late_extra_jitter_seconds) == (0, 0, False, 0, 0, 0)  # fmt: skip
+            default.recording_growth_days, default.late_extra_jitter_seconds) == (0, 0, False, 0, 0, 0)
     assert all(not s.non_admin_users and not s.retired_operations for s in default.sites)
 
 
@@ -111,13 +111,13 @@ def test_new_knobs_are_validated_all_at_once() -> None:
             "twin_fraction": 0.8, "near_twin_fraction": 0.4, "call_in_twin_share": 2, "unstable_tie_order": "yes",
             "body_content_limit_reason": " ", "revision_delay_seconds": [9, 3], "recording_growth_days": -1,
             "sites": [{"name": "a", "non_admin_users": ["ghost"], "retired_operations": ["LstNothing"]}],
-        })  # fmt: skip
+        })
     text = str(caught.value)
     for expected in ("twin_fraction + near_twin_fraction: must be at most 1", "call_in_twin_share: must be 0..1",
                      "unstable_tie_order: must be true or false", "body_content_limit_reason: must be",
                      "revision_delay_seconds: must be", "recording_growth_days: must be an integer",
                      "sites[0].non_admin_users: unknown user 'ghost'",
-                     "sites[0].retired_operations: unknown operation 'LstNothing'"):  # fmt: skip
+                     "sites[0].retired_operations: unknown operation 'LstNothing'"):
         assert expected in text
 
 
@@ -171,11 +171,11 @@ def test_mutate_remove_deletes_exactly_the_row_served(sim_factory: Any) -> None:
     # A near-twin pair alone in its second: page 2 of size 1 serves the second of the two.
     by_time = Counter(r["join_time"] for r in truth)
     first, second = next(rows for rows in runs.values()
-                         if len(rows) == 2 and rows[0] != rows[1] and by_time[rows[0]["join_time"]] == 2)  # fmt: skip
+                         if len(rows) == 2 and rows[0] != rows[1] and by_time[rows[0]["join_time"]] == 2)
     when = first["join_time"]
     sim.queue_fault("mutate_remove", 1, ATTENDEES.operation)
     (served,) = listed(sim.url, probe.list_body(ATTENDEES, start=when, end=when, zone_id=BEIJING, start_from=2,
-                                                maximum=1))  # fmt: skip
+                                                maximum=1))
     assert served == bare([second])[0]
     after = sim.ground_truth(SITE, ATTENDEES.name)
     assert len(after) == len(truth) - 1
@@ -205,7 +205,7 @@ def test_near_twins_share_the_natural_key_but_not_the_device(sim_factory: Any) -
 def _content(row: dict) -> tuple:
     """A row's column values as a total order (None first; JSON by its text), as the store breaks ties."""
     return tuple((0, 0) if v is None else (2, repr(v)) if isinstance(v, (list, dict)) else (1, v)
-                 for v in (row[c.name] for c in ATTENDEES.columns))  # fmt: skip
+                 for v in (row[c.name] for c in ATTENDEES.columns))
 
 
 def _runs_sorted_by_content(sim: Any) -> list[bool]:
@@ -217,7 +217,7 @@ def _runs_sorted_by_content(sim: Any) -> list[bool]:
         row = sim.store.as_dict(sim.store.site(SITE), ATTENDEES.name, rec, now)
         runs.setdefault(key(ATTENDEES, row), []).append(row)
     return [[_content(r) for r in rows] == sorted(_content(r) for r in rows) for rows in runs.values()
-            if len(rows) > 1]  # fmt: skip
+            if len(rows) > 1]
 
 
 def test_equal_keys_are_stored_in_the_order_of_their_content(sim_factory: Any) -> None:
@@ -276,7 +276,7 @@ def _tie_group(truth: list[dict]) -> list[dict]:
         runs.setdefault(tied(row), []).append(row)
     for rows in runs.values():
         if len(rows) >= 2 and len({repr(r) for r in rows}) == len(rows) \
-                and sum(1 for r in truth if r["join_time"] == rows[0]["join_time"]) == len(rows):  # fmt: skip
+                and sum(1 for r in truth if r["join_time"] == rows[0]["join_time"]) == len(rows):
             return rows  # alone in its second, so a scope on that second lists exactly the group
     raise AssertionError("no tie group of distinct rows")
 
@@ -313,7 +313,7 @@ def test_unstable_pages_only_swap_tied_rows_and_never_repeat_a_row_within_a_page
     for start_from, maximum in ((1, cut), (cut + 1, size - 1), (cut + 1, 7), (2, 3), (1, len(window))):
         for _ in range(5):
             page = listed(sim.url, probe.list_body(ATTENDEES, start=start, end=end, zone_id=BEIJING,
-                                                   start_from=start_from, maximum=maximum))  # fmt: skip
+                                                   start_from=start_from, maximum=maximum))
             expected = window[start_from - 1 : start_from - 1 + maximum]
             # The order columns exactly as in the stored order: only tied rows trade places.
             assert [tied(r) for r in page] == [tied(r) for r in expected]
@@ -327,7 +327,7 @@ def test_unstable_pages_only_swap_tied_rows_and_never_repeat_a_row_within_a_page
 @pytest.mark.parametrize(("template", "expected"), [
     ("請求中的 BodyContent 計數必須小於 {number}", "請求中的 BodyContent 計數必須小於 4"),
     ("請求中的 BodyContent 計數過多", "請求中的 BodyContent 計數過多"),
-])  # fmt: skip
+])
 def test_body_content_limit_reason_is_localized(sim_factory: Any, template: str, expected: str) -> None:
     sim = sim_factory(realistic(body_content_limit=3, body_content_limit_reason=template))
     three, four = (probe.envelope([probe.body("site.GetSite")] * n, ADMIN) for n in (3, 4))
@@ -343,12 +343,12 @@ def test_beijing_site_reports_its_zone_and_lists_unlabeled_times_in_it(sim_facto
     sim = sim_factory(realistic(unstable_tie_order=False))
     site, zones = exchange(sim.url, probe.envelope([probe.body("java:com.webex.service.binding.site.GetSite")], ADMIN),
                            probe.envelope([probe.body("site.LstTimeZone", f"<timeZoneID>{BEIJING}</timeZoneID>")],
-                                          ADMIN))  # fmt: skip
+                                          ADMIN))
     meta = site[0].content.find("{*}siteInstance/{*}metaData")
     assert (meta.findtext("{*}timeZoneID"), meta.findtext("{*}timeZone")) == ("45", "GMT+08:00, China (Beijing)")
     (zone,) = zones[0].content.findall("{*}timeZone")
     assert (zone.findtext("{*}timeZoneID"), zone.findtext("{*}gmtOffset"), zone.findtext("{*}fallInDST")) == (
-        "45", "480", "false")  # fmt: skip
+        "45", "480", "false")
     # Attendee history carries no timeZoneID: its times are Beijing wall-clock times.
     truth = sim.ground_truth(SITE, ATTENDEES.name)
     row = truth[len(truth) // 2]
@@ -375,12 +375,12 @@ def test_get_user_for_admin_non_admin_and_unknown(sim_factory: Any) -> None:
     sim = sim_factory(realistic())
     by_admin = probe.envelope([probe.body("java:com.webex.service.binding.user.GetUser"),
                                probe.body("user.GetUser", "<webExId>HOST1</webExId>"),
-                               probe.body("user.GetUser", "<webExId>nobody</webExId>")], ADMIN)  # fmt: skip
+                               probe.body("user.GetUser", "<webExId>nobody</webExId>")], ADMIN)
     by_host = probe.envelope([probe.body("user.GetUser")], HOST1)
     (admin, host1, unknown), (me,) = exchange(sim.url, by_admin, by_host)
     a, h, m = _user(admin), _user(host1), _user(me)
     assert (a["webExId"], a["siteAdmin"], a["roSiteAdmin"], a["host"], a["active"]) == (
-        "admin", "true", "false", "true", "ACTIVATED")  # fmt: skip
+        "admin", "true", "false", "true", "ACTIVATED")
     assert (h["webExId"], h["siteAdmin"], h["email"]) == ("host1", "false", "host1@acme-cn.example.com")
     assert m == h and h["firstName"] and h["lastName"]
     assert (unknown.result, unknown.exception_id) == ("FAILURE", codes.USER_NOT_FOUND)
@@ -429,7 +429,7 @@ def test_retired_operation_fails_and_other_bodies_are_answered(sim_factory: Any)
     aa = by_name("access_anywhere")
     bodies = [probe.list_body(USAGE, maximum=2), probe.list_body(aa).replace("LstAccessAnywhereHistory",
                                                                               "lstaccessanywherehistory"),
-              probe.body("site.GetSite")]  # fmt: skip
+              probe.body("site.GetSite")]
     ((usage, retired, site),) = exchange(sim.url, probe.envelope(bodies, legacy))
     assert (usage.result, usage.returned, site.result) == ("SUCCESS", 2, "SUCCESS")
     assert (retired.result, retired.exception_id, retired.reason) == (

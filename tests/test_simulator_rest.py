@@ -47,14 +47,14 @@ def next_link(header: str | None) -> str | None:
 
 
 async def call(http: aiohttp.ClientSession, url: str, token: str | None, params: dict | None = None,
-               headers: dict | None = None) -> tuple[int, Any, Any]:  # fmt: skip
+               headers: dict | None = None) -> tuple[int, Any, Any]:
     hdrs = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
     async with http.get(url, params=params, headers=hdrs) as r:
         return r.status, await r.json(content_type=None), r.headers
 
 
 async def walk(http: aiohttp.ClientSession, url: str, token: str, params: dict, *, headers: dict | None = None,
-               fix: Callable[[str], str] | None = None) -> tuple[list[dict], int]:  # fmt: skip
+               fix: Callable[[str], str] | None = None) -> tuple[list[dict], int]:
     """Every item of a listing, following ``rel="next"`` (verbatim, or through ``fix``)."""
     items: list[dict] = []
     requests = 0
@@ -152,7 +152,7 @@ async def export(sim: Any, http: aiohttp.ClientSession, token: str, ds: Dataset,
 
 def rest_sim(sim_factory: Callable[..., Any], **rest: Any) -> Any:
     return sim_factory(twin_fraction=0.1, near_twin_fraction=0.1, recording_growth_days=5,
-                       rest=RestConfig(**rest))  # fmt: skip
+                       rest=RestConfig(**rest))
 
 
 # --------------------------------------------------------------------------- paging and ground truth
@@ -208,9 +208,9 @@ def test_rest_reports_carry_the_xml_worlds_rows(sim_factory: Callable[..., Any])
     reported = {u["meeting_id"] for u in rest_usage}
     xml_rows = Counter((sim.rest_instance_id("demo", r["conf_id"]), r["name"], r["email"], r["join_time"])
                        for r in sim.ground_truth("demo", "meeting_attendees")
-                       if sim.rest_instance_id("demo", r["conf_id"]) in reported)  # fmt: skip
+                       if sim.rest_instance_id("demo", r["conf_id"]) in reported)
     rest_rows = Counter((r["meeting_id"], r["name"], r["email"] or None, r["join_time"])
-                        for r in truth(sim, "meeting_attendees"))  # fmt: skip
+                        for r in truth(sim, "meeting_attendees"))
     assert rest_rows == Counter({(m, n, e or None, j): c for (m, n, e, j), c in xml_rows.items()})
     assert any(c > 1 for c in rest_rows.values()), "twins come through as identical report rows"
     # Recordings: the same counters.
@@ -218,7 +218,7 @@ def test_rest_reports_carry_the_xml_worlds_rows(sim_factory: Callable[..., Any])
     for row in truth(sim, "recording_access"):
         assert (row["viewed"], row["downloaded"], row["creation_time"]) == (
             xml_rec[row["recording_id"]]["viewed"], xml_rec[row["recording_id"]]["downloaded"],
-            xml_rec[row["recording_id"]]["creation_time"])  # fmt: skip
+            xml_rec[row["recording_id"]]["creation_time"])
 
 
 def test_participants_group_a_persons_joins_as_devices(sim_factory: Callable[..., Any]) -> None:
@@ -265,9 +265,9 @@ def test_timezone_header_writes_times_in_that_zone(sim_factory: Callable[..., An
             la = await call(http, usage, token, params, {"timezone": "America/Los_Angeles"})
             bad = await call(http, usage, token, params, {"timezone": "Mars/Olympus"})
             meetings = await call(http, sim.rest_url + "/meetings", token,
-                                  {"meetingType": "meeting", "state": "ended", "max": "1"})  # fmt: skip
+                                  {"meetingType": "meeting", "state": "ended", "max": "1"})
             part = await call(http, sim.rest_url + "/meetingParticipants", token,
-                              {"meetingId": meetings[1]["items"][0]["id"]}, {"timezone": "Asia/Shanghai"})  # fmt: skip
+                              {"meetingId": meetings[1]["items"][0]["id"]}, {"timezone": "Asia/Shanghai"})
             return utc, shanghai, la, bad, part
 
     utc, shanghai, la, bad, part = asyncio.run(main())
@@ -297,7 +297,7 @@ def test_attendee_rows_mix_number_types_and_case(sim_factory: Callable[..., Any]
             for meeting in meetings:
                 got, _ = await walk(http, sim.rest_url + "/meetingReports/attendees", token,
                                     {"siteUrl": SITE_URL, "meetingId": meeting, "from": iso(NOW - timedelta(days=29)),
-                                     "to": iso(NOW), "max": "1000"})  # fmt: skip
+                                     "to": iso(NOW), "max": "1000"})
                 joined = [i["joinedTime"] for i in got]
                 assert joined == sorted(joined, reverse=True)  # newest join first
                 items += got
@@ -377,7 +377,7 @@ def test_usage_is_newest_first_and_max_is_clamped(sim_factory: Callable[..., Any
     ("/meetings", {}, "meetingType"),
     ("/meetingParticipants", {}, "meetingId is required"),
     ("/recordingReport/accessDetail", {}, "recordingId is required"),
-])  # fmt: skip
+])
 def test_validation_answers_400_with_webex_error_body(simulator: Any, path: str, params: dict, fragment: str) -> None:
     token = simulator.rest_access_token("demo")
 
@@ -438,7 +438,7 @@ def test_recordings_of_other_hosts_need_host_email_all(simulator: Any) -> None:
         async with aiohttp.ClientSession() as http:
             mine = await call(http, simulator.rest_url + "/recordingReport/accessSummary", token, params)
             everyone = await call(http, simulator.rest_url + "/recordingReport/accessSummary", token,
-                                  {**params, "hostEmail": "all"})  # fmt: skip
+                                  {**params, "hostEmail": "all"})
             return mine, everyone
 
     mine, everyone = asyncio.run(main())
@@ -493,7 +493,7 @@ def test_without_rotation_old_refresh_tokens_keep_working(sim_factory: Callable[
             for _ in range(2):
                 async with http.post(sim.rest_token_url, data={"grant_type": "refresh_token", "client_id": "c1",
                                                               "client_secret": "s1",
-                                                              "refresh_token": "sim-refresh-demo"}) as r:  # fmt: skip
+                                                              "refresh_token": "sim-refresh-demo"}) as r:
                     out.append(r.status)
             return out
 
@@ -527,7 +527,7 @@ def test_missing_and_unknown_tokens_are_401(simulator: Any) -> None:
     async def main() -> list[int]:
         async with aiohttp.ClientSession() as http:
             return [(await call(http, simulator.rest_url + "/meetings", token, {"meetingType": "meeting"}))[0]
-                    for token in (None, "not-a-token")]  # fmt: skip
+                    for token in (None, "not-a-token")]
 
     assert asyncio.run(main()) == [401, 401]
 
@@ -628,7 +628,7 @@ def test_stats_over_http_count_rest_requests(simulator: Any) -> None:
             async with http.get(simulator.base_url + "/_sim/stats") as r:
                 stats = await r.json()
             async with http.get(simulator.base_url + "/_sim/rest-ground-truth",
-                                params={"site": "demo", "dataset": "meeting_usage"}) as r:  # fmt: skip
+                                params={"site": "demo", "dataset": "meeting_usage"}) as r:
                 stats["truth"] = await r.json()
             async with http.get(simulator.base_url + "/_sim/info") as r:
                 stats["info"] = await r.json()
@@ -698,7 +698,7 @@ def test_meetings_list_at_most_the_cap_per_query(sim_factory: Callable[..., Any]
         async with aiohttp.ClientSession() as http:
             base = {"meetingType": "meeting", "state": "ended", "max": "2"}
             whole, _ = await walk(http, sim.rest_url + "/meetings", token,
-                                  {**base, "from": iso(NOW - timedelta(days=4)), "to": iso(NOW)})  # fmt: skip
+                                  {**base, "from": iso(NOW - timedelta(days=4)), "to": iso(NOW)})
             sliced = []
             step = timedelta(hours=3)
             at = NOW - timedelta(days=4)
@@ -739,7 +739,7 @@ def test_ended_meetings_listed_after_delay_and_left_time_placeholder(sim_factory
     async def main() -> list[dict]:
         async with aiohttp.ClientSession() as http:
             return (await walk(http, sim.rest_url + "/meetingParticipants", token,
-                               {"meetingId": target["meeting_id"], "max": "100"}))[0]  # fmt: skip
+                               {"meetingId": target["meeting_id"], "max": "100"}))[0]
 
     items = asyncio.run(main())
     assert items and all(i["leftTime"] == "1970-01-01T00:00:00.000Z" for i in items)
@@ -776,6 +776,6 @@ def test_profiles_carry_rest_settings() -> None:
     assert default.rest == RestConfig() and default.sites[0].site_url == "acme.webex.com"
     with pytest.raises(Exception) as info:
         SimulatorConfig.from_dict({"rest": {"next_link_drops": ["bogus"], "colour": 1},
-                                   "sites": [{"name": "a", "rest": {"scopes": "x y"}}]})  # fmt: skip
+                                   "sites": [{"name": "a", "rest": {"scopes": "x y"}}]})
     text = str(info.value)
     assert "rest.colour: unknown key" in text and "sites[0].rest.scopes" in text

@@ -23,9 +23,9 @@ def rich() -> Simulator:
     """Two sites, a week, enough sessions to use every zone; the clock moved so all history is visible."""
     config = SimulatorConfig.small(
         sites=(SiteConfig("demo", return_scheduled_pmr_switch=True, unpadded_date_fraction=0.5),
-               SiteConfig("other", scale=0.5)),  # fmt: skip
+               SiteConfig("other", scale=0.5)),
         days=7, meetings_per_day=30, attendees_per_meeting=6, late_fraction=0.0,
-    )  # fmt: skip
+    )
     sim = Simulator(config)
     return sim
 

@@ -24,7 +24,7 @@ WINTER = datetime(2026, 1, 15, 12, tzinfo=timezone.utc)
 def test_the_simulated_site_says_its_zone_offsets_and_privilege() -> None:
     config = sim_config(sites=(SiteConfig("demo", default_time_zone_id=45,
                                           users=(("admin", "sim-password"), ("host1", "sim-password")),
-                                          non_admin_users=("host1",)),))  # fmt: skip
+                                          non_admin_users=("host1",)),))
 
     async def main() -> None:
         async with simulated(config) as (sim, client, site):

@@ -21,7 +21,7 @@ def _count(tmp_path, dataset: str) -> int:
 def test_state_clear_relists_one_dataset_and_duplicates_nothing(sim_factory, tmp_path):
     sim = sim_factory(now=datetime.now(timezone.utc).replace(microsecond=0))
     config = write_config(tmp_path / "config.toml", sim.url, datasets=("meeting_usage", "recording_access"),
-                          extra='[observability]\nlog_format = "json"\n')  # fmt: skip
+                          extra='[observability]\nlog_format = "json"\n')
     assert cli("run", config=config).returncode == 0
     before = {d: _count(tmp_path, d) for d in ("meeting_usage", "recording_access")}
     cleared = cli("state", "clear", "--site", "demo", "--dataset", "meeting_usage", config=config)
@@ -45,5 +45,5 @@ def test_schema_prints_types_elements_and_identity(tmp_path):
     assert columns["join_time"]["type"] == "TIMESTAMPTZ" and columns["join_time"]["webex_element"] == "joinTime"
     assert columns["join_time"]["rest_field"] == "joinedTime" and columns["meeting_id"]["webex_element"] is None
     assert {c for c, row in columns.items() if row["identity"]} == {"conf_id", "name", "email", "join_time", "site",
-                                                                   "_occurrence", "meeting_id"}  # fmt: skip
+                                                                   "_occurrence", "meeting_id"}
     assert cli("schema", "--dataset", "nope").returncode == 2

@@ -175,7 +175,7 @@ class FakeRateLimitedServer:
 
 
 async def listing(server: FakeRateLimitedServer, site: SiteThrottle, requests: int, *, workers: int = 6,
-                  cooldown: float, latency: float = 0.05) -> None:  # fmt: skip
+                  cooldown: float, latency: float = 0.05) -> None:
     """``requests`` list pages fetched by ``workers`` tasks, each resent after a throttle."""
     group = site.group("meeting_list")
     remaining = requests
@@ -201,7 +201,7 @@ async def listing(server: FakeRateLimitedServer, site: SiteThrottle, requests: i
     [(30, 0.5, True), (100, 1.0, True), (240, 2.0, True), (30, 60.0, False), (200, 60.0, False)],
 )
 def test_a_long_listing_trips_an_unknown_server_limit_at_most_once(server_limit: int, cooldown: float,
-                                                                   clears: bool) -> None:  # fmt: skip
+                                                                   clears: bool) -> None:
     """Configured for 10x what the server allows, 600 requests trip the limit once; the learned
     budget holds for the rest of the listing and keeps close to the server's limit."""
 

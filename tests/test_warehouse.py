@@ -55,7 +55,7 @@ def day(i: int) -> Window:
 
 def usage(keys: list[int], when: datetime, *, name: str = "v1", preliminary: bool = False, **extra: object) -> pa.Table:
     rows = [{"conf_id": k, "conf_name": f"{name}-{k}", "meeting_start_time": when + timedelta(minutes=k % 600), **extra}
-            for k in keys]  # fmt: skip
+            for k in keys]
     return make_table("meeting_usage", rows, preliminary=preliminary)
 
 
@@ -84,7 +84,7 @@ def test_rerunning_a_window_changes_nothing_users_see(settings: WarehouseSetting
     with Warehouse(settings) as wh:
         for i in range(3):
             wh.commit_window(SITE, DATASET, day(i), usage(list(range(i * 100, i * 100 + 20)), T0 + i * DAY),
-                             cursor_to=day(i).end, run_id="r1")  # fmt: skip
+                             cursor_to=day(i).end, run_id="r1")
         wh.publish()
         before = query(settings.catalog, f"SELECT {USER_COLUMNS} FROM meeting_usage ORDER BY conf_id")
         result = wh.commit_window(SITE, DATASET, day(1), usage(list(range(100, 120)), T0 + DAY), run_id="r2")
@@ -135,7 +135,7 @@ def test_rows_sharing_a_natural_key_all_land_and_a_relisting_replaces_them_by_id
 def test_partitions_by_utc_start_date_and_unknown(settings: WarehouseSettings) -> None:
     rows = [{"conf_id": 1, "meeting_start_time": T0 + timedelta(hours=23)},
             {"conf_id": 2, "meeting_start_time": T0 + timedelta(hours=25)},
-            {"conf_id": 3, "meeting_start_time": None}]  # fmt: skip
+            {"conf_id": 3, "meeting_start_time": None}]
     with Warehouse(settings) as wh:
         result = wh.commit_window(SITE, DATASET, Window(T0, T0 + 2 * DAY), make_table(DATASET, rows))
         wh.publish()
@@ -144,7 +144,7 @@ def test_partitions_by_utc_start_date_and_unknown(settings: WarehouseSettings) -
     root = Path(settings.root)
     assert not list((root / STAGING_DIR).glob("*.parquet"))
     direct = query(settings.catalog, f"SELECT date, conf_id FROM read_parquet('{root}/meeting_usage/**/*.parquet', "
-                                     "hive_partitioning = true) ORDER BY conf_id")  # fmt: skip
+                                     "hive_partitioning = true) ORDER BY conf_id")
     assert [r[1] for r in direct] == [1, 2, 3] and direct[2][0] is None
 
 
@@ -257,7 +257,7 @@ def test_finish_run_writes_runs_rows_and_last_outcome(settings: WarehouseSetting
                 retries=2, throttles=1, unknown_elements=Counter({"newThing": 3}), bad_values=Counter({"duration": 1}),
                 errors=["[w]: ApiError: x"]),
         Outcome("other", DATASET),
-    ], site_errors={"other": "AuthError: refused"})  # fmt: skip
+    ], site_errors={"other": "AuthError: refused"})
     with Warehouse(settings) as wh:
         wh.start_run("run-1", T0)
         wh.finish_run(report)
@@ -267,7 +267,7 @@ def test_finish_run_writes_runs_rows_and_last_outcome(settings: WarehouseSetting
         wh.publish()
     rows = query(settings.catalog, "SELECT site, outcome, windows, windows_failed, pages, records, requests, retries, "
                                    "throttles, unknown_elements, bad_values, errors, details "
-                                   "FROM runs ORDER BY site")  # fmt: skip
+                                   "FROM runs ORDER BY site")
     assert rows[0][:12] == ("acme", "partial", 3, 1, 5, 42, 7, 2, 1, 3, 1, 1)
     assert json.loads(rows[0][12])["unknown_elements"] == {"newThing": 3}
     assert rows[1][:2] == ("other", "site_stopped") and rows[1][11] == 1
@@ -287,7 +287,7 @@ def test_compaction_keeps_the_newest_version_and_bounds_file_counts(settings: Wa
         for run in range(9):
             for i in range(max(0, run - 2), run + 1):
                 wh.commit_window(SITE, DATASET, day(i), usage([i * 10, i * 10 + 1], T0 + i * DAY, name=f"run{run}"),
-                                 cursor_to=day(i).end, run_id=f"r{run}")  # fmt: skip
+                                 cursor_to=day(i).end, run_id=f"r{run}")
             wh.finish_run(Report(f"r{run}", T0, T0, [Outcome(SITE, DATASET)]))  # auto-compacts
             wh.publish()
             per_partition = Counter(p.parent.name for p in _data_files(settings))
@@ -314,7 +314,7 @@ def test_retired_files_outlive_a_reader_holding_an_old_catalog(settings: Warehou
              "q = 'SELECT conf_name FROM meeting_usage ORDER BY 1'; print(c.sql(q).fetchall(), flush=True); "
              "sys.stdin.readline(); print(c.sql(q).fetchall(), flush=True)", settings.catalog],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        )
         try:
             first = reader.stdout.readline().strip()
             wh.compact(min_files=2)
@@ -371,10 +371,10 @@ def test_a_second_writer_fails_clearly(settings: WarehouseSettings) -> None:
         code = ("import sys; sys.path.insert(0, sys.argv[1]); from exporter.config import WarehouseSettings; "
                 "from exporter.store.warehouse import Warehouse; from exporter.errors import WarehouseError\n"
                 "try:\n    Warehouse(WarehouseSettings(root=sys.argv[2], catalog=sys.argv[3])).open()\n"
-                "except WarehouseError as e:\n    print(e)")  # fmt: skip
+                "except WarehouseError as e:\n    print(e)")
         here = str(Path(__file__).parents[1])
         out = subprocess.run([sys.executable, "-c", code, here, settings.root, settings.catalog],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+                             capture_output=True, text=True, timeout=60)
 
         assert f"pid {os.getpid()}" in out.stdout, out.stderr
     with Warehouse(settings):  # released on close
@@ -396,7 +396,7 @@ def test_status_and_gap_warnings(settings: WarehouseSettings) -> None:
         wh.commit_window(SITE, DATASET, day(0), usage([1, 2, 3], T0), cursor_to=day(0).end)
         wh.commit_window(SITE, DATASET, day(0), usage([3, 4], T0, name="v2"))
         wh.commit_window("beta", DATASET, day(79), make_table(DATASET, [{"conf_id": 9}], site="beta"),
-                         cursor_to=day(79).end)  # fmt: skip
+                         cursor_to=day(79).end)
         wh.fail_window("beta", DATASET, day(78), "boom")
         rows = {(r.site, r.dataset): r for r in wh.status(expected=[("beta", "meeting_attendees")])}
         acme = rows[(SITE, DATASET)]
@@ -429,7 +429,7 @@ def test_reader_processes_see_only_whole_windows_while_it_loads(settings: Wareho
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-            )  # fmt: skip
+            )
             for mode in ("fresh", "long")
         ]
         try:

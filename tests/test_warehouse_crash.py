@@ -33,7 +33,7 @@ def run_writer(
     proc = subprocess.Popen(
         [sys.executable, str(WORKER), "writer", str(root), "--windows", str(windows), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    )
     try:
         if kill_after is not None:
             assert proc.stdout.readline().strip() == "READY"

@@ -65,7 +65,7 @@ def bucket(s3_endpoint: str) -> str:
 @pytest.fixture
 def settings(s3_endpoint: str, bucket: str, tmp_path: Path) -> WarehouseSettings:
     return WarehouseSettings(root=f"s3://{bucket}/webex", catalog=str(tmp_path / "catalog" / "webex.duckdb"),
-                             row_group_size=1000, compact_min_files=3, s3_endpoint_url=s3_endpoint)  # fmt: skip
+                             row_group_size=1000, compact_min_files=3, s3_endpoint_url=s3_endpoint)
 
 
 def keys(s3_endpoint: str, bucket: str, prefix: str) -> list[str]:
@@ -152,7 +152,7 @@ def test_sigkill_during_commit_on_s3(settings: WarehouseSettings, stage: str, at
     code, lines = run_writer(settings.root, *extra, "--kill-stage", stage, "--kill-at", str(at), windows=6)
     assert code == -signal.SIGKILL
     verify(settings.root, committed(lines), inflight_durable=stage in ("committed",), windows=6,
-           catalog=Path(settings.catalog), s3_endpoint=settings.s3_endpoint_url)  # fmt: skip
+           catalog=Path(settings.catalog), s3_endpoint=settings.s3_endpoint_url)
 
 
 def test_catalog_without_a_way_to_read_s3_fails_loudly_not_empty(settings: WarehouseSettings) -> None:
@@ -175,7 +175,7 @@ def test_catalog_without_a_way_to_read_s3_fails_loudly_not_empty(settings: Wareh
     out = subprocess.run(
         [sys.executable, "-c", code, str(Path(__file__).parents[1]), settings.root, settings.catalog,
          settings.s3_endpoint_url], capture_output=True, text=True, timeout=60, env=dict(os.environ),
-    )  # fmt: skip
+    )
     lines = out.stdout.splitlines()
     assert lines[:3] == ["[(False,)]", "['session_key', 'conf_name']", "[(0,)]"], out.stderr
     assert lines[3].startswith("ERROR") and "manifest" in lines[3] and "reading-the-lake" in lines[3]

@@ -37,7 +37,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = wheels.glob("webex_history_exporter-*.whl")
     target = work / "site"
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
-                           str(wheel)], capture_output=True, text=True, timeout=300)  # fmt: skip
+                           str(wheel)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return target
 
@@ -66,7 +66,7 @@ def test_the_installed_wheel_exports_lists_and_answers_a_named_query(installed: 
     for name in ("top_hosts", "meetings_per_day", "data_freshness"):
         assert name in listed.stdout
     top = _run(installed, tmp_path, "-m", "exporter", "query", "top_hosts", "--param", "limit=3", "--format", "json",
-               "--config", str(config))  # fmt: skip
+               "--config", str(config))
     assert top.returncode == 0, top.stderr
     rows = json.loads(top.stdout)
     assert 0 < len(rows) <= 3 and all(row["meetings"] > 0 for row in rows)

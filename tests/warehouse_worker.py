@@ -43,7 +43,7 @@ except ImportError:  # parse.py not there yet: the same schema from the registry
     def arrow_schema(dataset: Dataset) -> pa.Schema:
         fields = [pa.field(c.name, arrow_type(c.type)) for c in dataset.columns]
         return pa.schema(fields + [pa.field("site", pa.string()), pa.field("extra", pa.string()),
-                                   pa.field("_preliminary", pa.bool_())])  # fmt: skip
+                                   pa.field("_preliminary", pa.bool_())])
 
 
 DAY0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -120,7 +120,7 @@ def _writer(args: list[str]) -> None:
     windows = int(opts.get("--windows", "40"))
     catalog = opts.get("--catalog") or str(Path(root) / "webex.duckdb")
     settings = WarehouseSettings(root=root, catalog=catalog, row_group_size=1000,
-                                 compact_min_files=3, s3_endpoint_url=opts.get("--s3-endpoint"))  # fmt: skip
+                                 compact_min_files=3, s3_endpoint_url=opts.get("--s3-endpoint"))
     seen = {"n": 0}
 
     def hook(stage: str) -> None:
@@ -135,7 +135,7 @@ def _writer(args: list[str]) -> None:
         for i in range(windows):
             start, end = window_bounds(i)
             wh.commit_window(SITE, DATASET, Window(start, end), make_table(DATASET, window_rows(i)),
-                             cursor_to=end, run_id="worker")  # fmt: skip
+                             cursor_to=end, run_id="worker")
             print(f"COMMITTED {i} 1", flush=True)
             if i % 3 == 2:
                 s, e = window_bounds(i - 1)

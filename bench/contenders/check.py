@@ -82,7 +82,7 @@ def check(result: dict[str, Any], truth_dir: Path, datasets: list[str]) -> dict[
         con.execute(f"CREATE OR REPLACE TEMP TABLE landed ({', '.join(_ddl(dataset))})")
         if where and kind == "parquet" and glob.glob(where, recursive=True):
             con.execute(f"INSERT INTO landed SELECT {_sql_key(dataset)} FROM "
-                        f"read_parquet('{where}', union_by_name=true, hive_partitioning=false)")  # fmt: skip
+                        f"read_parquet('{where}', union_by_name=true, hive_partitioning=false)")
         elif where and kind == "duckdb":
             db, _, table = where.partition("::")
             if Path(db).exists():
@@ -101,7 +101,7 @@ def check(result: dict[str, Any], truth_dir: Path, datasets: list[str]) -> dict[
                 arrow = pa.table({
                     name: pa.array([r[i] for r in rows], pa.int64() if types[name] in ("int", "timestamp") else pa.string())
                     for i, name in enumerate(ds.natural_key)
-                })  # fmt: skip
+                })
                 con.register("landed_rows", arrow)
                 con.execute("INSERT INTO landed SELECT * FROM landed_rows")
                 con.unregister("landed_rows")
@@ -112,14 +112,14 @@ def check(result: dict[str, Any], truth_dir: Path, datasets: list[str]) -> dict[
         (missing,) = con.execute(
             f"SELECT count(*) FROM (SELECT {keys} FROM truth EXCEPT ALL SELECT {keys} FROM landed)").fetchone()
         con.execute(f"CREATE OR REPLACE TEMP TABLE extra AS "
-                    f"SELECT {keys} FROM landed EXCEPT ALL SELECT {keys} FROM truth")  # fmt: skip
+                    f"SELECT {keys} FROM landed EXCEPT ALL SELECT {keys} FROM truth")
         (extra,) = con.execute("SELECT count(*) FROM extra").fetchone()
         # IS NOT DISTINCT FROM: a NULL key part (a row without a start time) matches as in EXCEPT ALL.
         same = " AND ".join(f't."{k}" IS NOT DISTINCT FROM e."{k}"' for k in ds.natural_key)
         (duplicates,) = con.execute(
             f"SELECT count(*) FROM extra e WHERE EXISTS (SELECT 1 FROM truth t WHERE {same})").fetchone()
         out[dataset] = {"rows": rows, "distinct": distinct, "truth": total, "missing": missing, "extra": extra,
-                        "duplicates": duplicates}  # fmt: skip
+                        "duplicates": duplicates}
     con.close()
     return out
 

@@ -56,7 +56,7 @@ PROFILES = ("default", "realistic")
 #: lookback) never comes into play.  The simulator's default late rows (2 %, one day) stay as in
 #: "default", so both profiles hold the same rows apart from the twins.
 REALISTIC_WORLD_KNOBS = ("twin_fraction", "call_in_twin_share", "near_twin_fraction", "unstable_tie_order",
-                         "body_content_limit_reason")  # fmt: skip
+                         "body_content_limit_reason")
 SERV_NS = "http://www.webex.com/schemas/2002/06/service"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
@@ -121,7 +121,7 @@ class Workload:
     def cache_key(self) -> str:
         """What determines the simulated records (for caching ground truth)."""
         parts = (self.seed, self.days, self.meetings_per_day, self.attendees_per_meeting, ",".join(self.datasets),
-                 self.now, self.site, self.profile)  # fmt: skip
+                 self.now, self.site, self.profile)
         return "-".join(str(p) for p in parts).replace(":", "").replace("+", "p").replace(",", "_")
 
     def simulator_config(self) -> Any:
@@ -197,7 +197,7 @@ def wire_time(moment: datetime) -> str:
 
 
 def list_request(w: Workload, ds: Dataset, start: datetime, end_inclusive: datetime, start_from: int,
-                 maximum_num: int, *, time_zone_id: int = 20) -> bytes:  # fmt: skip
+                 maximum_num: int, *, time_zone_id: int = 20) -> bytes:
     """One list request for one page, built from a text template like the Splunk add-on's
     ``xml_format`` (one bodyContent; the registry's scope element, order and extras)."""
     scope = ds.time_scope

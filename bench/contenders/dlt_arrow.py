@@ -46,7 +46,7 @@ from exporter.model.datasets import Dataset
 
 PAGE = 500
 _ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string(),
-          "timestamp": pa.timestamp("us", tz="UTC"), "json": pa.string()}  # fmt: skip
+          "timestamp": pa.timestamp("us", tz="UTC"), "json": pa.string()}
 _WIRE = "%m/%d/%Y %H:%M:%S"
 SERV = "{http://www.webex.com/schemas/2002/06/service}"
 
@@ -114,7 +114,7 @@ class PageParser:
             naive = pc.strptime(texts, format=_WIRE, unit="us")
         except pa.ArrowInvalid:  # e.g. unpadded dates the kernel refuses: per value
             naive = pa.array([None if t is None else datetime.strptime(t, _WIRE) for t in texts.to_pylist()],
-                             pa.timestamp("us"))  # fmt: skip
+                             pa.timestamp("us"))
         return naive.cast(pa.timestamp("us", tz="UTC"))
 
 
@@ -238,7 +238,7 @@ def run(w: Workload, url: str, out_dir: Path, *, destination: str = "filesystem"
         for ds in w.datasets:
             outcome.table_paths[ds] = f"{db}::webex.{ds}"
     pipeline = dlt.pipeline(pipeline_name="webex_bench", pipelines_dir=str(out_dir / "pipelines"),
-                            destination=dest, dataset_name="webex")  # fmt: skip
+                            destination=dest, dataset_name="webex")
     fetcher = Fetcher(w, url)
     try:
         info = pipeline.run(build_resources(w, fetcher, disposition), loader_file_format="parquet")
@@ -247,7 +247,7 @@ def run(w: Workload, url: str, out_dir: Path, *, destination: str = "filesystem"
         trace = pipeline.last_trace
         if trace is not None:
             steps = {s.step: round((s.finished_at - s.started_at).total_seconds(), 2) for s in trace.steps
-                     if s.finished_at and s.started_at}  # fmt: skip
+                     if s.finished_at and s.started_at}
             outcome.notes.append("dlt steps (s): " + ", ".join(f"{k} {v}" for k, v in steps.items()))
     except Exception as exc:  # extract is all-or-nothing in dlt: nothing of this run is loaded
         outcome.error = f"pipeline failed: {type(exc).__name__}: {str(exc)[:300]}"

@@ -71,13 +71,13 @@ def run(w: Workload, url: str, out_dir: Path) -> Outcome:
     settings = settings_for(w, url, out_dir)
     since, until = bench_range(w)
     variant = (f"run_once, {w.concurrency} in flight, {w.bodies_per_request} pages/request, "
-               f"budget {w.rate_limit}/min")  # fmt: skip
+               f"budget {w.rate_limit}/min")
     outcome = Outcome("ours", variant, output=str(out_dir / "warehouse"), output_kind="parquet")
     for ds in w.datasets:
         outcome.table_paths[ds] = str(out_dir / "warehouse" / ds / "**" / "*.parquet")
     try:
         report = run_once(settings, RunOptions(since=since, until=until, backfill=True, now=w.now_dt),
-                          progress=Progress.disabled())  # fmt: skip
+                          progress=Progress.disabled())
     except Exception as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
         return outcome

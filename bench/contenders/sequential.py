@@ -158,6 +158,6 @@ class SequentialPager:
 def run(w: Workload, url: str, out_dir: Path) -> Outcome:
     """Run the sequential pager; data lands as JSON lines in ``out_dir/<dataset>.jsonl``."""
     outcome = Outcome("sequential", "Splunk-add-on-style: 1 request at a time, 1-day slices, JSON lines",
-                      output=str(out_dir), output_kind="jsonl")  # fmt: skip
+                      output=str(out_dir), output_kind="jsonl")
     SequentialPager(w, url, out_dir).run(outcome)
     return outcome

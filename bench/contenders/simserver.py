@@ -82,7 +82,7 @@ async def main(workload_file: str, truth_dir: str) -> None:
         del rows
     base = url.split("/WBXService")[0]
     print(READY + json.dumps({"url": url, "control": f"{base}/_sim", "prepare_s": round(time.perf_counter() - started, 2)}),
-          flush=True)  # fmt: skip
+          flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

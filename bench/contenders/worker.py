@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
 
         from bench.contenders import dlt_arrow as module
         kwargs = {"destination": options.get("dlt_destination", "filesystem"),
-                  "disposition": options.get("dlt_disposition", "append")}  # fmt: skip
+                  "disposition": options.get("dlt_disposition", "append")}
     else:
         raise SystemExit(f"unknown contender {name!r}")
     before = usage()

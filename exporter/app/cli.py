@@ -216,7 +216,7 @@ def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[
     _export_and_exit(settings, RunOptions(
         sites=sites or None, datasets=datasets or None,
         since=_parse_when(since, "--since"), until=_parse_when(until, "--until"),
-    ))  # fmt: skip
+    ))
 
 
 @cli.command()
@@ -288,7 +288,7 @@ def status(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tup
               help="List the named queries (exporter/app/queries/) and their parameters.")
 @_boundary
 def query(config_path: Path, debug: bool, sql_or_name: str | None, params: tuple[str, ...], sql_file: Path | None,
-          output: str, list_queries: bool) -> None:  # fmt: skip
+          output: str, list_queries: bool) -> None:
     """Run SQL text, or a named query (exporter/app/queries/), on the DuckDB catalog (read-only).
 
     \b
@@ -382,7 +382,7 @@ def report(config_path: Path, debug: bool, output_path: Path, site: str | None, 
 @click.option("--dataset", "clear_dataset", default=None, help="clear: the dataset whose state is reset.")
 @_boundary
 def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: bool, clear_site: str | None,
-          clear_dataset: str | None) -> None:  # fmt: skip
+          clear_dataset: str | None) -> None:
     """Rebuild, back up or verify the exporter's private state DB (.webex-exporter/state.duckdb).
 
     The state DB says which files are committed, where each cursor is and which windows failed.
@@ -439,7 +439,7 @@ def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: 
         click.echo(f"damaged now: {row['site']}/{row['dataset']} {row['path']}: {row['problem']}")
     for row in damaged:
         click.echo(f"{row['state']}: {row['site']}/{row['dataset']} {row['path']} ({row['problem']}), "
-                   f"found {row['detected_at']:%Y-%m-%d %H:%M}")  # fmt: skip
+                   f"found {row['detected_at']:%Y-%m-%d %H:%M}")
     click.echo(f"{checked} committed files readable; {len(damaged)} damaged file(s) not repaired")
     sys.exit(EXIT_PARTIAL if damaged else EXIT_OK)
 

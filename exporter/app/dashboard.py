@@ -153,7 +153,7 @@ def _legend(names: Sequence[str], x0: float, y0: float, width: float) -> tuple[s
         if x > x0 and x + item > width:
             x, y = x0, y + _LINE
         out.append(f'<rect class="swatch" x="{x:.1f}" y="{y + 2:.1f}" width="{swatch}" height="{swatch}" '
-                   f'fill="{_PALETTE[j % len(_PALETTE)]}"/>')  # fmt: skip
+                   f'fill="{_PALETTE[j % len(_PALETTE)]}"/>')
         out.append(_label(x + swatch + 4, y + 11, name, room))
         x += item + gap
     return "".join(out), (y - y0 + _LINE) if names else 0
@@ -258,7 +258,7 @@ def _thin(centres: Sequence[float], widths: Sequence[float], width: float, gap: 
 
 
 def line_chart_svg(xs: Sequence[Any], series: dict[str, Sequence[float]], *, width: int = CHART_WIDTH, height: int = 200,
-                   label: str = "") -> str:  # fmt: skip
+                   label: str = "") -> str:
     """A line per series over ordered x labels (e.g. days), on one y axis from 0 with round ticks.
 
     Every series shares that axis: draw measures of different sizes as separate charts.  Only
@@ -392,7 +392,7 @@ def render_report(connection: Any, *, site: str | None, since: date | None, unti
     chart("How people join (client agent)", bar_chart_svg, [r[0] for r in clients[:10]], {"joins": [r[1] for r in clients[:10]]})
     _, audio = _run(connection, "audio_minutes_mix", params)
     chart("Audio minutes by month", bar_chart_svg, [r[0] for r in audio],
-          {"VoIP": [r[1] for r in audio], "call-in": [r[2] + r[3] for r in audio], "call-out": [r[4] + r[5] for r in audio]})  # fmt: skip
+          {"VoIP": [r[1] for r in audio], "call-in": [r[2] + r[3] for r in audio], "call-out": [r[4] + r[5] for r in audio]})
     columns, fresh = _run(connection, "data_freshness", params)
     cards.append(("Data freshness", _table(columns, fresh), True))
 
@@ -432,7 +432,7 @@ def write_report(
         page = render_report(
             connection, site=site, since=since.date() if since else None, until=until.date() if until else None,
             title="Webex Meetings usage",
-        )  # fmt: skip
+        )
     finally:
         connection.close()
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ DEMO_PASSWORD_ENV = "WEBEX_SIM_PASSWORD"
 
 
 def demo_settings(config_path: Path, simulator_url: str, password: str, *, rest_url: str = "",
-                  client_secret: str = "", token_dir: Path | None = None) -> Settings:  # fmt: skip
+                  client_secret: str = "", token_dir: Path | None = None) -> Settings:
     """The config file's settings with every loopback site pointed at ``simulator_url`` (REST
     sites at ``rest_url``, their tokens in ``token_dir``: the demo's own, never the user's)."""
     try:
@@ -91,7 +91,7 @@ def _take_warehouse(settings: Settings) -> Any:
     root = settings.warehouse.root
     if "://" in root:
         raise WarehouseError(f"the demo writes only a local warehouse, and warehouse.root is {root}; "
-                             "run it with a config whose warehouse is a local folder")  # fmt: skip
+                             "run it with a config whose warehouse is a local folder")
     home = _home(settings)
     if _holds_exports(settings) and not (home / DEMO_MARKER).exists():
         raise WarehouseError(
@@ -149,7 +149,7 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
     click.echo(f"starting the Webex XML API simulator (profile {table.get('profile', 'default')!r}) ...")
     with run_in_thread(profile) as sim, tempfile.TemporaryDirectory(prefix="webex-demo-tokens-") as tokens:
         settings = demo_settings(config_path, sim.url, password, rest_url=sim.rest_url,
-                                 client_secret=profile.rest.client_secret, token_dir=Path(tokens))  # fmt: skip
+                                 client_secret=profile.rest.client_secret, token_dir=Path(tokens))
         configure_logging("text", "debug" if debug else "warning")
         _authorize_rest_sites(settings, sim)
         lock = _take_warehouse(settings)
@@ -164,7 +164,7 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
         now = sim.clock.now()
         kinds = ", ".join(f"{s.name} ({s.source.upper()})" for s in settings.sites)
         click.echo(f"simulator at {sim.url} (XML) and {sim.rest_url} (REST); exporting {kinds} into "
-                   f"{settings.warehouse.root} ...")  # fmt: skip
+                   f"{settings.warehouse.root} ...")
         began = time.monotonic()
         report = run_once(settings, RunOptions(now=now))
         elapsed = time.monotonic() - began

@@ -32,19 +32,19 @@ class Metrics:
         self.records = Counter("webex_exporter_records_total", "Records landed", labels, registry=self.registry)
         self.retries = Counter("webex_exporter_retries_total", "Requests retried", labels, registry=self.registry)
         self.throttles = Counter("webex_exporter_throttles_total", "Throttle responses by cause (000045, http403, http429)",
-                                 (*labels, "cause"), registry=self.registry)  # fmt: skip
+                                 (*labels, "cause"), registry=self.registry)
         self.windows_failed = Counter("webex_exporter_windows_failed_total", "Windows that failed", labels, registry=self.registry)
         self.windows_unverified = Counter("webex_exporter_windows_unverified_total",
                                           "Windows landed although their listing could not be verified complete",
-                                          labels, registry=self.registry)  # fmt: skip
+                                          labels, registry=self.registry)
         self.unavailable = Gauge("webex_exporter_dataset_unavailable",
                                  "1 while the site does not serve the dataset (e.g. its operation is retired)",
-                                 labels, registry=self.registry)  # fmt: skip
+                                 labels, registry=self.registry)
         self.lag = Gauge("webex_exporter_lag_seconds", "Now minus the cursor", labels, registry=self.registry)
         self.last_success = Gauge("webex_exporter_last_success_timestamp_seconds", "Last run without failures", labels, registry=self.registry)
         self.site_up = Gauge("webex_exporter_site_up",
                              "1 when the site's last run was not stopped (credentials refused, backup mode, ...)",
-                             ("site",), registry=self.registry)  # fmt: skip
+                             ("site",), registry=self.registry)
         self.started = time.time()
         self._runner: web.AppRunner | None = None
         #: Per site, why its last run stopped (absent: it did not); what /healthz reports.

@@ -46,7 +46,7 @@ def format_rows(columns: list[str], rows: list[tuple[Any, ...]], output: str) ->
         return json.dumps([{c: _jsonable(v) for c, v in zip(columns, row)} for row in rows], ensure_ascii=False, indent=1)
     if output == "ndjson":
         return "\n".join(json.dumps({c: _jsonable(v) for c, v in zip(columns, row)}, ensure_ascii=False, default=str)
-                         for row in rows)  # fmt: skip
+                         for row in rows)
     if output == "csv":
         import io
 

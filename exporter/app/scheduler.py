@@ -75,7 +75,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None, ready:
                 report = await export(
                     settings, RunOptions(sites=(site,), datasets=(dataset,)), warehouse=warehouse,
                     stop=stop, clients=clients, commit_lock=commit_lock,
-                )  # fmt: skip
+                )
                 if metrics is not None:
                     metrics.observe_run(report)
                 event("job finished", site=site, dataset=dataset, exit_code=report.exit_code, run_id=report.run_id)
@@ -91,7 +91,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None, ready:
                 job, build_trigger(settings.schedule, dataset), args=(site, dataset), id=f"{site}:{dataset}",
                 name=f"export {site}/{dataset}", max_instances=1, coalesce=True,
                 misfire_grace_time=settings.schedule.misfire_grace_seconds, next_run_time=now,
-            )  # fmt: skip
+            )
         scheduler.start()
         event("service started", jobs=len(job_specs(settings)), sites=len(settings.sites))
         if ready is not None:

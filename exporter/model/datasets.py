@@ -446,11 +446,11 @@ _USAGE_TOTALS = tuple(
         "totalVoipMinutes", "totalParticipants", "totalParticipantsVoip", "totalParticipantsCallIn",
         "totalParticipantsCallOut", "peakAttendee", "totalRegistered",
     )
-)  # fmt: skip
+)
 
 
 def _usage(service_type: str, start: str, end: str, *, host_name: str = "host_name",
-           invitees: str = "total_invitee") -> RestListing:  # fmt: skip
+           invitees: str = "total_invitee") -> RestListing:
     """``/meetingReports/usage`` for one service type, into a session dataset's columns."""
     fields = (
         RestField("meetingId", "meeting_id", "str"),
@@ -472,11 +472,11 @@ def _usage(service_type: str, start: str, end: str, *, host_name: str = "host_na
         path="/meetingReports/usage", fields=fields, key=("meeting_id",), params=(("serviceType", service_type),),
         max_page=1000, window_days=30, reach_days=90, scopes=_ADMIN_CONFIG,
         unconfirmed="" if service_type == "MeetingCenter" else f"{service_type} rows' meetingId form",
-    )  # fmt: skip
+    )
 
 
 def _attendees(parent: str, start: str, name: str, email: str, end: str, *, phone: str = "phone",
-               zip_code: str = "zip") -> RestListing:  # fmt: skip
+               zip_code: str = "zip") -> RestListing:
     """``/meetingReports/attendees?meetingId=`` per meeting of the parent usage listing.  No row
     id: identity is meeting, name, email and join time (+ occurrence by content, for twins), so a
     revised leave time replaces its row instead of adding one."""
@@ -508,7 +508,7 @@ def _attendees(parent: str, start: str, name: str, email: str, end: str, *, phon
         window_days=30, reach_days=90, scopes=_ADMIN_CONFIG, parent=parent, parent_id="meeting_id",
         id_param="meetingId", child_time_range=True,
         unconfirmed="" if parent == "meeting_usage" else "attendee reports of non-Meeting-Center sessions",
-    )  # fmt: skip
+    )
 
 
 _REST_LISTINGS: dict[str, RestListing] = {
@@ -535,7 +535,7 @@ _REST_LISTINGS: dict[str, RestListing] = {
         key=("recording_id",), params=(("hostEmail", "all"),), max_page=100, window_days=90, reach_days=365,
         scopes=("meeting:admin_recordings_read",),
     ),
-}  # fmt: skip
+}
 
 DATASETS = tuple(replace(d, rest=_REST_LISTINGS.get(d.name)) for d in DATASETS)
 
@@ -633,7 +633,7 @@ REST_ONLY_DATASETS: tuple[Dataset, ...] = (
             parent_id="recording_id", id_param="recordingId", carry=(("creation_time", "recording_time"),),
         ),
     ),
-)  # fmt: skip
+)
 
 #: Every table of the warehouse and catalog: the XML datasets (some also listed by REST), then
 #: the REST-only ones.

@@ -100,7 +100,7 @@ class RunReport:
         """A short human-readable table of what the run did."""
         lines = [f"run {self.run_id}: " + ("interrupted" if self.interrupted else "finished")]
         lines.append(f"{'site':<12} {'dataset':<20} {'windows':>8} {'failed':>6} {'unverif':>7} {'records':>9} "
-                     f"{'requests':>8} {'throttles':>9}  outcome")  # fmt: skip
+                     f"{'requests':>8} {'throttles':>9}  outcome")
         for o in self.outcomes:
             lines.append(
                 f"{o.site:<12} {o.dataset:<20} {o.windows_committed:>8} {o.windows_failed:>6} "

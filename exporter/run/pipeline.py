@@ -198,10 +198,10 @@ async def _export_site(ctx: _Context, site: SiteSettings) -> None:
         async with asyncio.TaskGroup() as group:
             for dataset in by_xml:
                 group.create_task(_export_dataset(ctx, client, site, dataset, outcomes[dataset.name],
-                                                  states[dataset.name], rest=rest))  # fmt: skip
+                                                  states[dataset.name], rest=rest))
             for dataset in by_rest:
                 group.create_task(export_rest_dataset(ctx, rest, site, dataset, outcomes[dataset.name],
-                                                      states[dataset.name], not_before=_switched_at(states[dataset.name])))  # fmt: skip
+                                                      states[dataset.name], not_before=_switched_at(states[dataset.name])))
     except* (FatalSiteError, SitePausedError) as caught:
         exc = _first_leaf(caught)
         message = f"{type(exc).__name__}: {exc}"
@@ -239,7 +239,7 @@ def _zone_for(ctx: _Context, site: SiteSettings, dataset: Dataset):  # noqa: ANN
     from ..webex.protocol import scope_zone
 
     return scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id,
-                      overrides=ctx.settings.timezone_overrides)  # fmt: skip
+                      overrides=ctx.settings.timezone_overrides)
 
 
 async def _settle_site(ctx: _Context, client: object, site: SiteSettings) -> SiteSettings:
@@ -274,22 +274,22 @@ async def _settle_site(ctx: _Context, client: object, site: SiteSettings) -> Sit
         )
     if facts.site_admin is False:
         note(f"{site.webex_id!r} is not a site administrator: exporting only that user's own sessions "
-             "(allow_non_admin = true)")  # fmt: skip
+             "(allow_non_admin = true)")
     elif facts.site_admin is None:
         note(f"could not verify that {site.webex_id!r} is a site administrator; a non-admin account "
-             "exports only its own sessions")  # fmt: skip
+             "exports only its own sessions")
     unlabeled = site.unlabeled_time_zone_id
     if unlabeled is None:
         if facts.time_zone_id is None:
             unlabeled = DEFAULT_REQUEST_TIME_ZONE_ID  # GMT
             note(f"the site did not say its time zone; times without a timeZoneID are read as timeZoneID "
-                 f"{unlabeled} (GMT). Set unlabeled_time_zone_id for this site if that is wrong.")  # fmt: skip
+                 f"{unlabeled} (GMT). Set unlabeled_time_zone_id for this site if that is wrong.")
         else:
             unlabeled = facts.time_zone_id
             note(f"times without a timeZoneID are read in the site's zone, timeZoneID {unlabeled} (GetSite)", 20)
     elif facts.time_zone_id is not None and facts.time_zone_id != unlabeled:
         note(f"unlabeled_time_zone_id = {unlabeled} in the config, but the site says its zone is timeZoneID "
-             f"{facts.time_zone_id}: times without a timeZoneID may be shifted; using the config")  # fmt: skip
+             f"{facts.time_zone_id}: times without a timeZoneID may be shifted; using the config")
     overrides = ctx.settings.timezone_overrides
     zones = []
     for zone_id in (site.time_zone_id, unlabeled):
@@ -329,7 +329,7 @@ async def _export_dataset(
     # all of them (a day's margin: a listing cut short by the server's purge must not verify one).
     margin = ctx.now - timedelta(days=ctx.settings.export.retention_days - 1)
     retry = list(state.failed_windows) + [w for w in state.unverified_windows
-                                          if w.start >= margin and w not in state.failed_windows]  # fmt: skip
+                                          if w.start >= margin and w not in state.failed_windows]
     windows, advances = plan_dataset_windows(
         ctx.settings, ctx.options, state.cursor, retry, ctx.now, state.resume_done, dataset
     )
@@ -362,15 +362,15 @@ async def _export_dataset(
         return
     message = (f"{retired} The Meetings XML API is past its end of life: {dataset.name} is skipped this run. "
                f"Export it from the Webex REST APIs (source = 'auto' or 'rest'), or remove it from this "
-               "site's datasets.")  # fmt: skip
+               "site's datasets.")
     outcome.unavailable = message
     event("dataset unavailable: operation retired", level=40, site=site.name, dataset=dataset.name,
-          operation=getattr(retired, "operation", dataset.operation), error=message)  # fmt: skip
+          operation=getattr(retired, "operation", dataset.operation), error=message)
     await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, message)  # type: ignore[attr-defined]
 
 
 async def _switch_to_rest(ctx: _Context, rest: Any, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome,
-                          exc: BaseException) -> None:  # fmt: skip
+                          exc: BaseException) -> None:
     """An ``auto`` site's XML operation answered retired: from now on this dataset comes from
     REST, starting where XML stopped (its cursor), said once in the log and kept in ``status``."""
     from .rest_export import SWITCH_NOTE, export_rest_dataset
@@ -379,7 +379,7 @@ async def _switch_to_rest(ctx: _Context, rest: Any, site: SiteSettings, dataset:
     since = state.cursor
     event("XML operation retired: switching to the REST APIs", level=30, site=site.name, dataset=dataset.name,
           operation=dataset.operation, endpoint=dataset.rest.path if dataset.rest else None,
-          from_=since.isoformat() if since else None, error=str(exc))  # fmt: skip
+          from_=since.isoformat() if since else None, error=str(exc))
     await rest.check_scopes([dataset])
     await export_rest_dataset(ctx, rest, site, dataset, outcome, state, not_before=since)
     note = f"{SWITCH_NOTE} ({dataset.rest.path if dataset.rest else ''})"
@@ -452,13 +452,13 @@ class _DatasetJob:
             try:
                 await _export_window(self.ctx, self.client, self.site, self.dataset, window, self.outcome,
                                      self.tracker, self.cursor_plan, gate=self.gate,
-                                     record_failure=not parts, first=first)  # fmt: skip
+                                     record_failure=not parts, first=first)
                 return
             except WINDOW_ERRORS as exc:
                 failure = exc
                 event("packed listing failed; keeping the windows it proves, listing the others one by one",
                       level=30, site=self.site.name, dataset=self.dataset.name, window=str(window),
-                      windows=len(parts or ()), error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                      windows=len(parts or ()), error=f"{type(exc).__name__}: {exc}")
         # Only a pack gets here (a single window records its own failure); its budget is given back,
         # and its pages and records leave the progress counts (its windows count them again).
         self.tracker.forget(_progress_key(window))  # type: ignore[attr-defined]
@@ -491,7 +491,7 @@ class _DatasetJob:
         zone = _zone_for(self.ctx, self.site, self.dataset)
         try:
             probes = await asyncio.gather(*(probe_window(self.client, self.dataset, part, site=self.site, zone=zone,
-                                                         stats=stats, maximum_num=1) for part in parts))  # fmt: skip
+                                                         stats=stats, maximum_num=1) for part in parts))
         except WINDOW_ERRORS:
             return parts
         finally:
@@ -500,7 +500,7 @@ class _DatasetJob:
         again = []
         for part, probe in zip(parts, probes, strict=True):
             inside = pc.and_(pc.greater_equal(start, pa.scalar(part.start, start.type)),
-                             pc.less(start, pa.scalar(part.end, start.type)))  # fmt: skip
+                             pc.less(start, pa.scalar(part.end, start.type)))
             table = rows.filter(inside)
             shaky = doubtful and any(h in doubtful for h, keep in zip(hashes, inside.to_pylist(), strict=True) if keep)
             if table.num_rows != probe.total or shaky:
@@ -508,7 +508,7 @@ class _DatasetJob:
                 continue
             await _land(self.ctx, self.site, self.dataset, part, table, self.outcome, self.tracker, self.cursor_plan)
             event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(part),
-                  records=table.num_rows, total=probe.total, pages=0, requests=0, from_pack=str(pack))  # fmt: skip
+                  records=table.num_rows, total=probe.total, pages=0, requests=0, from_pack=str(pack))
         return again
 
     async def cover(self, run: list[Window]) -> None:
@@ -532,7 +532,7 @@ class _DatasetJob:
         stats = _probe_stats()
         try:
             probe = await probe_window(self.client, self.dataset, whole, site=self.site,
-                                       zone=_zone_for(self.ctx, self.site, self.dataset), stats=stats)  # fmt: skip
+                                       zone=_zone_for(self.ctx, self.site, self.dataset), stats=stats)
         except WINDOW_ERRORS:
             probe = None
         _add_stats(self.outcome, stats)
@@ -558,7 +558,7 @@ class _DatasetJob:
                 reuse = span == whole  # the run is one listing: it starts from the probe's page
                 probe_used = probe_used or reuse
                 listings.append(self.one(span, average * len(pack), parts=pack if len(pack) > 1 else None,
-                                         first=probe if reuse else None))  # fmt: skip
+                                         first=probe if reuse else None))
         if not probe_used:
             self.outcome.pages += 1  # a page received all the same
         await asyncio.gather(*listings)
@@ -566,7 +566,7 @@ class _DatasetJob:
     async def _land_empty(self, window: Window, probed: int, stats: object) -> None:
         await _land(self.ctx, self.site, self.dataset, window, None, self.outcome, self.tracker, self.cursor_plan)
         event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(window), records=0,
-              total=0, pages=0, requests=getattr(stats, "requests", 0), probed=probed)  # fmt: skip
+              total=0, pages=0, requests=getattr(stats, "requests", 0), probed=probed)
 
 
 def _probe_stats() -> object:
@@ -631,7 +631,7 @@ async def _export_window(
                 return
             fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone,
                                                                         tracker, outcome, first,
-                                                                        packed=not record_failure)  # fmt: skip
+                                                                        packed=not record_failure)
     except WINDOW_ERRORS as exc:
         if not record_failure:
             raise
@@ -642,14 +642,14 @@ async def _export_window(
         _add_stats(outcome, fetch)
     problems = [f"{'preliminary ' if f.preliminary else ''}{f.problem}" for f in stats if not f.verified]
     await _land(ctx, site, dataset, window, table, outcome, tracker, cursor_plan,
-                problem="; ".join(problems) if problems else None)  # fmt: skip
+                problem="; ".join(problems) if problems else None)
     elapsed = asyncio.get_running_loop().time() - started
     event(
         "window committed", site=site.name, dataset=dataset.name, window=str(window), records=table.num_rows,
         total=fetched.total, pages=fetched.pages, requests=fetched.requests, retries=fetched.retries,
         throttles=fetched.throttles, seconds=round(elapsed, 3),
         unknown_elements=sum(fetched.unknown_elements.values()), bad_values=sum(fetched.bad_values.values()),
-    )  # fmt: skip
+    )
 
 
 async def _fetch_final_and_preliminary(
@@ -673,12 +673,12 @@ async def _fetch_final_and_preliminary(
         client, dataset, window, site=site, zone=zone, age=age, on_failure=lost, first=first,
         max_window_records=ctx.settings.export.max_window_records, **pack_rules,
         on_page=functools.partial(tracker.page, window_key=_progress_key(window)),  # type: ignore[attr-defined]
-    )]  # fmt: skip
+    )]
     if site.preliminary and dataset.preliminary_operation and _is_recent(ctx, window):
         listings.append(fetch_window(
             client, dataset, window, site=site, zone=zone, preliminary=True, age=age, on_failure=lost,
             max_window_records=ctx.settings.export.max_window_records, **pack_rules,
-        ))  # fmt: skip
+        ))
     stats = await run_all(listings, discarded=lost)  # one failed: the other's cost still counts
     return stats[0], [fetch.table for fetch in stats], stats
 
@@ -802,7 +802,7 @@ async def _commit_run(
         ctx.warehouse.commit_window,  # type: ignore[attr-defined]
         site.name, dataset.name, window, table, cursor_to=cursor_to, run_id=ctx.report.run_id,
         verified=run[0].problem is None, problem=run[0].problem,
-    )  # fmt: skip
+    )
     ctx.dirty = True
     rows = table.num_rows if table is not None else 0
     outcome.windows_committed += 1
@@ -810,14 +810,14 @@ async def _commit_run(
         outcome.windows_unverified += 1
         outcome.errors.append(f"{window}: landed unverified: {run[0].problem}")
         event("window landed unverified", level=30, site=site.name, dataset=dataset.name, window=str(window),
-              records=rows, problem=run[0].problem)  # fmt: skip
+              records=rows, problem=run[0].problem)
     outcome.records += rows
     if cursor_to is not None:
         outcome.cursor = cursor_to
     for item in run:
         item_rows = item.table.num_rows if item.table is not None else 0
         tracker.window_done(item_rows, windows=cursor_plan.covered(item.window),  # type: ignore[attr-defined]
-                            window_key=_progress_key(item.window))  # fmt: skip
+                            window_key=_progress_key(item.window))
         item.done.set_result(None)
 
 
@@ -859,7 +859,7 @@ async def _record_failure(
         await _finish_in_thread(
             ctx.warehouse.fail_window,  # type: ignore[attr-defined]
             site.name, dataset.name, window, message, run_id=ctx.report.run_id, cursor_to=cursor_to,
-        )  # fmt: skip
+        )
     event("window failed", level=40, site=site.name, dataset=dataset.name, window=str(window), error=message)
 
 

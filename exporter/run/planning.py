@@ -54,7 +54,7 @@ def plan_dataset_windows(
     windows = [
         w for w in (plan_windows(start, end, export.window_hours) if start < end else [])
         if not any(d.start <= w.start and w.end <= d.end for d in done)
-    ]  # fmt: skip
+    ]
     planned = set(windows)
     retry = [w for w in failed if w not in planned and w.end > oldest]
     return sorted(retry, key=lambda w: w.start) + windows, advances
@@ -67,7 +67,7 @@ def validate_options(settings: Settings, options: RunOptions) -> None:
         if name not in ALL_DATASETS:
             hint = difflib.get_close_matches(name, ALL_DATASETS, n=1)
             problems.append(f"--dataset: unknown dataset {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                            + f"; known: {', '.join(ALL_DATASETS)}")  # fmt: skip
+                            + f"; known: {', '.join(ALL_DATASETS)}")
     known_sites = [s.name for s in settings.sites]
     for name in options.sites or ():
         if name not in known_sites:

@@ -76,7 +76,7 @@ class DatasetProgress:
         """What the live display shows for this dataset."""
         elapsed = max(time.monotonic() - self.started, 1e-6)
         return {"windows": f"{self.windows_done}/{self.windows}", "records": self.records,
-                "rate": self.records / elapsed, "known": max(sum(self.pages_known.values()), self.pages_done, 1)}  # fmt: skip
+                "rate": self.records / elapsed, "known": max(sum(self.pages_known.values()), self.pages_done, 1)}
 
 
 def _clock(seconds: float) -> str:
@@ -88,7 +88,7 @@ class Progress:
     """A live display of dataset progress on a terminal (nothing elsewhere)."""
 
     def __init__(self, stream: TextIO | None, *, throttle_wait: Callable[[str], float] | None = None,
-                 width: int | None = None) -> None:  # fmt: skip
+                 width: int | None = None) -> None:
         self._stream = stream
         self._width = width  # None: the terminal's
         self._datasets: list[DatasetProgress] = []
@@ -125,7 +125,7 @@ class Progress:
             console=console, refresh_per_second=4, transient=False,
             # Log lines (written to sys.stderr at emit time, see logs.configure_logging) print above the display.
             redirect_stderr=True, redirect_stdout=True,
-        )  # fmt: skip
+        )
         self._live.start()
         return self._live
 
@@ -136,7 +136,7 @@ class Progress:
         if self._stream is not None:
             live = self._live or self._start()
             self._tasks[id(tracker)] = live.add_task(f"{site}/{dataset}", total=1, completed=0, windows="0/0",
-                                                     records=0, rate=0.0, wait=0.0)  # fmt: skip
+                                                     records=0, rate=0.0, wait=0.0)
         return tracker
 
     def redraw(self, *, force: bool = False) -> None:
@@ -151,7 +151,7 @@ class Progress:
             f = tracker.fields()
             self._live.update(self._tasks[id(tracker)], completed=min(tracker.pages_done, f["known"]), total=f["known"],
                               windows=f["windows"], records=f["records"], rate=f["rate"],
-                              wait=self.throttle_wait(tracker.site))  # fmt: skip
+                              wait=self.throttle_wait(tracker.site))
             if tracker.finished:
                 self._live.update(self._tasks[id(tracker)], completed=f["known"], total=f["known"])
 

@@ -65,7 +65,7 @@ async def export_rest_dataset(
     export = ctx.settings.export
     margin = ctx.now - timedelta(days=min(export.retention_days, listing.reach_days) - 1)
     retry = list(state.failed_windows) + [w for w in state.unverified_windows
-                                          if w.start >= margin and w not in state.failed_windows]  # fmt: skip
+                                          if w.start >= margin and w not in state.failed_windows]
     windows, advances = plan_dataset_windows(
         ctx.settings, ctx.options, state.cursor, retry, ctx.now, state.resume_done, dataset
     )
@@ -84,7 +84,7 @@ async def export_rest_dataset(
         return
     if listing.unconfirmed:
         event("REST mapping not confirmed by Cisco's spec", level=20, site=site.name, dataset=dataset.name,
-              unconfirmed=listing.unconfirmed)  # fmt: skip
+              unconfirmed=listing.unconfirmed)
     tracker = ctx.progress.dataset(site.name, dataset.name, windows=len(windows))
     cursor_plan = pipeline._CursorPlan(planned, state.cursor, advances, ctx)
     gate = asyncio.Semaphore(SPANS_IN_FLIGHT)
@@ -101,7 +101,7 @@ async def export_rest_dataset(
             middle = middle.replace(second=0, microsecond=0)
             _add_rest_stats(outcome, fetched)  # what the capped listing cost still counts
             event("REST listing capped: listing it again in halves", level=20, site=site.name, dataset=dataset.name,
-                  window=str(span), rows=fetched.rows)  # fmt: skip
+                  window=str(span), rows=fetched.rows)
             halves = await asyncio.gather(listed(Window(span.start, middle)), listed(Window(middle, span.end)))
             return [f for half in halves for f in half]
         return [fetched]
@@ -127,13 +127,13 @@ async def export_rest_dataset(
         if SOURCE_COLUMN not in table.column_names:
             table = table.append_column(SOURCE_COLUMN, pa.repeat(pa.scalar("rest"), table.num_rows))
         await pipeline._land(ctx, site, dataset, span, table, outcome, tracker, cursor_plan,
-                             problem="; ".join(problems) if problems else None)  # fmt: skip
+                             problem="; ".join(problems) if problems else None)
         event("window committed", site=site.name, dataset=dataset.name, window=str(span), source="rest",
               records=table.num_rows, listings=len(parts), pages=sum(f.pages for f in parts),
               requests=sum(f.requests for f in parts), retries=sum(f.retries for f in parts),
               throttles=sum(f.throttles for f in parts), seconds=round(asyncio.get_running_loop().time() - started, 3),
               unknown_elements=sum(sum(f.unknown_fields.values()) for f in parts),
-              bad_values=sum(sum(f.bad_values.values()) for f in parts))  # fmt: skip
+              bad_values=sum(sum(f.bad_values.values()) for f in parts))
 
     try:
         async with asyncio.TaskGroup() as group:

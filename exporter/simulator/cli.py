@@ -32,12 +32,12 @@ _OPTION_TYPES: dict[str, Callable[[str], Any]] = {
     "gsb_backup_requests": int, "encoding": str, "schema_drift_fraction": float,
     "capital_uuid_fraction": float, "retry_after_seconds": int, "http5xx_status": int, "now": str,
     "rest_rate_limit_per_minute": int,
-}  # fmt: skip
+}
 _CONFIG_OPTIONS = ("seed", "days", "meetings_per_day", "attendees_per_meeting", "history_delay_seconds", "now")
 _FAULT_OPTIONS = ("latency_ms", "latency_jitter_ms", "rate_limit_per_minute", "throttle_cooldown_seconds",
                   "gsb_backup_seconds", "gsb_backup_requests", "encoding", "schema_drift_fraction",
                   "capital_uuid_fraction", "retry_after_seconds", "http5xx_status",
-                  "rest_rate_limit_per_minute")  # fmt: skip
+                  "rest_rate_limit_per_minute")
 
 
 def _from_env(options: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def config_from_options(*, profile: str | None = None, sites: str | int | Sequen
                         fault_rates: str | Sequence[str] | Mapping[str, float] | None = None,
                         rate_limits: str | Sequence[str] | Mapping[str, int] | None = None,
                         fault_queue: str | Sequence[str] | None = None,
-                        env: Mapping[str, str] | None = None, **options: Any) -> SimulatorConfig:  # fmt: skip
+                        env: Mapping[str, str] | None = None, **options: Any) -> SimulatorConfig:
     """A config from a profile (default: the bundled ``default``) with CLI options on top.
 
     ``sites`` is a number of sites (the profile's, then copies of its first site named
@@ -103,7 +103,7 @@ def config_from_options(*, profile: str | None = None, sites: str | int | Sequen
     users, tokens, switches).
     """
     opts = _from_env({"profile": profile, "sites": sites, "fault_rates": fault_rates, "rate_limits": rate_limits,
-                      "fault_queue": fault_queue, **options}, os.environ if env is None else env)  # fmt: skip
+                      "fault_queue": fault_queue, **options}, os.environ if env is None else env)
     unknown = sorted(set(opts) - set(_OPTION_TYPES))
     if unknown:
         raise ConfigError([f"{name}: unknown simulator option" for name in unknown])
@@ -168,7 +168,7 @@ def banner(sim: Simulator) -> str:
         if site.retired_operations:
             lines.append(f"    site {site.name}: retired (FAILURE 000080): {', '.join(site.retired_operations)}")
         lines.append(f"    site {site.name}: REST siteUrl {site.site_url}, refresh token "
-                     f"{sim.rest_refresh_token(site.name)}")  # fmt: skip
+                     f"{sim.rest_refresh_token(site.name)}")
     lines.append("  export them for the exporter's config (password_env / access_token_env), e.g.:")
     passwords = {site.users[0][1] for site in c.sites if site.users}
     if len(passwords) == 1:
@@ -181,7 +181,7 @@ def banner(sim: Simulator) -> str:
                  f"{c.rest.client_id}, client_secret {c.rest.client_secret}; refresh tokens "
                  f"{'rotate (persist the new one)' if c.rest.rotate_refresh_tokens else 'are handed out anew'}")
     lines.append(f"  controls: {sim.base_url}/_sim/info, /_sim/stats, /_sim/faults, /_sim/clock, "
-                 f"/_sim/ground-truth?site={c.sites[0].name}&dataset=meeting_usage")  # fmt: skip
+                 f"/_sim/ground-truth?site={c.sites[0].name}&dataset=meeting_usage")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 
@@ -205,7 +205,7 @@ async def _serve(config: SimulatorConfig, host: str, port: int, echo: Callable[[
 
 
 def cli_main(*, port: int | None = None, host: str | None = None, echo: Callable[[str], None] = print,
-             **options: Any) -> int:  # fmt: skip
+             **options: Any) -> int:
     """Run the simulator until Ctrl-C / SIGTERM.  Options as :func:`config_from_options` takes
     (``profile``, ``seed``, ``sites``, ``days``, ``meetings_per_day``, ``attendees_per_meeting``,
     ``history_delay_seconds``, ``latency_ms``, ``latency_jitter_ms``, ``rate_limit_per_minute``,

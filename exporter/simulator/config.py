@@ -380,7 +380,7 @@ class SimulatorConfig:
             return self.meetings_per_day
         explicit = getattr(self, {"training": "training_per_day", "event": "events_per_day",
                                   "support": "support_per_day",
-                                  "access_anywhere": "access_anywhere_per_day"}[kind])  # fmt: skip
+                                  "access_anywhere": "access_anywhere_per_day"}[kind])
         if explicit is not None:
             return explicit
         return (self.meetings_per_day + 9) // 10
@@ -445,7 +445,7 @@ def _config_problems(c: SimulatorConfig) -> list[str]:
             "history_delay_seconds": (0, 30 * 86_400), "preliminary_delay_seconds": (0, 86_400),
             "late_extra_seconds": (0, 30 * 86_400), "retention_days": (1, 3650),
             "ticket_ttl_seconds": (1, 30 * 86_400), "body_content_limit": (1, 1000),
-            "lockout_after_failures": (0, 1000)}  # fmt: skip
+            "lockout_after_failures": (0, 1000)}
     for name, (low, high) in ints.items():
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -455,7 +455,7 @@ def _config_problems(c: SimulatorConfig) -> list[str]:
         if value is not None and (not isinstance(value, int) or value < 0):
             problems.append(f"{name}: must be an integer >= 0, got {value!r}")
     for name in ("late_fraction", "recording_fraction", "twin_fraction", "near_twin_fraction", "call_in_twin_share",
-                 "revision_fraction"):  # fmt: skip
+                 "revision_fraction"):
         value = getattr(c, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             problems.append(f"{name}: must be 0..1")
@@ -473,16 +473,16 @@ def _config_problems(c: SimulatorConfig) -> list[str]:
     delay = c.revision_delay_seconds
     if not (isinstance(delay, tuple) and len(delay) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) for v in delay)
-            and 0 <= delay[0] <= delay[1] <= 365 * 86_400):  # fmt: skip
+            and 0 <= delay[0] <= delay[1] <= 365 * 86_400):
         problems.append(f"revision_delay_seconds: must be [low, high] integers with 0 <= low <= high <= 31536000, "
-                        f"got {delay!r}")  # fmt: skip
+                        f"got {delay!r}")
     if not c.sites:
         problems.append("sites: at least one site is needed")
     names = [s.name.lower() for s in c.sites]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"sites: duplicate site name {name!r}")
     for what, values in (("rest.site_url", [s.site_url for s in c.sites]),
-                         ("rest.refresh_token", [s.rest.token_for(s.name) for s in c.sites])):  # fmt: skip
+                         ("rest.refresh_token", [s.rest.token_for(s.name) for s in c.sites])):
         for value in sorted({v for v in values if values.count(v) > 1}):
             problems.append(f"sites: two sites share {what} {value!r}")
     for index, site in enumerate(c.sites):

@@ -90,7 +90,7 @@ class FaultState:
             if {"rest_rate_limit_per_minute", "rate_limit_window_seconds"} & changes.keys():
                 self._rest_windows.clear()
             self._arm(settings, queue="queue" in changes,
-                      gsb=bool({"gsb_backup_seconds", "gsb_backup_requests"} & changes.keys()))  # fmt: skip
+                      gsb=bool({"gsb_backup_seconds", "gsb_backup_requests"} & changes.keys()))
             return settings
 
     def enqueue(self, kind: str, count: int = 1, operation: str | None = None) -> None:

@@ -83,7 +83,7 @@ class Operations:
     # ------------------------------------------------------------------ lists
 
     def list(self, operation: str, body: etree._Element, identity: Identity, *, drift: float,
-             capital_uuid: float) -> Answer:  # fmt: skip
+             capital_uuid: float) -> Answer:
         """Answer a list operation: one page of the listing, or 000015 when it is empty."""
         ds, preliminary = self.lists[operation.lower()]
         site = identity.site
@@ -118,16 +118,16 @@ class Operations:
                 unpadded=h < unpadded_cut,
                 extra=self.store.extras(ds.name, rec, drift),
                 capital_uuid=always_capital or (rec[key0] * 40_503 + rec[start] * 7) % 1000 < capital_cut,
-            ))  # fmt: skip
+            ))
         content = list_content(prefix, records, total=total, start_from=request.start_from,
-                               matching_first=ds.matching_records_first)  # fmt: skip
+                               matching_first=ds.matching_records_first)
         op = ds.preliminary_operation if preliminary else None
         xsi_type = f"{prefix}:{_lower_first(op)}Response" if op else ds.response_type
         return Answer(success(xsi_type, content, (prefix,) + (("meet",) if prefix == "ep" else ())), len(page),
-                      Listing(site, ds.name, rows, page, request))  # fmt: skip
+                      Listing(site, ds.name, rows, page, request))
 
     def _unsettled_page(self, dataset: str, rows: list[tuple], first: int, maximum: int,
-                        columns: tuple[str, ...], now: int) -> list[tuple]:  # fmt: skip
+                        columns: tuple[str, ...], now: int) -> list[tuple]:
         """A page whose tie groups cut by its first or last index are filled by a fresh random draw
         from the whole group (Oracle ROWNUM paging): adjacent pages may repeat one tied row and skip
         another.  Rows that differ in an order column never change places; groups inside the page
@@ -154,7 +154,7 @@ class Operations:
     # ------------------------------------------------------------------ the rest
 
     def authenticate_user(self, body: etree._Element, security: dict[str, str], identity: Identity | None,
-                          refusal: Refusal | None) -> Answer:  # fmt: skip
+                          refusal: Refusal | None) -> Answer:
         """AuthenticateUser: a body accessToken, or the security context's credentials -> ticket.
 
         ``refusal`` is why the security context did not authenticate (it applies unless the body
@@ -167,7 +167,7 @@ class Operations:
         ticket = self.auth.issue(identity)
         inner = (f"<use:sessionTicket>{ticket.value}</use:sessionTicket>"
                  f"<use:createTime>{int(ticket.created * 1000)}</use:createTime>"
-                 f"<use:timeToLive>{self.config.ticket_ttl_seconds}</use:timeToLive>")  # fmt: skip
+                 f"<use:timeToLive>{self.config.ticket_ttl_seconds}</use:timeToLive>")
         return Answer(success("use:authenticateUserResponse", inner, ("use",)))
 
     def get_site(self, identity: Identity) -> Answer:
@@ -178,7 +178,7 @@ class Operations:
         inner = (f"<site:siteInstance><site:metaData><site:siteName>{escape(site.name)}</site:siteName>"
                  f"<site:timeZoneID>{zone.id}</site:timeZoneID><site:timeZone>{escape(zone.label)}</site:timeZone>"
                  f"</site:metaData><site:siteCommonOptions><site:SupportXMLAPIReturnScheduledPMR>{switch}"
-                 f"</site:SupportXMLAPIReturnScheduledPMR></site:siteCommonOptions></site:siteInstance>")  # fmt: skip
+                 f"</site:SupportXMLAPIReturnScheduledPMR></site:siteCommonOptions></site:siteInstance>")
         return Answer(success("site:getSiteResponse", inner, ("site",)))
 
     def get_user(self, body: etree._Element, identity: Identity) -> Answer:
@@ -193,7 +193,7 @@ class Operations:
                  f"<use:webExId>{escape(host.webex_id)}</use:webExId><use:email>{escape(host.email)}</use:email>"
                  f"<use:privilege><use:host>true</use:host><use:siteAdmin>{'true' if admin else 'false'}"
                  f"</use:siteAdmin><use:roSiteAdmin>false</use:roSiteAdmin></use:privilege>"
-                 f"<use:active>ACTIVATED</use:active>")  # fmt: skip
+                 f"<use:active>ACTIVATED</use:active>")
         return Answer(success("use:getUserResponse", inner, ("use",)))
 
     def _host(self, site: SiteConfig, webex_id: str) -> Host | None:

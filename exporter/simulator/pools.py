@@ -68,16 +68,16 @@ CITIES = (
 )
 
 COMPANIES = ("Acme & Co", "Müller GmbH", "株式会社サンプル", "<Unknown>", "", "Ærø Shipping A/S", "Initech",
-             "Smith & Wesson <Training>", "Globex", "台灣積體電路")  # fmt: skip
+             "Smith & Wesson <Training>", "Globex", "台灣積體電路")
 TITLES = ("Engineer", "VP, Sales & Marketing", "", "Directeur Général", "研究員", "Intern <temp>")
 
 MEETING_NAMES = (
     "團隊會議", "Q3 Review & Planning", "R&D <internal> review", "Zoë's 1:1", "Ærøskøbing standup",
     "Планёрка", "会议 — 周报", "Café strategy", "Customer call: Müller GmbH", "🚀 Launch prep",
     "Interview – Søren", "All hands", "Sprint retro", "Budget 2027 <draft>", "",
-)  # fmt: skip
+)
 SERIES_NAMES = ("Weekly sync 團隊會議", "Daily standup", "Board & advisors", "Office hours", "Lunch & learn",
-                "Planning <recurring>", "Retrospektive", "週次レビュー")  # fmt: skip
+                "Planning <recurring>", "Retrospektive", "週次レビュー")
 TRAINING_NAMES = ("Onboarding 101", "Python für Anfänger", "安全培訓", "Excel <advanced> & macros", "Sales bootcamp")
 EVENT_NAMES = ("Webinar: Ærøskøbing tourism", "Product launch 🚀", "Town hall & Q&A", "產品發佈會", "Partner summit")
 SUPPORT_NAMES = ("Support ticket #{n}", "Remote assist — printer", "VPN <urgent>", "Installation & setup")

@@ -25,10 +25,10 @@ _SERV = "http://www.webex.com/schemas/2002/06/service"
 
 
 def security(site: str, *, webex_id: str | None = None, password: str | None = None, ticket: str | None = None,
-             token: str | None = None) -> str:  # fmt: skip
+             token: str | None = None) -> str:
     """A securityContext element with the fields given."""
     fields = [("siteName", site), ("webExID", webex_id), ("password", password), ("sessionTicket", ticket),
-              ("webExAccessToken", token)]  # fmt: skip
+              ("webExAccessToken", token)]
     inner = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields if v is not None)
     return f"<securityContext>{inner}</securityContext>"
 
@@ -38,7 +38,7 @@ def envelope(bodies: Sequence[str], context: str, *, declare_serv: bool = True) 
     serv = f' xmlns:serv="{_SERV}"' if declare_serv else ""
     root = "serv:message" if declare_serv else "message"
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns:xsi="{_XSI}"{serv}><header>{context}</header>'
-            f"<body>{''.join(bodies)}</body></{root}>").encode("utf-8")  # fmt: skip
+            f"<body>{''.join(bodies)}</body></{root}>").encode("utf-8")
 
 
 def body(xsi_type: str, inner: str = "") -> str:
@@ -49,12 +49,12 @@ def body(xsi_type: str, inner: str = "") -> str:
 def list_body(ds: Dataset, *, start: datetime | None = None, end: datetime | None = None, zone_id: int = 20,
               start_from: int = 1, maximum: int = 50, preliminary: bool = False, list_method: str = "AND",
               order: Sequence[tuple[str, str]] | None = None, extras: bool = True, prefixed_control: bool = True,
-              more: str = "") -> str:  # fmt: skip
+              more: str = "") -> str:
     """A list bodyContent as the exporter would send it (scope inclusive; times in ``zone_id``)."""
     zone = WireZone(zone_id)
     p = "serv:" if prefixed_control else ""
     parts = [f"<listControl><{p}startFrom>{start_from}</{p}startFrom><{p}maximumNum>{maximum}</{p}maximumNum>"
-             f"<{p}listMethod>{list_method}</{p}listMethod></listControl>"]  # fmt: skip
+             f"<{p}listMethod>{list_method}</{p}listMethod></listControl>"]
     for by, ad in ds.order if order is None else order:
         parts.append(f"<order><orderBy>{by}</orderBy><orderAD>{ad}</orderAD></order>")
     if len(parts) > 2:  # several pairs go in one <order>

@@ -137,7 +137,7 @@ def _order(body: etree._Element, ds: Dataset) -> tuple[tuple[str, bool], ...]:
             pairs[-1][1] = value == "DESC"
     if len(pairs) > MAX_ORDER_PAIRS:
         raise Refusal(codes.INVALID_ARGUMENT,
-                      f"at most {MAX_ORDER_PAIRS} orderBy elements are allowed, got {len(pairs)}")  # fmt: skip
+                      f"at most {MAX_ORDER_PAIRS} orderBy elements are allowed, got {len(pairs)}")
     return tuple((c, d) for c, d in pairs)
 
 
@@ -146,7 +146,7 @@ def _registry_columns(ds: Dataset) -> tuple[str, ...]:
 
 
 def parse_list(body: etree._Element, ds: Dataset, *, preliminary: bool, site: SiteConfig,
-               zones: dict[int, WireZone]) -> ListRequest:  # fmt: skip
+               zones: dict[int, WireZone]) -> ListRequest:
     """Read one list bodyContent for dataset ``ds``; ``zones`` caches formatters per zone id."""
     kids = children(body)
     zone_id = site.default_time_zone_id
@@ -169,9 +169,9 @@ def parse_list(body: etree._Element, ds: Dataset, *, preliminary: bool, site: Si
         filters.append(Filter(column, op, _int(value, element) if type_ is int else value))
 
     if preliminary and ds.name.startswith("event_") and start_range is None \
-            and not any(text_of(kids[f][0]) for f in _PRELIMINARY_FILTERS if f in kids):  # fmt: skip
+            and not any(text_of(kids[f][0]) for f in _PRELIMINARY_FILTERS if f in kids):
         raise Refusal(codes.PRELIMINARY_FILTER_REQUIRED,
-                      "At least one filter by confID, confName, sessionKey, and startTime is required")  # fmt: skip
+                      "At least one filter by confID, confName, sessionKey, and startTime is required")
 
     requires = []
     audio_only = True
@@ -192,7 +192,7 @@ def parse_list(body: etree._Element, ds: Dataset, *, preliminary: bool, site: Si
                 raise Refusal(codes.INVALID_ARGUMENT, f"status must be INPROGRESS or NOT_INPROGRESS, got {status!r}")
             requires.append(Filter("status", "status", status.upper()))
         pmr = site.return_scheduled_pmr_switch and _bool(text_of(child(body, "returnScheduledPMR")),
-                                                         "returnScheduledPMR")  # fmt: skip
+                                                         "returnScheduledPMR")
 
     control = child(body, "listControl")
     start_from = _int(text_of(child(control, "startFrom")) or "1", "startFrom")

@@ -46,7 +46,7 @@ ORDER_COLUMNS = {
     "TOTALINVITED": ("total_invited",), "TOTALREGISTERED": ("total_registered",),
     "ASSISTREQUEST": ("assist_request",), "ASSISTCONFIRM": ("assist_confirm",),
     **{f"TRACKINGCODE{i}": (f"tracking_code{i}",) for i in range(1, 11)},
-}  # fmt: skip
+}
 
 
 _MASK = (1 << 64) - 1
@@ -99,7 +99,7 @@ class Layout:
     """Where each value of a dataset's stored record lives, and how records sort."""
 
     __slots__ = ("dataset", "names", "types", "index", "n", "start", "end", "key", "key_is_str",
-                 "visible", "preliminary", "flags", "extra", "duration", "_fast_key", "_probe")  # fmt: skip
+                 "visible", "preliminary", "flags", "extra", "duration", "_fast_key", "_probe")
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -118,7 +118,7 @@ class Layout:
         self._probe = itemgetter(self.start, self.key[0])
 
     def build(self, values: Mapping[str, Any], visible_at: int, preliminary_at: int, flags: int = 0,
-              extra: dict[str, str] | None = None) -> tuple:  # fmt: skip
+              extra: dict[str, str] | None = None) -> tuple:
         """A stored record from column values (missing columns are None)."""
         return (*map(values.get, self.names), visible_at, preliminary_at, flags, extra)
 
@@ -139,7 +139,7 @@ class Layout:
             rows.sort(key=self.sort_key)
         probe, sort_key = self._probe, self.sort_key
         tied = [k for k in range(1, len(rows))
-                if probe(rows[k]) == probe(rows[k - 1]) and sort_key(rows[k]) == sort_key(rows[k - 1])]  # fmt: skip
+                if probe(rows[k]) == probe(rows[k - 1]) and sort_key(rows[k]) == sort_key(rows[k - 1])]
         k = 0
         while k < len(tied):
             first = last = tied[k]

@@ -53,7 +53,7 @@ class BodyXml:
 def success(xsi_type: str, inner: str, prefixes: Iterable[str]) -> BodyXml:
     """A SUCCESS body of type ``xsi_type`` holding ``inner``."""
     return BodyXml(True, f'<serv:bodyContent {_XSI} xsi:type="{xsi_type}">{inner}</serv:bodyContent>',
-                   tuple(prefixes))  # fmt: skip
+                   tuple(prefixes))
 
 
 def failure(exception_id: str, reason: str, prefixes: Iterable[str] = ()) -> BodyXml:
@@ -71,17 +71,17 @@ def envelope(bodies: Sequence[BodyXml], *, gsb_status: str = "PRIMARY") -> str:
     for body in bodies:
         if body.ok:
             header.append(f"<serv:response><serv:result>SUCCESS</serv:result>"
-                          f"<serv:gsbStatus>{gsb_status}</serv:gsbStatus></serv:response>")  # fmt: skip
+                          f"<serv:gsbStatus>{gsb_status}</serv:gsbStatus></serv:response>")
         else:
             header.append(f"<serv:response><serv:result>FAILURE</serv:result><serv:reason>{escape(body.reason)}"
                           f"</serv:reason><serv:gsbStatus>{gsb_status}</serv:gsbStatus>"
-                          f"<serv:exceptionID>{body.exception_id}</serv:exceptionID></serv:response>")  # fmt: skip
+                          f"<serv:exceptionID>{body.exception_id}</serv:exceptionID></serv:response>")
     return (f"<serv:message {declared}>\n<serv:header>{''.join(header)}</serv:header>\n"
-            f"<serv:body>{''.join(b.content for b in bodies)}</serv:body>\n</serv:message>\n")  # fmt: skip
+            f"<serv:body>{''.join(b.content for b in bodies)}</serv:body>\n</serv:message>\n")
 
 
 _EXPRESSIONS = {"str": "esc(v)", "timestamp": "fmt(v, unpadded)", "bool": "('true' if v else 'false')",
-                "int": "str(v)", "float": "str(v)"}  # fmt: skip
+                "int": "str(v)", "float": "str(v)"}
 
 
 class RecordWriter:
@@ -139,22 +139,22 @@ class RecordWriter:
     def _json(self, items: list[dict[str, Any]], open_: str, close: str) -> str:
         p = self.prefix
         return "".join(open_ + "".join(f"<{p}:{k}>{escape(str(v))}</{p}:{k}>" for k, v in item.items()) + close
-                       for item in items)  # fmt: skip
+                       for item in items)
 
     def _extra(self, extra: dict[str, str]) -> str:
         p = self.prefix
         return "".join(f"<{p}:{k}>{escape(v)}</{p}:{k}>" for k, v in extra.items())
 
     def write(self, values: Sequence[Any], zone: WireZone, *, unpadded: bool = False,
-              extra: dict[str, str] | None = None, capital_uuid: bool = False) -> str:  # fmt: skip
+              extra: dict[str, str] | None = None, capital_uuid: bool = False) -> str:
         """One record element (``None`` values are left out, as the service omits them)."""
         return self._write(values, zone.format, unpadded, capital_uuid, extra)
 
 
 def list_content(prefix: str, records: Sequence[str], *, total: int, start_from: int,
-                 matching_first: bool) -> str:  # fmt: skip
+                 matching_first: bool) -> str:
     """The inside of a list response: records and ``matchingRecords`` (first or last)."""
     matching = (f"<{prefix}:matchingRecords><serv:total>{total}</serv:total><serv:returned>{len(records)}"
-                f"</serv:returned><serv:startFrom>{start_from}</serv:startFrom></{prefix}:matchingRecords>")  # fmt: skip
+                f"</serv:returned><serv:startFrom>{start_from}</serv:startFrom></{prefix}:matchingRecords>")
     body = "\n".join(records)
     return f"{matching}\n{body}" if matching_first else f"{body}\n{matching}"

@@ -21,7 +21,7 @@ __all__ = ["Refusal", "Body", "Envelope", "read_envelope", "children", "child", 
 
 _XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 _SECURITY_FIELDS = ("siteName", "webExID", "email", "password", "sessionTicket", "webExAccessToken", "siteID",
-                    "partnerID")  # fmt: skip
+                    "partnerID")
 
 
 class Refusal(Exception):

@@ -50,11 +50,11 @@ ENDPOINTS: dict[str, tuple[str, ...] | None] = {
 }
 _MEETING_STATES = ("active", "scheduled", "ready", "lobby", "inProgress", "ended", "missed", "expired")
 _FORBIDDEN = ("The server understood the request, but refused to fulfill it because the access token is "
-              "missing required scopes or the user is missing required roles or licenses.")  # fmt: skip
+              "missing required scopes or the user is missing required roles or licenses.")
 _NOT_FOUND = "The requested resource could not be found."
 _TOO_MANY = ("Too many requests have been sent in a given amount of time and the request has been rate limited. "
              "A Retry-After header should be present that specifies how many seconds you need to wait before a "
-             "successful request can be made.")  # fmt: skip
+             "successful request can be made.")
 _REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
@@ -89,7 +89,7 @@ class RestApi:
     """The REST routes of one simulator."""
 
     def __init__(self, config: SimulatorConfig, clock: SimClock, faults: FaultState, counters: Stats,
-                 tokens: RestTokens, world: RestWorld) -> None:  # fmt: skip
+                 tokens: RestTokens, world: RestWorld) -> None:
         self.config = config
         self.rest = config.rest
         self.clock = clock
@@ -108,18 +108,18 @@ class RestApi:
             "/recordingReport/accessSummary": self.access_summary,
             "/recordingReport/accessDetail": self.access_detail, "/meetingPreferences/sites": self.sites,
             "/people/me": self.people_me,
-        }  # fmt: skip
+        }
         for path, handler in get.items():
             app.router.add_get(REST_PREFIX + path, self._route(path, handler, ENDPOINTS[path]))
         app.router.add_post(REST_PREFIX + "/access_token", self._route("/access_token", self.access_token, None,
-                                                                       auth=False))  # fmt: skip
+                                                                       auth=False))
         app.router.add_get(REST_PREFIX + "/authorize", self._route("/authorize", self.authorize, None, auth=False))
         app.router.add_route("*", REST_PREFIX + "/{tail:.*}", self._route("/(unknown)", self.unknown, None, auth=False))
 
     # ------------------------------------------------------------------ the gate
 
     def _route(self, path: str, handler: Callable[[_Ctx], _Reply], scopes: Sequence[str] | None, *,
-               auth: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:  # fmt: skip
+               auth: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         endpoint = f"rest:{path}"
 
         async def serve(request: web.Request) -> web.StreamResponse:
@@ -193,7 +193,7 @@ class RestApi:
             payload = payload.replace(b"{", b"{<<broken ", 1)
         self.counters.rest_response(reply.status, reply.items)
         return web.Response(body=payload, status=reply.status, headers=headers, content_type="application/json",
-                            charset="utf-8")  # fmt: skip
+                            charset="utf-8")
 
     # ------------------------------------------------------------------ shared parameter handling
 
@@ -298,7 +298,7 @@ class RestApi:
         lo, hi = self._window(ctx, max_days=30, reach_days=90)
         rows = self.world.usage_rows(site, dataset, lo, hi, ctx.now)
         return self._page(ctx, rows, lambda r: to_wire(self.world.usage_item(site, dataset, r, ctx.now), ctx.zone),
-                          limit=1000)  # fmt: skip
+                          limit=1000)
 
     def attendees(self, ctx: _Ctx) -> _Reply:
         """``GET /v1/meetingReports/attendees`` (by meetingId, else meetingNumber, else meetingTitle)."""
@@ -347,7 +347,7 @@ class RestApi:
         if meeting_type != "meeting":
             if meeting_type in ("meetingSeries", "scheduledMeeting"):
                 raise _bad(f"meetingType={meeting_type} is not simulated: the simulator lists meeting instances "
-                           "(meetingType=meeting) only")  # fmt: skip
+                           "(meetingType=meeting) only")
             raise _bad(f"meetingType must be meetingSeries, scheduledMeeting or meeting, got {meeting_type!r}")
         state = q.get("state")
         if state is not None and state not in _MEETING_STATES:
@@ -360,7 +360,7 @@ class RestApi:
             rows = self.world.instance_rows(site, lo, hi, state, ctx.now, q.get("hostEmail") or None)
             rows = rows[: self.rest.meetings_list_cap]  # "a maximum of 10000 meeting instances can be listed"
         return self._page(ctx, rows, lambda r: to_wire(self.world.instance_item(site, r, ctx.now), ctx.zone),
-                          limit=100)  # fmt: skip
+                          limit=100)
 
     def participants(self, ctx: _Ctx) -> _Reply:
         """``GET /v1/meetingParticipants?meetingId=<instance id>``."""
@@ -374,7 +374,7 @@ class RestApi:
         hit = w.session(site, parsed[1], ctx.now) if parsed else None
         # Only Meeting Center sessions are meeting instances ("/meetings covers the Meetings product").
         if (parsed is None or hit is None or hit[0] != "meeting_usage" or hit[1][lay.start] > ctx.now
-                or series_id(site.name, hit[1][lay.index["session_key"]]) != parsed[0]):  # fmt: skip
+                or series_id(site.name, hit[1][lay.index["session_key"]]) != parsed[0]):
             raise RestError(404, _NOT_FOUND, f"Meeting {meeting_id!r} not found")
         items = w.participants(site, hit[1], ctx.now)
         return self._page(ctx, items, lambda item: to_wire(item, ctx.zone), limit=100)
@@ -390,7 +390,7 @@ class RestApi:
             admin = self.world.admin(site)
             return False, admin.webex_id.lower() if admin else ""
         host = next((h for h in self.world.store.world.hosts.get(site.name, ()) if h.email.lower() == wanted.lower()),
-                    None)  # fmt: skip
+                    None)
         return False, host.webex_id.lower() if host else ""
 
     def access_summary(self, ctx: _Ctx) -> _Reply:
@@ -400,7 +400,7 @@ class RestApi:
         everyone, owner = self._owner_filter(ctx, site)
         rows = self.world.recording_rows(site, lo, hi, None if everyone else owner, ctx.now)
         return self._page(ctx, rows, lambda r: to_wire(self.world.recording_item(site, r, ctx.now), ctx.zone),
-                          limit=100)  # fmt: skip
+                          limit=100)
 
     def access_detail(self, ctx: _Ctx) -> _Reply:
         """``GET /v1/recordingReport/accessDetail?recordingId=``."""
@@ -432,7 +432,7 @@ class RestApi:
             raise RestError(404, _NOT_FOUND, "No such person")
         return _Reply({"id": person_id(site.name, admin.webex_id), "emails": [admin.email],
                        "displayName": admin.name, "firstName": admin.first, "lastName": admin.last,
-                       "orgId": org_id(site.name), "type": "person"})  # fmt: skip
+                       "orgId": org_id(site.name), "type": "person"})
 
     def access_token(self, ctx: _Ctx) -> _Reply:
         """``POST /v1/access_token`` (form-encoded)."""

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 
 __all__ = ["RestConfig", "SiteRest", "DEFAULT_SCOPES", "NEXT_LINK_PARAMS", "DEFAULT_CLIENT_ID",
-           "DEFAULT_CLIENT_SECRET"]  # fmt: skip
+           "DEFAULT_CLIENT_SECRET"]
 
 DEFAULT_CLIENT_ID = "sim-client"
 DEFAULT_CLIENT_SECRET = "sim-client-secret"
@@ -29,7 +29,7 @@ DEFAULT_SCOPES = (
 )
 #: Request parameters a next link may drop (``next_link_drops``).
 NEXT_LINK_PARAMS = ("siteUrl", "from", "to", "meetingId", "recordingId", "hostEmail", "serviceType", "meetingType",
-                    "state", "timezone")  # fmt: skip
+                    "state", "timezone")
 
 
 def _tuple(value: Any) -> Any:
@@ -53,7 +53,7 @@ class SiteRest:
         if not isinstance(self.refresh_token, str):
             problems.append(f"refresh_token: must be a text, got {self.refresh_token!r}")
         if not isinstance(self.scopes, tuple) or not all(isinstance(s, str) and s and " " not in s
-                                                          for s in self.scopes):  # fmt: skip
+                                                          for s in self.scopes):
             problems.append(f"scopes: must be a list of scope names, got {self.scopes!r}")
         if problems:
             raise ConfigError(problems)
@@ -125,7 +125,7 @@ class RestConfig:
         for name, low, high in (("access_token_seconds", 1, 10 * 365 * 86_400),
                                 ("refresh_token_seconds", 1, 10 * 365 * 86_400),
                                 ("meetings_delay_seconds", 0, 7 * 86_400), ("left_placeholder_minutes", 0, 7 * 1440),
-                                ("meetings_list_cap", 1, 10_000_000)):  # fmt: skip
+                                ("meetings_list_cap", 1, 10_000_000)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 problems.append(f"{name}: must be an integer {low}..{high}, got {value!r}")

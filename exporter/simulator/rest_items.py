@@ -36,7 +36,7 @@ from .rest_ids import (
     scheduled_meeting_id,
     series_id,
     site_hash,
-    uuid_from,  # fmt: skip
+    uuid_from,
 )
 from .rest_wire import PLACEHOLDER, Time
 from .store import Selection, Store
@@ -46,7 +46,7 @@ __all__ = ["RestWorld", "SESSION_DATASETS", "SERVICE_TYPES", "ATTENDEES_OF", "SE
 
 #: serviceType -> the session dataset its usage rows come from.
 SESSION_DATASETS = {"MeetingCenter": "meeting_usage", "TrainingCenter": "training_sessions",
-                    "EventCenter": "event_sessions", "SupportCenter": "support_sessions"}  # fmt: skip
+                    "EventCenter": "event_sessions", "SupportCenter": "support_sessions"}
 SERVICE_TYPES = {dataset: service for service, dataset in SESSION_DATASETS.items()}
 #: Session dataset -> its attendee dataset (the registry's fan-out parents).
 ATTENDEES_OF = {d.rest.parent: d.name for d in DATASETS if d.rest and d.rest.parent}
@@ -54,7 +54,7 @@ ATTENDEES_OF = {d.rest.parent: d.name for d in DATASETS if d.rest and d.rest.par
 SESSION_OF = {attendees: session for session, attendees in ATTENDEES_OF.items()}
 #: Names of tracking codes 1..10 as a site admin set them up.
 TRACKING_NAMES = ("Department", "Division", "Project", "Cost center", "Region", "Product", "Campaign", "Team",
-                  "Program", "Customer")  # fmt: skip
+                  "Program", "Customer")
 _IANA = {tz.label: tz.iana for tz in TIME_ZONES}
 _PMR_KEYS = range(600_000_000, 700_000_000)  # meeting numbers of Personal Rooms (world.Host.pmr_key)
 #: REST usage total -> the session column it comes from.
@@ -66,7 +66,7 @@ _TOTALS = (
     ("totalParticipants", "total_participants"), ("totalParticipantsVoip", "total_participants_voip"),
     ("totalParticipantsCallIn", "total_participants_call_in"),
     ("totalParticipantsCallOut", "total_participants_call_out"), ("peakAttendee", "peak_attendee"),
-)  # fmt: skip
+)
 
 
 def _row_hash(seed: int, rec: tuple, n: int) -> int:
@@ -80,7 +80,7 @@ def _device_type(agent: str | None, dial_in: bool) -> str:
     a = (agent or "").upper()
     for word, kind in (("WEBEX APP", "webex_app_windows"), ("WINDOWS", "webex_meeting_center_windows"),
                        ("MAC", "webex_meeting_center_mac"), ("ANDROID", "webex_mobile_android"),
-                       ("IOS", "webex_mobile_ios")):  # fmt: skip
+                       ("IOS", "webex_mobile_ios")):
         if word in a:
             return kind
     return "webex_web_app"
@@ -100,7 +100,7 @@ class RestWorld:
     # ------------------------------------------------------------------ lookups
 
     def _index(self, name: tuple, datasets: Iterable[str], site: SiteConfig, now: int,
-               build: Callable[[], Any]) -> Any:  # fmt: skip
+               build: Callable[[], Any]) -> Any:
         stamp = (now // DAY, *(self.store.version(site, d) for d in datasets))
         with self._lock:
             hit = self._indexes.get(name)
@@ -214,7 +214,7 @@ class RestWorld:
         registered = v.get("total_registered", v.get("source_count"))
         invited = v.get("total_invited")
         codes = [{"name": TRACKING_NAMES[i], "value": v.get(f"tracking_code{i + 1}")} for i in range(10)
-                 if v.get(f"tracking_code{i + 1}") is not None]  # fmt: skip
+                 if v.get(f"tracking_code{i + 1}") is not None]
         return {
             "meetingId": instance_id(site.name, v["session_key"], v["conf_id"]),
             "meetingNumber": str(v["session_key"]),
@@ -252,7 +252,7 @@ class RestWorld:
         return sorted(rows, key=lambda r: r[lay.start], reverse=True)
 
     def attendee_groups(self, site: SiteConfig, lo: float, hi: float, now: int,
-                        match: Callable[[dict[str, Any]], bool]) -> list[tuple[str, tuple, tuple]]:  # fmt: skip
+                        match: Callable[[dict[str, Any]], bool]) -> list[tuple[str, tuple, tuple]]:
         """``(attendee dataset, session record, row)`` of every session starting in ``[lo, hi)`` that
         ``match`` (given the session's values) accepts: groups by their newest join, descending."""
         groups: list[tuple[int, list[tuple[str, tuple, tuple]]]] = []
@@ -307,7 +307,7 @@ class RestWorld:
     # ------------------------------------------------------------------ meeting instances
 
     def instance_rows(self, site: SiteConfig, lo: float, hi: float, state: str | None, now: int,
-                      host_email: str | None = None) -> list[tuple]:  # fmt: skip
+                      host_email: str | None = None) -> list[tuple]:
         """Meeting Center sessions starting in ``[lo, hi)`` in ``state`` (``ended``, ``inProgress``;
         None: both), by start ascending.  No cap here: :class:`RestApi` cuts the listing."""
         first, last = math.ceil(lo), math.ceil(hi) - 1
@@ -366,12 +366,12 @@ class RestWorld:
                 "hasTranscription": recorded and h >> 5 & 3 != 0, "hasSummary": recorded and h >> 7 & 1 == 1,
                 "hasClosedCaption": h >> 8 & 3 == 0, "hasPolls": h >> 10 & 7 == 0, "hasQA": h >> 13 & 7 == 0,
                 "hasSlido": h >> 16 & 7 == 0,
-            })  # fmt: skip
+            })
         item["integrationTags"] = [f"{mix(h, 24):016x}{mix(h, 25):016x}"] if h >> 19 & 15 == 0 else None
         item["enabledBreakoutSessions"] = breakouts
         if breakouts:
             item["links"] = [{"rel": "breakoutSessions", "href": f"/v1/meetings/{ident}/breakoutSessions",
-                              "method": "GET"}]  # fmt: skip
+                              "method": "GET"}]
         return item
 
     def _breakouts(self, site: SiteConfig, conf_id: int) -> bool:
@@ -415,7 +415,7 @@ class RestWorld:
                     "leftTime": PLACEHOLDER if unknown else Time(leave, ms=True),
                     "durationSecond": 0 if unknown else leave - join,
                     "callType": ("callBack" if dh >> 8 & 3 == 0 else "callIn") if dial else None,
-                })  # fmt: skip
+                })
             host = any(r[ix["participant_type"]] == "HOST" for r in joins)
             ph = mix(sh, 45, conf, n)
             joined = min(r[ix["join_time"]] for r in joins)
@@ -448,7 +448,7 @@ class RestWorld:
                 item["breakoutSessionsAttended"] = [{
                     "id": uuid_from(sh, 46, conf, number), "name": f"Breakout session {number}",
                     "joinedTime": Time(b_join), "leftTime": Time(b_join + (left - joined) // 2),
-                }]  # fmt: skip
+                }]
             out.append(item)
         return out
 
@@ -463,7 +463,7 @@ class RestWorld:
         rows = self.store.select(site, Selection("recording_access", start_range=(first, last)), now)
         key = self.store.layouts["recording_access"].key[0]
         return [r for r in reversed(rows) if self.report_time("recording_access", r) <= now
-                and (owner is None or self._owner(site, r[key]) == owner)]  # fmt: skip
+                and (owner is None or self._owner(site, r[key]) == owner)]
 
     def recording(self, site: SiteConfig, record_id: int, now: int) -> tuple | None:
         """A recording whose report is out, by XML recordID, or None."""
@@ -507,7 +507,7 @@ class RestWorld:
         accesses += [(created + (2 * k + 1) * span // (2 * base_downloads + 2), True) for k in range(base_downloads)]
         accesses += [(created + -(-j * DAY // per_day), False) for j in range(1, elapsed * per_day // DAY + 1)]
         accesses += [(created + -(-j * 3 * DAY // per_3_days), True)
-                     for j in range(1, elapsed * per_3_days // (3 * DAY) + 1)]  # fmt: skip
+                     for j in range(1, elapsed * per_3_days // (3 * DAY) + 1)]
         accesses = sorted((a for a in accesses if a[0] <= now), key=lambda a: (-a[0], a[1]))
         h = mix(self.config.seed, 26, record_id)
         viewers = 1 + h % 7
@@ -522,5 +522,5 @@ class RestWorld:
                 "recordingId": rid, "topic": topic, "name": f"{first} {last}",
                 "email": f"{a_first}.{a_last}@{domain}", "accessTime": Time(when),
                 "viewed": not download, "downloaded": download,
-            })  # fmt: skip
+            })
         return out

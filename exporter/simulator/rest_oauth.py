@@ -82,7 +82,7 @@ class RestTokens:
             token = site.rest.token_for(site.name)
             self._grants += 1
             self._refresh[token] = _Refresh(token, site, site.rest.scopes, start + self.rest.refresh_token_seconds,
-                                            self._grants)  # fmt: skip
+                                            self._grants)
             self._latest[site.name] = token
 
     # ------------------------------------------------------------------ Python controls
@@ -101,10 +101,10 @@ class RestTokens:
         with self._lock:
             self._grants += 1
             return self._new_access(site, site.rest.scopes if scopes is None else tuple(scopes), self._grants,
-                                    seconds).value  # fmt: skip
+                                    seconds).value
 
     def authorization_code(self, site: SiteConfig, scopes: tuple[str, ...] | None = None,
-                           redirect_uri: str | None = None) -> str:  # fmt: skip
+                           redirect_uri: str | None = None) -> str:
         """A one-time code for ``grant_type=authorization_code`` (what ``/v1/authorize`` redirects with)."""
         granted = site.rest.scopes if scopes is None else tuple(s for s in scopes if s in site.rest.scopes)
         code = "sim-code-" + secrets.token_urlsafe(18)
@@ -130,7 +130,7 @@ class RestTokens:
             token = self._access.get(value.strip())
         if token is None or self.clock.timestamp() >= token.expires:
             raise RestError(401, "The request requires a valid access token set in the Authorization request header.",
-                            "Access token is invalid or expired")  # fmt: skip
+                            "Access token is invalid or expired")
         return token
 
     # ------------------------------------------------------------------ the token endpoint
@@ -218,7 +218,7 @@ class RestTokens:
         return f"{secrets.token_urlsafe(48)}_PF84_{org_id(site.name)}"
 
     def _new_access(self, site: SiteConfig, scopes: tuple[str, ...], grant: int,
-                    seconds: float | None = None) -> AccessToken:  # fmt: skip
+                    seconds: float | None = None) -> AccessToken:
         now = self.clock.timestamp()
         for value in [v for v, t in self._access.items() if t.expires <= now]:
             del self._access[value]  # a long run does not accumulate dead tokens

@@ -141,7 +141,7 @@ class RestTruth:
             raise KeyError(f"no REST ground truth for {ds.name}")
 
     def _children(self, site: SiteConfig, ds: Dataset, parent: Dataset, rec: tuple,
-                  now: int) -> Iterator[dict[str, Any]]:  # fmt: skip
+                  now: int) -> Iterator[dict[str, Any]]:
         """The items a fan-out listing gets for one parent record."""
         w = self.world
         if ds.name in ATTENDEES_OF.values():

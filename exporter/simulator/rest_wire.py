@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .records import mix
 
 __all__ = ["Time", "PLACEHOLDER", "PLACEHOLDER_TEXT", "Zone", "UTC_ZONE", "zone_named", "to_wire",
-           "RestError", "error_body", "TrackingIds", "dumps"]  # fmt: skip
+           "RestError", "error_body", "TrackingIds", "dumps"]
 
 PLACEHOLDER_TEXT = "1970-01-01T00:00:00.000Z"
 
@@ -120,7 +120,7 @@ class RestError(Exception):
 
     def __init__(self, status: int, message: str, description: str | None = None, *,
                  headers: Mapping[str, str] | None = None,
-                 fields: Mapping[str, Any] | None = None) -> None:  # fmt: skip
+                 fields: Mapping[str, Any] | None = None) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
@@ -132,7 +132,7 @@ class RestError(Exception):
 def error_body(error: RestError, tracking_id: str) -> dict[str, Any]:
     """The JSON body Webex sends with an error status."""
     return {**error.fields, "message": error.message, "errors": [{"description": error.description}],
-            "trackingId": tracking_id}  # fmt: skip
+            "trackingId": tracking_id}
 
 
 class TrackingIds:

@@ -54,7 +54,7 @@ def _json_default(value: Any) -> Any:
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data, default=_json_default, ensure_ascii=False), status=status,
-                        content_type="application/json")  # fmt: skip
+                        content_type="application/json")
 
 
 def _parse_time(value: Any) -> int | None:
@@ -150,7 +150,7 @@ class Simulator:
         if not by_name(dataset).xml:
             raise KeyError(f"{dataset} is listed by the REST APIs only: use rest_ground_truth")
         return self.store.ground_truth(site, dataset, preliminary=preliminary,
-                                       drift_fraction=self.faults.settings.schema_drift_fraction)  # fmt: skip
+                                       drift_fraction=self.faults.settings.schema_drift_fraction)
 
     def rest_ground_truth(self, site: str, dataset: str) -> list[dict[str, Any]]:
         """What a complete REST export of ``dataset`` lands now: dicts keyed by the dataset's REST
@@ -165,16 +165,16 @@ class Simulator:
         return tokens.current_refresh_token(config) if current else tokens.initial_refresh_token(config)
 
     def rest_access_token(self, site: str, *, scopes: Sequence[str] | None = None,
-                          seconds: float | None = None) -> str:  # fmt: skip
+                          seconds: float | None = None) -> str:
         """A fresh access token for ``site`` without the OAuth dance (default: the site's scopes,
         ``rest.access_token_seconds`` on the simulator clock)."""
         return self.rest_tokens.mint(self.store.site(site), None if scopes is None else tuple(scopes), seconds)
 
     def rest_authorization_code(self, site: str, *, scopes: Sequence[str] | None = None,
-                                redirect_uri: str | None = None) -> str:  # fmt: skip
+                                redirect_uri: str | None = None) -> str:
         """A one-time code for ``grant_type=authorization_code`` (valid ten minutes)."""
         return self.rest_tokens.authorization_code(self.store.site(site), None if scopes is None else tuple(scopes),
-                                                   redirect_uri)  # fmt: skip
+                                                   redirect_uri)
 
     def expire_rest_tokens(self) -> int:
         """Invalidate every REST access token issued so far (refresh tokens keep working)."""
@@ -213,15 +213,15 @@ class Simulator:
         self.counters.reset()
 
     def add_late_rows(self, site: str, dataset: str, count: int = 1, *, start: datetime | None = None,
-                      end: datetime | None = None, visible_at: datetime | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                      end: datetime | None = None, visible_at: datetime | None = None) -> list[dict[str, Any]]:
         """Add rows that start inside ``[start, end]`` (default: anywhere data is) and are visible
         from ``visible_at`` (default now): history arriving late into windows already exported."""
         rows = self.store.add_rows(site, dataset, count, start=_parse_time(start), end=_parse_time(end),
-                                   visible_at=_parse_time(visible_at))  # fmt: skip
+                                   visible_at=_parse_time(visible_at))
         return self._dicts(site, dataset, rows)
 
     def revise_record(self, site: str, dataset: str, key: Mapping[str, Any] | Sequence[Any],
-                      changes: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+                      changes: Mapping[str, Any]) -> dict[str, Any]:
         """Change column values of the record with natural ``key`` (a dict or a tuple in key order)."""
         return self._dicts(site, dataset, [self.store.revise(site, dataset, key, changes)])[0]
 
@@ -275,7 +275,7 @@ class Simulator:
         if fault == "http429":
             self.counters.http(429)
             return web.Response(status=429, text="429 Too Many Requests",
-                                headers={"Retry-After": str(settings.retry_after_seconds)})  # fmt: skip
+                                headers={"Retry-After": str(settings.retry_after_seconds)})
         self.counters.http(settings.http5xx_status)
         return web.Response(status=settings.http5xx_status, text=f"{settings.http5xx_status} Server Error")
 
@@ -289,7 +289,7 @@ class Simulator:
             reason = self.config.body_content_limit_reason.replace("{number}", str(limit + 1))
             return self._count([Answer(failure(codes.BODY_CONTENT_LIMIT, reason))])
         groups = Counter(api_group(b.operation, self.operations.groups) for b in bodies
-                         if self.operations.known(b.operation))  # fmt: skip
+                         if self.operations.known(b.operation))
         # Every group is checked (and charged) so one request cannot slip past a group's budget.
         throttled = [g for g in sorted(groups) if self.faults.throttled(env.site_name, g, groups[g])]
         if throttled or fault == "throttle":
@@ -331,7 +331,7 @@ class Simulator:
                     answers.append(self.operations.lst_time_zone(body.element))
                 else:
                     answers.append(self.operations.list(body.operation, body.element, identity,
-                                                        drift=drift, capital_uuid=capital))  # fmt: skip
+                                                        drift=drift, capital_uuid=capital))
             except Refusal as exc:
                 answers.append(Answer(failure(exc.exception_id, exc.reason)))
         return self._count(answers)
@@ -383,7 +383,7 @@ class Simulator:
         q = request.query
         try:
             rows = self.ground_truth(q.get("site", ""), q.get("dataset", ""),
-                                     preliminary=q.get("preliminary", "").lower() in ("1", "true", "yes"))  # fmt: skip
+                                     preliminary=q.get("preliminary", "").lower() in ("1", "true", "yes"))
         except KeyError as exc:
             return _json({"error": str(exc.args[0])}, 404)
         return _json(rows)
@@ -443,11 +443,11 @@ class Simulator:
             if action == "add_late_rows":
                 rows = self.add_late_rows(data["site"], data["dataset"], int(data.get("count", 1)),
                                           start=data.get("start"), end=data.get("end"),
-                                          visible_at=data.get("visible_at"))  # fmt: skip
+                                          visible_at=data.get("visible_at"))
                 return _json({"added": rows})
             if action == "revise":
                 return _json({"revised": self.revise_record(data["site"], data["dataset"], data["key"],
-                                                            data["changes"])})  # fmt: skip
+                                                            data["changes"])})
             if action == "remove":
                 return _json({"removed": self.remove_record(data["site"], data["dataset"], data["key"])})
             if action == "expire_tickets":
@@ -457,7 +457,7 @@ class Simulator:
         except (KeyError, LookupError, TypeError, ValueError) as exc:
             return _json({"error": str(exc)}, 400)
         return _json({"error": f"unknown action {action!r}; use add_late_rows, revise, remove, expire_tickets, "
-                               "expire_rest_tokens"}, 400)  # fmt: skip
+                               "expire_rest_tokens"}, 400)
 
     async def _http_info(self, request: web.Request) -> web.Response:
         rest = self.config.rest
@@ -475,12 +475,12 @@ class Simulator:
                        "return_scheduled_pmr_switch": s.return_scheduled_pmr_switch,
                        "non_admin_users": list(s.non_admin_users),
                        "retired_operations": list(s.retired_operations)} for s in self.config.sites],
-        })  # fmt: skip
+        })
 
 
 @contextlib.contextmanager
 def run_in_thread(config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                  timeout: float = 30.0) -> Iterator[Simulator]:  # fmt: skip
+                  timeout: float = 30.0) -> Iterator[Simulator]:
     """Run a simulator on its own event loop in a daemon thread; yields it (``sim.url`` is set)."""
     sim = Simulator(config)
     loop = asyncio.new_event_loop()

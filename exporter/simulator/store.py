@@ -109,7 +109,7 @@ class Store:
             name: tuple((self.layouts[name].index[c], k) for k, c in enumerate(REVISED_COLUMNS)
                         if c in self.layouts[name].index)
             for name in REVISED_DATASETS
-        } if config.revision_fraction else {}  # fmt: skip
+        } if config.revision_fraction else {}
         self._growth = config.recording_growth_days * DAY
 
     # ------------------------------------------------------------------ generation
@@ -176,7 +176,7 @@ class Store:
             return rows
 
     def raw_rows(self, site: str | SiteConfig, dataset: str, lo: int | None = None, hi: int | None = None,
-                 now: int | None = None) -> list[tuple]:  # fmt: skip
+                 now: int | None = None) -> list[tuple]:
         """Every stored record of ``dataset`` starting in ``[lo, hi]`` and inside retention, visible
         or not (the REST side applies its own availability), in stored order (a new list)."""
         now = self.clock.now_ts() if now is None else now
@@ -198,7 +198,7 @@ class Store:
         return self._versions[(self._state(site).config.name, dataset)]
 
     def _filter(self, state: _SiteState, lay: Layout, sel: Selection, days: tuple[int, int], lo: int,
-                hi: int | None, now: int) -> tuple[list[tuple], int]:  # fmt: skip
+                hi: int | None, now: int) -> tuple[list[tuple], int]:
         slot = lay.preliminary if sel.preliminary else lay.visible
         mask = (0 if sel.audio_only else AUDIO_ONLY) | (0 if sel.pmr else PMR)
         flags = lay.flags
@@ -244,7 +244,7 @@ class Store:
         return rows, next_change
 
     def _predicate(self, lay: Layout, sel: Selection, now: int,
-                   owners: Mapping[int, str]) -> Callable[[tuple], bool] | None:  # fmt: skip
+                   owners: Mapping[int, str]) -> Callable[[tuple], bool] | None:
         tests = []
         if sel.start_range and sel.any_of:
             tests.append(_start_test(lay, *sel.start_range))
@@ -262,7 +262,7 @@ class Store:
     # ------------------------------------------------------------------ presentation
 
     def present(self, dataset: str, rec: tuple, now: int, *, preliminary: bool = False,
-                pmr_column: bool = False) -> list[Any]:  # fmt: skip
+                pmr_column: bool = False) -> list[Any]:
         """The column values a response shows for ``rec`` now (status fields follow the clock)."""
         lay = self.layouts[dataset]
         values = list(rec[: lay.n])
@@ -339,7 +339,7 @@ class Store:
         return out
 
     def ground_truth(self, site: str | SiteConfig, dataset: str, *, preliminary: bool = False,
-                     drift_fraction: float = 0.0, now: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                     drift_fraction: float = 0.0, now: int | None = None) -> list[dict[str, Any]]:
         """What a listing of ``dataset`` as the exporter requests it returns now, as typed dicts.
 
         The request is the registry's (``request_extras`` applied: audio-only sessions included,
@@ -352,16 +352,16 @@ class Store:
         ds = by_name(dataset)
         pmr = dataset == "scheduled_sessions" and config.return_scheduled_pmr_switch
         sel = Selection(dataset, preliminary=preliminary and ds.preliminary_operation is not None, pmr=pmr,
-                        order=default_order(ds))  # fmt: skip
+                        order=default_order(ds))
         operation = ds.preliminary_operation if sel.preliminary else ds.operation
         if config.is_retired(operation or ds.operation):
             return []
         rows = self.select(config, sel, now)
         return [self.as_dict(config, dataset, r, now, preliminary=sel.preliminary, pmr_column=pmr,
-                             drift_fraction=drift_fraction) for r in rows]  # fmt: skip
+                             drift_fraction=drift_fraction) for r in rows]
 
     def as_dict(self, site: SiteConfig, dataset: str, rec: tuple, now: int, *, preliminary: bool = False,
-                pmr_column: bool = False, drift_fraction: float = 0.0) -> dict[str, Any]:  # fmt: skip
+                pmr_column: bool = False, drift_fraction: float = 0.0) -> dict[str, Any]:
         """One record as column name -> typed value, plus ``site`` and ``extra``."""
         lay = self.layouts[dataset]
         values = self.present(dataset, rec, now, preliminary=preliminary, pmr_column=pmr_column)
@@ -383,7 +383,7 @@ class Store:
 
     def add_rows(self, site: str | SiteConfig, dataset: str, count: int = 1, *, start: int | None = None,
                  end: int | None = None, visible_at: int | None = None,
-                 templates: Sequence[tuple] | None = None) -> list[tuple]:  # fmt: skip
+                 templates: Sequence[tuple] | None = None) -> list[tuple]:
         """Add ``count`` new rows (copies of existing ones with fresh keys), visible at ``visible_at``.
 
         Rows start inside ``[start, end]`` (default: where the copied rows start).  Late-arriving
@@ -417,7 +417,7 @@ class Store:
             return added
 
     def _fresh_copy(self, lay: Layout, state: _SiteState, template: tuple, start: int | None, end: int | None,
-                    visible_at: int) -> tuple:  # fmt: skip
+                    visible_at: int) -> tuple:
         values = list(template)
         n = state.late_counter
         key_names = lay.dataset.natural_key
@@ -442,7 +442,7 @@ class Store:
         return tuple(values)
 
     def _find(self, state: _SiteState, lay: Layout, dataset: str, key: Mapping[str, Any] | Sequence[Any],
-              now: int) -> tuple[list[tuple], int]:  # fmt: skip
+              now: int) -> tuple[list[tuple], int]:
         """The first record (in stored order) with natural ``key``: twins share a key."""
         if isinstance(key, Mapping):
             key = [key[name] for name in lay.dataset.natural_key]
@@ -460,7 +460,7 @@ class Store:
         raise LookupError(f"no {dataset} record with key {wanted!r} at site {state.config.name}")
 
     def revise(self, site: str | SiteConfig, dataset: str, key: Mapping[str, Any] | Sequence[Any],
-               changes: Mapping[str, Any]) -> tuple:  # fmt: skip
+               changes: Mapping[str, Any]) -> tuple:
         """Change column values of one record (found by natural key); returns the new record."""
         now = self.clock.now_ts()
         with self._lock:

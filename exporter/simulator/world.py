@@ -36,7 +36,7 @@ class _Slots:
 
     __slots__ = ("key", "conf_name", "name", "email", "join", "leave", "duration", "ptype", "conf_id", "uuid",
                  "voip", "registered", "invited", "lead_source", "lead_score", "qa", "visible", "preliminary",
-                 "flags")  # fmt: skip
+                 "flags")
 
     def __init__(self, lay: Layout) -> None:
         ix = lay.index.get
@@ -74,7 +74,7 @@ class _Session:
     """One session being generated (plain attributes; never stored)."""
 
     __slots__ = ("kind", "conf_id", "session_key", "conf_name", "host", "zone", "start", "end", "minutes",
-                 "uuid", "flags", "recurring", "series_key", "tracking", "assist", "meeting_type")  # fmt: skip
+                 "uuid", "flags", "recurring", "series_key", "tracking", "assist", "meeting_type")
 
 
 def _minutes(seconds: int) -> int:
@@ -112,7 +112,7 @@ class World:
             webex_id = logins[i] if i < len(logins) else f"{a_first}.{a_last}{i}"
             email = f"{webex_id.lower()}@{site.name.lower()}.example.com"
             hosts.append(Host(webex_id, first, last, email, 10_000_000 + site_index * 100_000 + i,
-                              600_000_000 + site_index * 10_000 + i))  # fmt: skip
+                              600_000_000 + site_index * 10_000 + i))
         return hosts
 
     # ------------------------------------------------------------------ one day
@@ -151,7 +151,7 @@ class World:
         return out
 
     def _session(self, rng: random.Random, site_index: int, site: SiteConfig, day: int, seq: int,
-                 kind: str, i: int) -> _Session:  # fmt: skip
+                 kind: str, i: int) -> _Session:
         hosts = self.hosts[site.name]
         s = _Session()
         s.kind = kind
@@ -203,7 +203,7 @@ class World:
             codes[1] = "" if rng.random() < 0.5 else None
         s.tracking = codes
         s.assist = (pools.ASSIST_REQUESTS[rng.randrange(6)], pools.ASSIST_CONFIRMS[rng.randrange(3)]) \
-            if rng.random() < 0.3 else (None, None)  # fmt: skip
+            if rng.random() < 0.3 else (None, None)
         return s
 
     # ------------------------------------------------------------------ rows
@@ -237,21 +237,21 @@ class World:
             "total_participants": distinct, "total_participants_voip": distinct - len(dial),
             "total_participants_call_in": len(dial), "total_participants_call_out": 0,
             "peak_attendee": max(0, distinct - rng.randint(0, max(0, distinct // 3))),
-        }  # fmt: skip
+        }
         common = {
             "session_key": s.session_key, "conf_name": s.conf_name, "conf_id": s.conf_id,
             "duration": s.minutes, "host_webex_id": s.host.webex_id, "host_name": s.host.name,
             "host_email": s.host.email, "user_id": s.host.user_id, "meeting_uuid": s.uuid,
             "assist_request": s.assist[0], "assist_confirm": s.assist[1], "meeting_type": s.meeting_type,
             **tracking, **totals,
-        }  # fmt: skip
+        }
         kind = s.kind
         if kind == "meeting":
             lay = self.layouts["meeting_usage"]
             out["meeting_usage"].append(lay.build({
                 **common, "meeting_start_time": s.start, "meeting_end_time": s.end,
                 "timezone": _LABELS[s.zone], "toll_call_in_international": dial_minutes // 5,
-                "tollfree_call_in_international": 0}, visible, prelim, s.flags & AUDIO_ONLY))  # fmt: skip
+                "tollfree_call_in_international": 0}, visible, prelim, s.flags & AUDIO_ONLY))
             self._center_attendees("meeting_attendees", rng, s, people, out, row_visible, prelim)
             if not s.flags & AUDIO_ONLY and rng.random() < self.config.recording_fraction:
                 self._recording(rng, s, out)
@@ -260,7 +260,7 @@ class World:
             out["training_sessions"].append(lay.build({
                 **common, "session_start_time": s.start, "session_end_time": s.end,
                 "total_attendee": distinct, "total_registered": distinct + rng.randint(0, 5),
-                "total_invited": distinct + rng.randint(0, 20), "timezone": s.zone}, visible, prelim))  # fmt: skip
+                "total_invited": distinct + rng.randint(0, 20), "timezone": s.zone}, visible, prelim))
             self._center_attendees("training_attendees", rng, s, people, out, row_visible, prelim)
         elif kind == "event":
             lay = self.layouts["event_sessions"]
@@ -269,13 +269,13 @@ class World:
                 "lead_source_id": pools.LEAD_SOURCES[rng.randrange(len(pools.LEAD_SOURCES))],
                 "source_count": distinct, "avg_lead_score": round(rng.uniform(0, 10), 2),
                 "toll_call_in_international": dial_minutes // 5,
-                "tollfree_call_in_international": 0}, visible, prelim))  # fmt: skip
+                "tollfree_call_in_international": 0}, visible, prelim))
             self._center_attendees("event_attendees", rng, s, people, out, row_visible, prelim)
         else:
             lay = self.layouts["support_sessions"]
             out["support_sessions"].append(lay.build({
                 **common, "session_start_time": s.start, "session_end_time": s.end,
-                "timezone": s.zone}, visible, prelim))  # fmt: skip
+                "timezone": s.zone}, visible, prelim))
             self._center_attendees("support_attendees", rng, s, people, out, row_visible, prelim)
         self._scheduled(rng, s, out)
 
@@ -338,12 +338,12 @@ class World:
                 "phone": phone, "phone_number": phone,
                 "ip_address": None if dialled else f"10.{int(r() * 256)}.{int(r() * 256)}.{1 + int(r() * 254)}",
                 "client_agent": None if dialled else pick(pools.CLIENT_AGENTS),
-            }  # fmt: skip
+            }
             (dial if dialled else online).append(profile)
         return online, dial
 
     def _center_attendees(self, dataset: str, rng: random.Random, s: _Session, people: list[tuple],
-                          out: dict, visible: int, prelim: int) -> None:  # fmt: skip
+                          out: dict, visible: int, prelim: int) -> None:
         """Attendee rows of ``dataset`` (meeting, training, event or support attendees)."""
         r = rng.random
         online, dial = self._bases[dataset]
@@ -375,10 +375,10 @@ class World:
                 row[sl.lead_source] = pools.LEAD_SOURCES[int(r() * len(pools.LEAD_SOURCES))]
                 row[sl.lead_score] = round(r() * 10, 1)
                 answers = [{"regQ": pools.REG_QUESTIONS[k], "regA": pools.REG_ANSWERS[int(r() * len(pools.REG_ANSWERS))]}
-                           for k in range(int(r() * 4))]  # fmt: skip
+                           for k in range(int(r() * 4))]
                 row[sl.qa] = answers or None
             row[sl.visible] = visible + late_extra + self._jitter(s.conf_id, join) \
-                if late_fraction and r() < late_fraction else visible  # fmt: skip
+                if late_fraction and r() < late_fraction else visible
             row[sl.preliminary] = prelim
             row[sl.flags] = flags
             rows.append(tuple(row))
@@ -392,12 +392,12 @@ class World:
         out["recording_access"].append(lay.build({
             "record_id": record_id, "record_name": f"{s.conf_name} (recording)",
             "creation_time": created, "registered": rng.randint(0, 5), "downloaded": rng.randint(0, 10),
-            "viewed": rng.randint(0, 40), "time_zone_id": s.zone}, visible, prelim))  # fmt: skip
+            "viewed": rng.randint(0, 40), "time_zone_id": s.zone}, visible, prelim))
 
     def _scheduled(self, rng: random.Random, s: _Session, out: dict) -> None:
         lay = self.layouts["scheduled_sessions"]
         service, session_type = {"meeting": ("MeetingCenter", 3), "training": ("TrainingCenter", 11),
-                                 "event": ("EventCenter", 9), "support": ("SupportCenter", 10)}[s.kind]  # fmt: skip
+                                 "event": ("EventCenter", 9), "support": ("SupportCenter", 10)}[s.kind]
         if s.flags & AUDIO_ONLY:
             session_type = 16
         h = s.host
@@ -416,10 +416,10 @@ class World:
             "is_allow_jbh": rng.random() < 0.5, "is_cet_meeting": True, "is_exception": False,
             "is_next_upcoming_instance": False, "series_meeting_key": s.series_key, "recurrence_id": 0,
             "is_scheduled_pmr": bool(s.flags & PMR), "is_private_meeting": rng.random() < 0.05,
-        }, s.start - 7 * DAY, s.start - 7 * DAY, s.flags))  # fmt: skip
+        }, s.start - 7 * DAY, s.start - 7 * DAY, s.flags))
 
     def _access_anywhere(self, rng: random.Random, site_index: int, site: SiteConfig, day: int, seq: int,
-                         out: dict) -> None:  # fmt: skip
+                         out: dict) -> None:
         lay = self.layouts["access_anywhere"]
         host = self.hosts[site.name][rng.randrange(len(self.hosts[site.name]))]
         start = day * DAY + rng.randint(0, DAY - 60)
@@ -429,7 +429,7 @@ class World:
             "conf_id": CONF_BASE + site_index * 10**14 + day * 10**6 + seq, "user_name": host.webex_id,
             "computer_name": f"{rng.randint(1000, 9999)}_{host.webex_id}",
             "client_ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-            "start_time": start, "end_time": end, "duration": _minutes(end - start)}, visible, prelim))  # fmt: skip
+            "start_time": start, "end_time": end, "duration": _minutes(end - start)}, visible, prelim))
 
 
     # ------------------------------------------------------------------ twins
@@ -466,7 +466,7 @@ class World:
         dial = self._bases[dataset][1]
         row = dial[int(rng.random() * len(dial))].copy()
         for i in (sl.key, sl.conf_name, sl.conf_id, sl.uuid, sl.registered, sl.invited, sl.lead_source,
-                  sl.lead_score, sl.qa, sl.visible, sl.preliminary, sl.flags):  # fmt: skip
+                  sl.lead_score, sl.qa, sl.visible, sl.preliminary, sl.flags):
             if i is not None:
                 row[i] = rec[i]
         conf_id = rec[sl.conf_id]

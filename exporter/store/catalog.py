@@ -129,7 +129,7 @@ def dataset_view_sql(
         branches.append(f"SELECT {', '.join(parts)}\nFROM read_parquet([{listed}], hive_partitioning = false)")
     # One row per identity (natural key + occurrence; files landed before occurrences existed: 1).
     key = ", ".join([quote_ident(k) for k in ("site", *dataset.identity_columns)]
-                    + [f"coalesce({quote_ident(OCCURRENCE_COLUMN)}, 1)"])  # fmt: skip
+                    + [f"coalesce({quote_ident(OCCURRENCE_COLUMN)}, 1)"])
     return (
         "SELECT * FROM (\n" + "\nUNION ALL\n".join(branches) + "\n)\n"
         f"QUALIFY row_number() OVER (PARTITION BY {key} "
@@ -141,7 +141,7 @@ def _duckdb_type_of(schemas: Sequence[Mapping[str, str]], column: str) -> str:
     """The DuckDB type of an undeclared column as the view SQL passes it through (the type of
     the first file that has it: extras are kept as they were landed)."""
     arrow = {"int64": "BIGINT", "double": "DOUBLE", "bool": "BOOLEAN", "string": "VARCHAR",
-             "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE"}  # fmt: skip
+             "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE"}
     for schema in schemas:
         found = schema.get(column)
         if found:
@@ -220,7 +220,7 @@ def build_catalog(
             )
             if materialize:
                 con.execute(f"CREATE TABLE IF NOT EXISTS webex_publish.main.{published.FINGERPRINT_TABLE} "
-                            "(dataset VARCHAR, month VARCHAR, fingerprint VARCHAR)")  # fmt: skip
+                            "(dataset VARCHAR, month VARCHAR, fingerprint VARCHAR)")
                 root = Path(lake.root_uri)
                 for dataset in datasets:
                     rows = by_dataset.get(dataset.name, [])
@@ -230,15 +230,15 @@ def build_catalog(
                     extras = sorted({n for schema in schemas for n in schema} - names)
                     months = published.plan_months(rows, schemas, lake.uri, extras, declared)
                     written = dict(con.execute("SELECT month, fingerprint FROM main.published_months "
-                                               "WHERE dataset = ?", [dataset.name]).fetchall())  # fmt: skip
+                                               "WHERE dataset = ?", [dataset.name]).fetchall())
                     now_written, _ = published.write_months(
                         con, root, dataset, months, written,
                         lambda files, ds=dataset, ex=extras: dataset_view_sql(ds, files, extras=ex),
-                    )  # fmt: skip
+                    )
                     con.execute("DELETE FROM main.published_months WHERE dataset = ?", [dataset.name])
                     if now_written:
                         con.executemany("INSERT INTO main.published_months VALUES (?, ?, ?)",
-                                        [[dataset.name, m, f] for m, f in now_written.items()])  # fmt: skip
+                                        [[dataset.name, m, f] for m, f in now_written.items()])
                     columns = declared + [(n, _duckdb_type_of(schemas, n)) for n in extras]
                     published.refresh_tables(con, "webex_publish", root, dataset, months, columns)
             for dataset in () if materialize else datasets:

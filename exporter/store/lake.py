@@ -292,7 +292,7 @@ class Lake:
         final = f"{self.partition_dir(dataset.name, site, partition)}/{name}"
         metadata = dict(table.schema.metadata or {})
         metadata.update({b"webex.dataset": dataset.name.encode(), b"webex.site": site.encode(),
-                         b"webex.commit": str(commit_id).encode()})  # fmt: skip
+                         b"webex.commit": str(commit_id).encode()})
         table = table.replace_schema_metadata(metadata)
         options = dict(compression="zstd", row_group_size=self.row_group_size, write_statistics=True)
         with storage_errors(f"writing {self.uri(staged)}"):

@@ -91,7 +91,7 @@ class LakeHealth:
             self._verified = {}
         elif self._verified is None:
             self._verified = {r["path"]: (int(r["size"]), int(r["mtime_ns"]))
-                              for r in store.rows("SELECT path, size, mtime_ns FROM verified_files")}  # fmt: skip
+                              for r in store.rows("SELECT path, size, mtime_ns FROM verified_files")}
         self._restore_returned_files()
         manifest = store.rows("SELECT * FROM manifest ORDER BY commit_id, path")
         damaged: list[tuple[dict[str, Any], str]] = []
@@ -136,7 +136,7 @@ class LakeHealth:
             self._record_damage(damaged)
         self._update_damage_states()
         return [{"path": r["path"], "dataset": r["dataset"], "site": r["site"], "problem": problem}
-                for r, problem in damaged]  # fmt: skip
+                for r, problem in damaged]
 
     def _record_damage(self, damaged: Sequence[tuple[dict[str, Any], str]]) -> None:
         """Take damaged files out of the manifest, record them and list their windows again."""
@@ -164,7 +164,7 @@ class LakeHealth:
                     [row["path"], dataset, site, row["partition"], row["commit_id"], row["rows"], problem[:2000],
                      ts(now), detected_after, json.dumps([[ts(w.start), ts(w.end)] for w in live]),
                      "refetching" if live else "lost", json.dumps({**row, "staged_as": None}, default=json_default)],
-                )  # fmt: skip
+                )
                 con.execute("DELETE FROM manifest WHERE path = ?", [row["path"]])
                 con.execute("DELETE FROM verified_files WHERE path = ?", [row["path"]])
         self._changed()
@@ -182,17 +182,17 @@ class LakeHealth:
                 "damaged lake file left out of the catalog; its windows are listed again", level=logging.ERROR,
                 site=row["site"], dataset=row["dataset"], file=lake.uri(row["path"]), problem=problem,
                 commit=row["commit_id"], rows=row["rows"], moved_to=lake.uri(moved_to) if moved_to else None,
-            )  # fmt: skip
+            )
 
     def _restore_returned_files(self) -> None:
         """A damaged file not yet repaired whose good copy is back at its path (restored from a
         backup of the lake) goes back into the manifest as it was: state ``restored``."""
         store, lake = self.store, self.lake
         for row in store.rows("SELECT * FROM damaged_files WHERE state IN ('refetching', 'lost') "
-                              "AND manifest_row IS NOT NULL"):  # fmt: skip
+                              "AND manifest_row IS NOT NULL"):
             entry = json.loads(row["manifest_row"])
             if lake.stat(row["path"]) is None or lake.check_parquet(row["path"], size=entry["bytes"],
-                                                                    rows=entry["rows"]) is not None:  # fmt: skip
+                                                                    rows=entry["rows"]) is not None:
                 continue
             with store.transaction(f"restoring {row['path']} into the manifest") as con:
                 con.execute(
@@ -200,12 +200,12 @@ class LakeHealth:
                     "CAST(? AS TIMESTAMPTZ), ?, NULL)",
                     [entry["path"], entry["dataset"], entry["site"], entry["partition"], entry["commit_id"],
                      entry["rows"], entry["bytes"], entry["min_start"], entry["max_start"], entry["columns"]],
-                )  # fmt: skip
+                )
                 con.execute("UPDATE damaged_files SET state = 'restored', repaired_at = CAST(? AS TIMESTAMPTZ) "
-                            "WHERE path = ?", [ts(self._now()), row["path"]])  # fmt: skip
+                            "WHERE path = ?", [ts(self._now()), row["path"]])
             self._changed()
             event("damaged lake file is back and readable: in the catalog again", level=logging.WARNING,
-                  site=row["site"], dataset=row["dataset"], file=lake.uri(row["path"]))  # fmt: skip
+                  site=row["site"], dataset=row["dataset"], file=lake.uri(row["path"]))
 
     def _update_damage_states(self) -> None:
         """A damaged file is ``repaired`` once window commits made after it was found cover every
@@ -222,11 +222,11 @@ class LakeHealth:
         with store.transaction("updating damaged lake files") as con:
             for row in pending:
                 windows = [Window(datetime.fromisoformat(a), datetime.fromisoformat(b))
-                           for a, b in json.loads(row["refetch"])]  # fmt: skip
+                           for a, b in json.loads(row["refetch"])]
                 open_ = [w for w in windows if not _covered(con, row["site"], row["dataset"], w, row["detected_after"])]
                 if not open_:
                     con.execute("UPDATE damaged_files SET state = 'repaired', repaired_at = CAST(? AS TIMESTAMPTZ) "
-                                "WHERE path = ?", [ts(now), row["path"]])  # fmt: skip
+                                "WHERE path = ?", [ts(now), row["path"]])
                     changed = True
                 elif row["state"] == "refetching" and all(w.end <= horizon for w in open_):
                     con.execute("UPDATE damaged_files SET state = 'lost' WHERE path = ?", [row["path"]])
@@ -261,7 +261,7 @@ class LakeHealth:
                 reported += [r["path"] for r in found]
         if reported:
             self.store.execute("UPDATE damaged_files SET reported_in = coalesce(reported_in, ?) "
-                               "WHERE list_contains(?, path)", [run_id, reported])  # fmt: skip
+                               "WHERE list_contains(?, path)", [run_id, reported])
         for (site, dataset), found in by_pair.items():
             event(_damage_message(found), level=logging.ERROR, site=site, dataset=dataset)
 
@@ -288,7 +288,7 @@ def _commit_windows(con: Any, row: dict[str, Any]) -> list[Window]:
             continue
         seen.add(commit_id)
         found = con.sql("SELECT kind, window_start, window_end, sources FROM commits WHERE commit_id = ?",
-                        params=[commit_id]).fetchall()  # fmt: skip
+                        params=[commit_id]).fetchall()
         if not found:
             fallback = True
             continue

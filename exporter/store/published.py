@@ -37,7 +37,7 @@ from ..model.datasets import Dataset
 from .lake import UNKNOWN_DATE, fsync_dir
 
 __all__ = ["TABLES_DIR", "MonthFiles", "plan_months", "month_of", "month_predicate", "write_months",
-           "refresh_tables", "FINGERPRINT_TABLE"]  # fmt: skip
+           "refresh_tables", "FINGERPRINT_TABLE"]
 
 TABLES_DIR = "tables"
 PART_NAME = "part-0.parquet"
@@ -157,14 +157,14 @@ def refresh_tables(
     is_table = bool(con.execute(
         "SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' AND table_name = ?",
         [schema, dataset.name],
-    ).fetchall())  # fmt: skip
+    ).fetchall())
     recorded = dict(con.execute(
         f"SELECT month, fingerprint FROM {schema}.main.{FINGERPRINT_TABLE} WHERE dataset = ?", [dataset.name]
-    ).fetchall())  # fmt: skip
+    ).fetchall())
     files = {m: str(_month_file(root, dataset.name, m)) for m in months}
     wanted = [(n, _normal(t)) for n, t in columns]
     dirty = [m for m in sorted(set(recorded) | set(months))
-             if recorded.get(m) != (months[m].fingerprint if m in months else None)]  # fmt: skip
+             if recorded.get(m) != (months[m].fingerprint if m in months else None)]
     same_shape = is_table and [(n, _normal(t)) for n, t in existing] == wanted
     if not same_shape or 2 * len(dirty) > max(len(months), 1):
         # Rebuilt whole: a new shape, or most months changed (a backfill), where one scan of the

@@ -139,4 +139,4 @@ def _insert_run_row(
             json.dumps(errors[:20]) if errors else None, json.dumps(details, default=str),
             _count(getattr(o, "windows_unverified", 0)),
         ],
-    )  # fmt: skip
+    )

@@ -353,7 +353,7 @@ class StateStore:
             "CAST(? AS TIMESTAMPTZ), ?, CAST(? AS TIMESTAMPTZ), ?, ?, CAST(? AS TIMESTAMPTZ), ?, ?)",
             [commit_id, kind, site, dataset, ts(start), ts(end), run_id, ts(committed_at), rows, files, ts(cursor_to),
              verified, json.dumps(sorted(set(sources))) if sources is not None else None],
-        )  # fmt: skip
+        )
 
     @staticmethod
     def add_files(
@@ -367,7 +367,7 @@ class StateStore:
                 "CAST(? AS TIMESTAMPTZ), ?, ?)",
                 [f.final, dataset, site, f.partition, commit_id, f.rows, f.bytes, ts(f.min_start),
                  ts(f.max_start), json.dumps(dict(f.columns)), f.staged],
-            )  # fmt: skip
+            )
 
     def mark_placed(self, paths: Sequence[str]) -> None:
         """The files ``paths`` are in their partitions now: no move pending."""

@@ -93,7 +93,7 @@ def commit_record(con: Any, commit_id: int) -> dict[str, Any]:
 
     (commit,) = rows("SELECT * FROM commits WHERE commit_id = ?")
     files = rows("SELECT path, partition, rows, bytes, min_start, max_start, columns FROM manifest "
-                 "WHERE commit_id = ? ORDER BY path")  # fmt: skip
+                 "WHERE commit_id = ? ORDER BY path")
     retires = [r["path"] for r in rows("SELECT path FROM retired_files WHERE retired_by = ? ORDER BY path")]
     problem = rows("SELECT problem FROM unverified_windows WHERE commit_id = ?")
     return {
@@ -162,7 +162,7 @@ def fold_commit_records(store: StateStore, lake: Lake, *, per_segment: int = REC
     loose = sorted(
         (int(m.group(1)), name) for name in lake.list_files(COMMITS_DIR)
         if (m := _RECORD_NAME.match(name.rsplit("/", 1)[-1])) and int(m.group(1)) <= newest
-    )  # fmt: skip
+    )
     if len(loose) < per_segment:
         return
     lines = [lake.read_bytes(name).strip() for _, name in loose]
@@ -198,7 +198,7 @@ def _backups(directory: Path) -> list[Path]:
 
 #: State tables a rebuild takes over from a backup (generations and verified_files start afresh).
 _RESTORED_TABLES = ("commits", "manifest", "retired_files", "sync_state", "failed_windows", "unverified_windows",
-                    "runs", "run_log", "damaged_files")  # fmt: skip
+                    "runs", "run_log", "damaged_files")
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,19 +288,19 @@ def rebuild_state(
             missing = sum(
                 1 for r in store.rows("SELECT path, staged_as FROM manifest")
                 if not lake.exists(r["path"]) and not (r["staged_as"] and lake.exists(r["staged_as"]))
-            )  # fmt: skip
+            )
             seen = [*records, *(int(m.group(1)) for d in registry for f in lake.list_files(d.name)
-                                if (m := _PART_COMMIT.search(f)))]  # fmt: skip
+                                if (m := _PART_COMMIT.search(f)))]
             if seen and max(seen) > store.max_commit():
                 # Every new commit must number above every _commit already in the lake ("newest wins").
                 with store.transaction("recording the rebuild") as con:
                     store.insert_commit(con, commit_id=max(seen), kind="rebuild", site="", dataset="", window=None,
-                                        run_id=None, committed_at=now, rows=0, files=0)  # fmt: skip
+                                        run_id=None, committed_at=now, rows=0, files=0)
             gaps = _list_gaps(store, export, now)
             store.execute("UPDATE sync_state SET finished_commit = ?", [store.max_commit()])
             _adopt_generations(store, home / "catalogs", now)
             for key, value in (("lake_root", lake.root_uri), ("rebuilt_at", now.isoformat()),
-                               ("rebuilt_from", str(backup) if backup else "commit records")):  # fmt: skip
+                               ("rebuilt_from", str(backup) if backup else "commit records")):
                 store.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
             max_commit = store.max_commit()
         finally:
@@ -317,7 +317,7 @@ def rebuild_state(
         fsync_dir(home)
         _log.warning("rebuilt the state DB %s (backup %s, %d commit records replayed)", state_path, backup, replayed)
         return RebuildResult(state_path, backup, backup_commit, replayed, adopted, missing, gaps, max_commit,
-                             tuple(moved))  # fmt: skip
+                             tuple(moved))
     finally:
         lock.release()
 
@@ -361,15 +361,15 @@ def _restore_backup(store: StateStore, directory: Path, lake: Lake) -> tuple[Pat
                     have = [r[0] for r in con.execute(
                         "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? "
                         "AND table_schema = 'main' AND table_name = ? ORDER BY ordinal_position", [database, table],
-                    ).fetchall()]  # fmt: skip
+                    ).fetchall()]
                     theirs = {r[0] for r in con.execute(
                         "SELECT column_name FROM information_schema.columns WHERE table_catalog = 'webex_restore' "
                         "AND table_schema = 'main' AND table_name = ?", [table],
-                    ).fetchall()}  # fmt: skip
+                    ).fetchall()}
                     columns = ", ".join(quote_ident(c) for c in have if c in theirs)
                     if columns:
                         con.execute(f"INSERT INTO main.{table} ({columns}) "
-                                    f"SELECT {columns} FROM webex_restore.main.{table}")  # fmt: skip
+                                    f"SELECT {columns} FROM webex_restore.main.{table}")
             return path, store.max_commit()
         except WarehouseError as exc:
             _log.warning("skipping unreadable state backup %s: %s", path, exc)
@@ -429,7 +429,7 @@ def _replay(store: StateStore, lake: Lake, record: dict[str, Any]) -> bool:
             window=(window.start, window.end) if window else None, run_id=record.get("run_id"), committed_at=at,
             rows=int(record.get("rows") or 0), files=len(record.get("files") or ()),
             cursor_to=_when(record.get("cursor_to")), verified=verified, sources=record.get("sources"),
-        )  # fmt: skip
+        )
         for f in record.get("files") or ():
             staged = None
             if not lake.exists(f["path"]):  # committed, its move never happened: finish it at the next start
@@ -440,15 +440,15 @@ def _replay(store: StateStore, lake: Lake, record: dict[str, Any]) -> bool:
                 "CAST(? AS TIMESTAMPTZ), ?, ?)",
                 [f["path"], dataset, site, f["partition"], commit_id, f["rows"], f["bytes"], f.get("min_start"),
                  f.get("max_start"), json.dumps(f["columns"]), staged],
-            )  # fmt: skip
+            )
         for path in record.get("retires") or ():
             con.execute("DELETE FROM manifest WHERE path = ?", [path])
             if lake.exists(path):  # not deleted yet: the reaper will
                 con.execute("INSERT INTO retired_files VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ)) "
-                            "ON CONFLICT DO NOTHING", [path, dataset, site, commit_id, ts(at)])  # fmt: skip
+                            "ON CONFLICT DO NOTHING", [path, dataset, site, commit_id, ts(at)])
         if kind == "window" and window is not None:
             store.advance_cursor(con, site=site, dataset=dataset, cursor_to=_when(record.get("cursor_to")),
-                                 commit_id=commit_id, at=at)  # fmt: skip
+                                 commit_id=commit_id, at=at)
             clear_failures(con, site, dataset, window)
             if verified:
                 retire_verified(con, site, dataset, window, commit_id, at)
@@ -499,10 +499,10 @@ def _adopt_unrecorded(
                      ts(bounds["min"].as_py()) if bounds and bounds["min"].is_valid else None,
                      ts(bounds["max"].as_py()) if bounds and bounds["max"].is_valid else None,
                      json.dumps({f.name: str(f.type) for f in schema})],
-                )  # fmt: skip
+                )
                 if not con.execute("SELECT count(*) FROM commits WHERE commit_id = ?", [commit_id]).fetchall()[0][0]:
                     store.insert_commit(con, commit_id=commit_id, kind="adopted", site=site, dataset=ds.name,
-                                        window=None, run_id=None, committed_at=now, rows=rows, files=1)  # fmt: skip
+                                        window=None, run_id=None, committed_at=now, rows=rows, files=1)
             _log.warning("adopted lake file %s, which no commit record names", lake.uri(rel))
             adopted += 1
     return adopted
@@ -538,7 +538,7 @@ def _list_gaps(store: StateStore, export: ExportSettings, now: datetime) -> int:
             for start, end in gaps:
                 for piece in plan_windows(start, end, export.window_hours) if start < end else ():
                     record_failure(con, site, dataset, piece,
-                                    "no commit covers it (found when the state DB was rebuilt)", None, now)  # fmt: skip
+                                    "no commit covers it (found when the state DB was rebuilt)", None, now)
                     count += 1
     return count
 

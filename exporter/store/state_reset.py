@@ -22,7 +22,7 @@ def clear_dataset_state(warehouse: Any, site: str, dataset: str) -> dict[str, in
             'SELECT count(*) FROM sync_state WHERE site = ? AND dataset = ? AND "cursor" IS NOT NULL', [site, dataset]
         ).fetchone()
         (failed,) = con.execute("SELECT count(*) FROM failed_windows WHERE site = ? AND dataset = ?",
-                                [site, dataset]).fetchone()  # fmt: skip
+                                [site, dataset]).fetchone()
         # The commits made so far belong to a finished run now: none is taken for a crashed run's
         # work to resume (that would skip re-listing the windows it covered).
         (newest,) = con.execute("SELECT coalesce(max(commit_id), 0) FROM commits").fetchone()

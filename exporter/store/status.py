@@ -61,7 +61,7 @@ def dataset_state(
     row = row or {}
     unverified = tuple(
         UnverifiedWindow(Window(u["window_start"], u["window_end"]), u["problem"] or "", u["attempts"],
-                         u["first_seen_at"], u["last_seen_at"], u["commit_id"])  # fmt: skip
+                         u["first_seen_at"], u["last_seen_at"], u["commit_id"])
         for u in unverified_rows
     )
     failures = tuple(
@@ -199,7 +199,7 @@ def read_status(
 
             def rows(sql: str) -> list[dict[str, Any]]:
                 return [{k: (v.astimezone(timezone.utc) if isinstance(v, datetime) else v) for k, v in r.items()}
-                        for r in con.sql(sql).to_arrow_table().to_pylist()]  # fmt: skip
+                        for r in con.sql(sql).to_arrow_table().to_pylist()]
 
             info = rows("SELECT * FROM catalog_info")[0]
             sync = {(r["site"], r["dataset"]): r for r in rows("SELECT * FROM sync_state")}
@@ -208,14 +208,14 @@ def read_status(
                 failed.setdefault((r["site"], r["dataset"]), []).append(r)
             unverified: dict[tuple[str, str], list[dict[str, Any]]] = {}
             has_unverified = rows("SELECT count(*) AS n FROM information_schema.tables "
-                                  "WHERE table_name = 'unverified_windows'")[0]["n"]  # fmt: skip
+                                  "WHERE table_name = 'unverified_windows'")[0]["n"]
             for r in rows("SELECT * FROM unverified_windows ORDER BY window_start") if has_unverified else ():
                 unverified.setdefault((r["site"], r["dataset"]), []).append(r)
             files = {(r["site"], r["dataset"]): int(r["n"])
-                     for r in rows("SELECT site, dataset, count(*) AS n FROM manifest GROUP BY ALL")}  # fmt: skip
+                     for r in rows("SELECT site, dataset, count(*) AS n FROM manifest GROUP BY ALL")}
             damaged: dict[tuple[str, str], int] = {}
             has_damaged = rows("SELECT count(*) AS n FROM information_schema.tables "
-                               "WHERE table_name = 'damaged_files'")[0]["n"]  # fmt: skip
+                               "WHERE table_name = 'damaged_files'")[0]["n"]
             sql = ("SELECT site, dataset, count(*) AS n FROM damaged_files "
                    "WHERE state NOT IN ('repaired', 'restored') GROUP BY ALL")
             for r in rows(sql) if has_damaged else ():
@@ -225,7 +225,7 @@ def read_status(
                 fs = None
                 if str(info["lake_root"]).startswith("s3://") and files:
                     fs = Lake(str(info["lake_root"]), s3_endpoint_url=settings.s3_endpoint_url,
-                              s3_region=settings.s3_region).duckdb_filesystem()  # fmt: skip
+                              s3_region=settings.s3_region).duckdb_filesystem()
                     if fs is not None:
                         con.register_filesystem(fs)
                 readable = fs is not None or not str(info["lake_root"]).startswith("s3://") or not files

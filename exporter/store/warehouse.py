@@ -411,10 +411,10 @@ class Warehouse:
             now = self._now()
             commit_id = store.max_commit() + 1
             shaped = with_occurrences(conform(table if table is not None else pa.table({}), ds, site), ds,
-                                      by=[PRELIMINARY_COLUMN])  # fmt: skip
+                                      by=[PRELIMINARY_COLUMN])
             if not verified:
                 shaped = shaped.set_column(shaped.schema.get_field_index(VERIFIED_COLUMN), VERIFIED_COLUMN,
-                                           pa.repeat(pa.scalar(False), shaped.num_rows))  # fmt: skip
+                                           pa.repeat(pa.scalar(False), shaped.num_rows))
             shaped = dedupe_latest(with_lineage(shaped, commit_id, now), identity_key(ds, shaped.column_names))
             staged: list[StagedFile] = []
             try:
@@ -428,14 +428,14 @@ class Warehouse:
                         con, commit_id=commit_id, kind="window", site=site, dataset=dataset,
                         window=(window.start, window.end), run_id=run_id, committed_at=now,
                         rows=shaped.num_rows, files=len(staged), cursor_to=cursor_to, verified=verified,
-                    )  # fmt: skip
+                    )
                     store.add_files(con, commit_id=commit_id, dataset=dataset, site=site, files=staged)
                     store.advance_cursor(
                         con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=commit_id, at=now
                     )
                     clear_failures(con, site, dataset, window)
                     con.execute("UPDATE sync_state SET unavailable = NULL, unavailable_since = NULL "
-                                "WHERE site = ? AND dataset = ?", [site, dataset])  # fmt: skip
+                                "WHERE site = ? AND dataset = ?", [site, dataset])
                     if verified:
                         retire_verified(con, site, dataset, window, commit_id, now)
                     else:
@@ -600,7 +600,7 @@ class Warehouse:
                 new = lake.write_staged(
                     table.sort_by([(ds.start_column, "ascending")]),
                     dataset=ds, site=group["site"], partition=group["partition"], commit_id=commit_id,
-                )  # fmt: skip
+                )
                 self._hook("compact-staged")
                 try:
                     with store.transaction(
@@ -610,7 +610,7 @@ class Warehouse:
                             con, commit_id=commit_id, kind="compaction", site=group["site"], dataset=group["dataset"],
                             window=None, run_id=None, committed_at=now, rows=new.rows, files=1,
                             sources=list(group["commit_ids"]),
-                        )  # fmt: skip
+                        )
                         con.execute("DELETE FROM manifest WHERE list_contains(?, path)", [paths])
                         store.add_files(
                             con, commit_id=commit_id, dataset=group["dataset"], site=group["site"], files=[new]
@@ -648,7 +648,7 @@ class Warehouse:
                 last = store.generations()[-1]
                 if not held_for_writing(self.catalog_path):
                     return PublishResult(last["generation"], self.catalog_path, -1, last["max_commit"], 0.0,
-                                         skipped=True)  # fmt: skip
+                                         skipped=True)
                 # Someone holds webex.duckdb read-write: nobody else can open that file until it
                 # closes.  A new generation under the name frees it for everyone else.
                 _log.warning("%s is held open read-write by another process (DuckDB's exclusive lock); "
@@ -665,7 +665,7 @@ class Warehouse:
                 store, target, self.lake, generation=generation, max_commit=max_commit,
                 published_at=now, lake_readable=self._ensure_lake_readable(), datasets=list(self.datasets.values()),
                 previous=previous[-1] if previous else None,
-            )  # fmt: skip
+            )
             # The exporter's own readers open this copy (another inode), through the pointer file:
             # whoever holds webex.duckdb, even read-write, holds no lock on it.
             _copy_durably(target, reader_copy)
@@ -717,7 +717,7 @@ class Warehouse:
         if endpoint := self.settings.s3_endpoint_url:
             scheme, _, host = endpoint.partition("://")
             options += [f"ENDPOINT {quote_str(host or scheme)}", "URL_STYLE 'path'",
-                        f"USE_SSL {'false' if scheme == 'http' else 'true'}"]  # fmt: skip
+                        f"USE_SSL {'false' if scheme == 'http' else 'true'}"]
         with duckdb_errors("configuring DuckDB for the S3 lake"):
             con.execute(f"CREATE OR REPLACE TEMPORARY SECRET webex_lake (TYPE s3, {', '.join(options)})")
         return True

@@ -79,7 +79,7 @@ def clear_failures(con: Any, site: str, dataset: str, window: Window) -> None:
                 "CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)",
                 [site, dataset, ts(piece.start), ts(piece.end), row["error"], row["attempts"],
                  ts(row["first_failed_at"]), ts(row["last_failed_at"]), row["run_id"]],
-            )  # fmt: skip
+            )
 
 
 def record_failure(
@@ -103,7 +103,7 @@ def record_failure(
             attempts = max(attempts, row["attempts"] + 1)
             first = min(first, row["first_failed_at"])
             con.execute(f"DELETE FROM failed_windows WHERE {where}",
-                        [site, dataset, ts(row["window_start"]), ts(row["window_end"])])  # fmt: skip
+                        [site, dataset, ts(row["window_start"]), ts(row["window_end"])])
     con.execute(
         "INSERT INTO failed_windows VALUES (?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?, ?, "
         "CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)",
@@ -130,7 +130,7 @@ def record_unverified(
         "CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), ?)",
         [site, dataset, ts(window.start), ts(window.end), commit_id, (problem or "")[:2000], attempts, ts(first),
          ts(now), run_id],
-    )  # fmt: skip
+    )
 
 
 def retire_verified(con: Any, site: str, dataset: str, window: Window, commit_id: int, now: datetime) -> None:
@@ -165,7 +165,7 @@ def retire_verified(con: Any, site: str, dataset: str, window: Window, commit_id
             "coalesce(verified, true) AND commit_id < ? AND window_start >= CAST(? AS TIMESTAMPTZ) "
             "AND window_end <= CAST(? AS TIMESTAMPTZ)",
             params=[site, dataset, commit_id, ts(start), ts(end)],
-        ).fetchall()]  # fmt: skip
+        ).fetchall()]
         if old:
             con.execute(
                 "INSERT INTO retired_files SELECT path, dataset, site, ?, CAST(? AS TIMESTAMPTZ) FROM manifest "
@@ -173,7 +173,7 @@ def retire_verified(con: Any, site: str, dataset: str, window: Window, commit_id
                 [commit_id, ts(now), site, dataset, old],
             )
             con.execute("DELETE FROM manifest WHERE site = ? AND dataset = ? AND list_contains(?, commit_id)",
-                        [site, dataset, old])  # fmt: skip
+                        [site, dataset, old])
         con.execute(
             "DELETE FROM unverified_windows WHERE site = ? AND dataset = ? AND window_start = CAST(? AS TIMESTAMPTZ) "
             "AND window_end = CAST(? AS TIMESTAMPTZ)",

@@ -77,7 +77,7 @@ class CodeTable:
     def with_retired(self, codes: tuple[str, ...]) -> CodeTable:
         """This table, with ``codes`` also meaning "operation retired" (a site's config)."""
         return CodeTable(self.empty, self.throttled, self.body_content_limit, self.ticket_expired, self.auth,
-                         self.retired | frozenset(codes)) if codes else self  # fmt: skip
+                         self.retired | frozenset(codes)) if codes else self
 
 
 DEFAULT_CODES = CodeTable()
@@ -114,19 +114,19 @@ def classify(
         # would land as this site's data.  The URL is wrong; say where the server points.
         target = redirect_target((headers or {}).get("Location"))
         return Verdict(Outcome.ENDPOINT_FATAL, code=f"http{status}", reason=f"HTTP {status} redirect to {target}",
-                       cause="redirect")  # fmt: skip
+                       cause="redirect")
     if status in (403, 429):
         # 403 is how Webex throttles GetSessionInfo/GetUserCard (seeds); 429 is HTTP's own.
         return Verdict(Outcome.THROTTLED, code=f"http{status}", delay=_cooldown(retry_after, cooldown_seconds),
-                       cause=f"http{status}", retry_after=retry_after)  # fmt: skip
+                       cause=f"http{status}", retry_after=retry_after)
     if status == 401:
         return Verdict(Outcome.AUTH_FATAL, code="http401", reason="HTTP 401 Unauthorized", cause="auth")
     if status >= 500 or status == 408:
         return Verdict(Outcome.RETRY, code=f"http{status}", delay=retry_after, cause=f"http{status}",
-                       retry_after=retry_after)  # fmt: skip
+                       retry_after=retry_after)
     if not 200 <= status < 300:
         return Verdict(Outcome.WINDOW_FATAL, code=f"http{status}", reason=f"unexpected HTTP status {status}",
-                       cause=f"http{status}")  # fmt: skip
+                       cause=f"http{status}")
     if isinstance(body, DamagedResponseError) or (isinstance(body, BaseException) and not isinstance(body, ParseError)):
         return Verdict(Outcome.RETRY, code="parse", reason=str(body)[:300], cause="malformed")
     if isinstance(body, BaseException):  # a ParseError: the same bytes would come back
@@ -142,10 +142,10 @@ def classify(
         return Verdict(Outcome.AUTH_FATAL, code=code, reason=body.reason, cause="auth")
     if failed and code in codes.throttled:
         return Verdict(Outcome.THROTTLED, code=code, reason=body.reason,
-                       delay=_cooldown(retry_after, cooldown_seconds), cause=code, retry_after=retry_after)  # fmt: skip
+                       delay=_cooldown(retry_after, cooldown_seconds), cause=code, retry_after=retry_after)
     if body.gsb_status.upper() == "BACKUP":
         return Verdict(Outcome.PAUSE, code=code or "gsb_backup", reason=body.reason, delay=gsb_pause_seconds,
-                       cause="gsb_backup")  # fmt: skip
+                       cause="gsb_backup")
     if not failed:
         return Verdict(Outcome.OK)
     if code in codes.empty:

@@ -155,7 +155,7 @@ _PRIORITY = {
     Outcome.ENDPOINT_FATAL: 0, Outcome.AUTH_FATAL: 0, Outcome.REAUTH: 1, Outcome.BODYCONTENT_LIMIT: 2,
     Outcome.RETIRED: 3, Outcome.WINDOW_FATAL: 3, Outcome.UNREADABLE: 3, Outcome.THROTTLED: 4, Outcome.PAUSE: 5,
     Outcome.RETRY: 6, Outcome.EMPTY: 7, Outcome.OK: 8,
-}  # fmt: skip
+}
 
 
 class WebexClient:
@@ -276,7 +276,7 @@ class WebexClient:
         # Timed from when we asked, not when the answer came: errs on the early side.
         self._renew_at = started + max(ttl, 0.0) * RENEW_FRACTION
         log.info("site %s: session ticket obtained (%s auth), renewing in %.0f s", self.site.name, self.site.auth,
-                 self._renew_at - started)  # fmt: skip
+                 self._renew_at - started)
 
     def _raise_if_dead(self) -> None:
         if self._fatal is not None:
@@ -293,7 +293,7 @@ class WebexClient:
         self._held_until = max(self._held_until, asyncio.get_running_loop().time() + wait)
         self._held_message = (f"site {self.site.name}: the server asked us to wait {wait:.0f} s ({verdict.code}, "
                               f"Retry-After), more than max_retry_after_seconds = {limit:g}; stopping this site for "
-                              "this run")  # fmt: skip
+                              "this run")
         log.error("%s", self._held_message)
         return RetryAfterTooLongError(self._held_message, delay=wait)
 
@@ -343,7 +343,7 @@ class WebexClient:
                     f"site {self.site.name}: credentials refused by {body.operation} ({verdict.code}"
                     f"{': ' + self._scrub(verdict.reason) if verdict.reason else ''}); auth '{self.site.auth}' for "
                     f"webex_id {self.site.webex_id!r}. Not retried: retries can lock the account. Fix the credentials."
-                ))  # fmt: skip
+                ))
             if outcome is Outcome.BODYCONTENT_LIMIT:
                 answers = await self._shrink_batches(verdict, batch, api_group, sink)
                 for index, answer in zip(pending, answers, strict=True):
@@ -353,13 +353,13 @@ class WebexClient:
                 raise OperationRetiredError(
                     f"site {self.site.name}: the site no longer serves {body.operation} ({verdict.code}: "
                     f"{self._scrub(verdict.reason)})", operation=body.operation, exception_id=verdict.code,
-                )  # fmt: skip
+                )
             if outcome is Outcome.WINDOW_FATAL:
                 raise ApiError(verdict.code, self._scrub(verdict.reason), operation=body.label or body.operation)
             if outcome is Outcome.UNREADABLE:
                 what = body.label or body.operation
                 raise ParseError(f"site {self.site.name}: {what}: {self._scrub(verdict.reason)}; not asked again "
-                                 "(the same request gets the same answer)")  # fmt: skip
+                                 "(the same request gets the same answer)")
             still = []
             for offset, (index, each) in enumerate(zip(pending, verdicts, strict=True)):
                 if each.outcome in (Outcome.OK, Outcome.EMPTY):
@@ -406,14 +406,14 @@ class WebexClient:
                     f"site {self.site.name}: {what} throttled {attempts.throttles} times in a row ({verdict.cause}); "
                     "giving up for now",
                     delay=delay, cause=verdict.cause,
-                )  # fmt: skip
+                )
         elif outcome is Outcome.PAUSE:
             attempts.pauses += 1
             delay = verdict.delay if verdict.delay is not None else settings.gsb_pause_seconds
             if attempts.pauses > MAX_GSB_PAUSES:
                 raise SitePausedError(f"site {self.site.name} still answers from its backup (gsbStatus BACKUP) after "
                                       f"{MAX_GSB_PAUSES} pauses of {delay:.0f} s; stopping the site for this run",
-                                      delay=delay)  # fmt: skip
+                                      delay=delay)
             sink.bump("pauses")
             sink.bump("retries")
             paused = max(self.throttle.paused_until, asyncio.get_running_loop().time())
@@ -424,15 +424,15 @@ class WebexClient:
             if attempts.failures >= settings.max_attempts:
                 reason = f" {self._scrub(verdict.reason)}" if verdict.reason else ""
                 raise TransportError(f"site {self.site.name}: {what} failed {attempts.failures} times; last: "
-                                     f"{verdict.code}{reason}")  # fmt: skip
+                                     f"{verdict.code}{reason}")
             sink.bump("retries")
             if verdict.delay is not None:  # the server's Retry-After, within our backoff cap
                 pause = min(verdict.delay, max(settings.backoff_max_seconds, 0.0))
             else:
                 pause = backoff_delay(attempts.failures, base=settings.backoff_base_seconds,
-                                      cap=settings.backoff_max_seconds, rng=self._rng)  # fmt: skip
+                                      cap=settings.backoff_max_seconds, rng=self._rng)
             log.info("site %s: %s failed (%s), retry %d of %d in %.2f s", self.site.name, what, verdict.code,
-                     attempts.failures, settings.max_attempts - 1, pause)  # fmt: skip
+                     attempts.failures, settings.max_attempts - 1, pause)
             await asyncio.sleep(pause)
 
     async def _shrink_batches(
@@ -450,11 +450,11 @@ class WebexClient:
                     limit=limit,
                 )
             log.warning("site %s: the server refused %d bodyContent per request (000053) without a limit we can "
-                        "read (%r); halving", self.site.name, len(batch), self._scrub(verdict.reason))  # fmt: skip
+                        "read (%r); halving", self.site.name, len(batch), self._scrub(verdict.reason))
             limit = max(1, len(batch) // 2)
         if limit < self._bodies_per_request:
             log.warning("site %s: the server allows at most %d bodyContent per request (000053); adapting",
-                        self.site.name, limit)  # fmt: skip
+                        self.site.name, limit)
             self._bodies_per_request = limit
         size = min(limit, self._bodies_per_request)
         chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
@@ -464,7 +464,7 @@ class WebexClient:
     def _verdicts(self, reply: _Reply, count: int) -> list[Verdict]:
         """One verdict per body of the batch."""
         kwargs = {"cooldown_seconds": self.site.throttle.cooldown_seconds,
-                  "gsb_pause_seconds": self.site.throttle.gsb_pause_seconds, "codes": self._codes}  # fmt: skip
+                  "gsb_pause_seconds": self.site.throttle.gsb_pause_seconds, "codes": self._codes}
         answer = reply.answer
         if not isinstance(answer, list):
             return [classify(reply.status, reply.headers, answer, **kwargs)] * count  # type: ignore[arg-type]
@@ -483,7 +483,7 @@ class WebexClient:
         timeout = aiohttp.ClientTimeout(total=self.site.throttle.request_timeout_seconds)
         try:
             async with self._session.post(self.site.url, data=payload, headers=_HEADERS, timeout=timeout,
-                                          allow_redirects=False, auto_decompress=False) as response:  # fmt: skip
+                                          allow_redirects=False, auto_decompress=False) as response:
                 status, headers = response.status, response.headers
                 if not 200 <= status < 300:
                     return _Reply(status, headers, None)  # the body is not read: nothing in it is used
@@ -510,7 +510,7 @@ class WebexClient:
             )
         else:
             error = CertificateError(f"site {self.site.name}: {reason}; not retried: the server is not who {url} "
-                                     "says (fix the url or the trust store)")  # fmt: skip
+                                     "says (fix the url or the trust store)")
         log.error("%s", error)
         return error
 

@@ -70,7 +70,7 @@ def decode_response(data: bytes, jobs: Sequence[Job]) -> list[BodyResponse] | Pa
             page = None
             if answer.success:
                 page = parse.parse_records(by_name(spec.dataset), answer.records, site=spec.site, zone=spec.zone,
-                                           preliminary=spec.preliminary)  # fmt: skip
+                                           preliminary=spec.preliminary)
             answer = dataclasses.replace(answer, records=[], content=None, parsed=page)
         out.append(answer)
     return out
@@ -154,11 +154,11 @@ class ResponseDecoder:
             self._broken += 1
             if self._broken >= MAX_BROKEN_POOLS:
                 log.warning("parse workers failed %d times in a row (%s); parsing on the event loop from now on",
-                            self._broken, type(exc).__name__)  # fmt: skip
+                            self._broken, type(exc).__name__)
                 self.workers = 0
             else:
                 log.warning("a parse worker process died (%s); parsing this response inline, a new pool takes the "
-                            "next one", type(exc).__name__)  # fmt: skip
+                            "next one", type(exc).__name__)
         return decode_response(data, jobs)
 
     async def start(self) -> None:
@@ -174,7 +174,7 @@ class ResponseDecoder:
             # spawn, not fork: the parent has threads (the commit thread, aiohttp's resolver).
             context = multiprocessing.get_context("spawn")
             executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started,
-                                           initargs=(os.getpid(),))  # fmt: skip
+                                           initargs=(os.getpid(),))
             try:
                 starting = [executor.submit(_warm_up) for _ in range(self.workers)]  # starts the processes
             except BaseException:

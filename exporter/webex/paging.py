@@ -148,7 +148,7 @@ async def fetch_window(
     if zone is None:
         zone = scope_zone(dataset, time_zone_id=site.time_zone_id, unlabeled_time_zone_id=site.unlabeled_time_zone_id)
     lister = _Lister(client, dataset, site, zone, preliminary, max_window_records, on_page, max_rescans,
-                     new_listing_age() if age is None else age, land_unverified)  # fmt: skip
+                     new_listing_age() if age is None else age, land_unverified)
     if first is not None and first.window == window and not preliminary:
         lister.probe = first
     try:
@@ -195,11 +195,11 @@ async def probe_window(
 
 
 def _page_body(dataset: Dataset, window: Window, start_from: int, *, site: SiteSettings, zone: ZoneInfo,
-               preliminary: bool, maximum_num: int | None = None) -> Body:  # fmt: skip
+               preliminary: bool, maximum_num: int | None = None) -> Body:
     """The body asking for one listing page (typed by the decoder for ``site``)."""
     return list_body(dataset, window, start_from=start_from, maximum_num=maximum_num or site.throttle.page_size,
                      time_zone_id=site.time_zone_id, zone=zone, preliminary=preliminary,
-                     typed_for_site=site.name)  # fmt: skip
+                     typed_for_site=site.name)
 
 
 class _Lister:
@@ -253,7 +253,7 @@ class _Lister:
         """Count what a listing (or a split half) that will not be returned cost."""
         if self.lost is None:
             self.lost = WindowFetch(self.dataset.name, fetch.window, self.schema.empty_table(), 0,
-                                    preliminary=self.preliminary)  # fmt: skip
+                                    preliminary=self.preliminary)
         _add_counts(self.lost, fetch)
 
     async def _list(self, window: Window, depth: int, fetch: WindowFetch, stats: RequestStats) -> WindowFetch:
@@ -265,9 +265,9 @@ class _Lister:
                 raise IncompleteListingError(self._where(window, "the first page has no matchingRecords/total"))
             if total > self.max_window_records and window.can_split() and depth < MAX_SPLIT_DEPTH:
                 log.info("%s: %d records exceed max_window_records=%d; splitting in halves",
-                         self._where(window), total, self.max_window_records)  # fmt: skip
+                         self._where(window), total, self.max_window_records)
                 parts = await run_all((self.window(half, depth=depth + 1) for half in window.split()),
-                                      discarded=self._lose)  # a half listed in full beside a failed one  # fmt: skip
+                                      discarded=self._lose)  # a half listed in full beside a failed one
                 return self._combine(window, fetch, stats, parts)
             self.known_pages += max(1, math.ceil(total / self.page_size))
             self._progress(first)
@@ -282,16 +282,16 @@ class _Lister:
                 if not self.land_unverified:
                     columns = identity.content_columns(self.dataset, scans[-1])
                     doubtful = identity.repeated_across_pages([p.table for p in pages], columns,
-                                                              self.dataset.natural_key)  # fmt: skip
+                                                              self.dataset.natural_key)
                     raise IncompleteListingError(where, rows=scans[-1], doubtful=frozenset(doubtful))
                 table = identity.union_by_content(scans, identity.content_columns(self.dataset, scans[-1]))
                 log.warning("%s; landing what the scans saw (%d rows for total %d) as unverified, to be "
-                            "verified again on later runs", where, table.num_rows, total)  # fmt: skip
+                            "verified again on later runs", where, table.num_rows, total)
                 fetch.verified, fetch.problem = False, f"still inconsistent after {fetch.rescans} rescans: {problem}"
                 return self._finish(fetch, stats, table, total)
             fetch.rescans += 1
             log.warning("%s: %s; listing the window again (rescan %d/%d)", self._where(window), problem,
-                        fetch.rescans, self.max_rescans)  # fmt: skip
+                        fetch.rescans, self.max_rescans)
 
     async def _scan(
         self, window: Window, first: _Page, total: int, fetch: WindowFetch, stats: RequestStats
@@ -309,7 +309,7 @@ class _Lister:
         batch = max(1, self.client.bodies_per_request)
         groups = [starts[i : i + batch] for i in range(0, len(starts), batch)]
         pages = [first] + [p for group in await run_all(self._pages(window, g, fetch, stats) for g in groups)
-                           for p in group]  # fmt: skip
+                           for p in group]
         for page in pages[1:]:
             problem = problem or self._check(page, total, expected=min(step, total - page.start_from + 1))
         return pages, step, problem
@@ -337,7 +337,7 @@ class _Lister:
             at = sorted(where)
             if at[-1] - at[0] != len(at) - 1:
                 return None, (f"equal rows on pages startFrom={pages[at[0]].start_from} and "
-                              f"startFrom={pages[at[-1]].start_from}, with pages between them")  # fmt: skip
+                              f"startFrom={pages[at[-1]].start_from}, with pages between them")
             boundaries.update(at[1:])
         bridge_starts = [max(1, pages[b].start_from - step // 2) for b in sorted(boundaries)]
         bridges = await self._pages(window, bridge_starts, fetch, stats, report=False)
@@ -359,9 +359,9 @@ class _Lister:
             if not confirmed(h, sum(where.values())):
                 at = pages[min(repeated[h]) if h in repeated else 0].start_from
                 return None, (f"{sum(where.values())} copies of one row around startFrom={at + step} that no single "
-                              "answer confirms (the server's order among tied rows moves between requests)")  # fmt: skip
+                              "answer confirms (the server's order among tied rows moves between requests)")
         log.info("%s: rows served twice around %d page boundaries (unstable order among tied rows); "
-                 "healed with %d bridge pages", self._where(window), len(boundaries), from_bridge)  # fmt: skip
+                 "healed with %d bridge pages", self._where(window), len(boundaries), from_bridge)
         return pa.concat_tables(segments), None
 
     def _check(self, page: _Page, total: int, *, expected: int) -> str | None:
@@ -397,7 +397,7 @@ class _Lister:
         first page goes before other pages (it unlocks a whole listing); the rest go oldest
         listing first, so listings finish, and land, one after another."""
         bodies = [_page_body(self.dataset, window, start, site=self.site, zone=self.zone, preliminary=self.preliminary)
-                  for start in starts]  # fmt: skip
+                  for start in starts]
         answers = await batcher_for(self.client, self.dataset.api_group).call(bodies, stats=stats,
                                                                                priority=(priority, self.age))
         return self._received(window, starts, answers, fetch, report=report)
@@ -412,7 +412,7 @@ class _Lister:
             parsed = answer.parsed
             if parsed is None:  # typed by the client already unless the body asked otherwise
                 parsed = parse.parse_records(self.dataset, answer.records, site=self.site.name, zone=self.zone,
-                                             preliminary=self.preliminary)  # fmt: skip
+                                             preliminary=self.preliminary)
             fetch.unknown_elements.update(parsed.unknown_elements)
             fetch.bad_values.update(parsed.bad_values)
             fetch.ambiguous_times.update(parsed.ambiguous_times)

@@ -46,7 +46,7 @@ class ClientPool:
                 self._sessions.append(session)
                 codes = DEFAULT_CODES.with_retired(site.retired_exception_ids)
                 self._clients[site.name] = WebexClient(site, session, throttle=SiteThrottle(site.name, site.throttle),
-                                                       decoder=self.decoder, codes=codes)  # fmt: skip
+                                                       decoder=self.decoder, codes=codes)
             return self._clients[site.name]
 
     async def rest_client(self, site: SiteSettings, *, wall: Callable[[], float] | None = None) -> Any:

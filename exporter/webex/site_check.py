@@ -65,18 +65,18 @@ async def check_site(client: object, site: SiteSettings, now: datetime) -> list[
     elif facts.site_admin is False:
         status = WARN if site.allow_non_admin else FAIL
         add("privilege", status, f"{site.webex_id!r} is not a site administrator: only its own sessions are listed"
-            + ("" if site.allow_non_admin else " (runs refuse it unless allow_non_admin = true)"))  # fmt: skip
+            + ("" if site.allow_non_admin else " (runs refuse it unless allow_non_admin = true)"))
     else:
         add("privilege", WARN, "the site did not say (GetUser): " + "; ".join(facts.problems))
     if facts.time_zone_id is None:
         add("time zone", WARN, "the site did not say its zone; unlabeled times are read as "
-            f"timeZoneID {site.unlabeled_time_zone_id if site.unlabeled_time_zone_id is not None else 20}")  # fmt: skip
+            f"timeZoneID {site.unlabeled_time_zone_id if site.unlabeled_time_zone_id is not None else 20}")
     else:
         label = by_id(facts.time_zone_id).label
         configured = site.unlabeled_time_zone_id
         if configured is not None and configured != facts.time_zone_id:
             add("time zone", WARN, f"the site's zone is {facts.time_zone_id} ({label}) but unlabeled_time_zone_id = "
-                f"{configured}: times without a timeZoneID would be shifted")  # fmt: skip
+                f"{configured}: times without a timeZoneID would be shifted")
         else:
             add("time zone", OK, f"the site's zone is {facts.time_zone_id} ({label})")
     day = now - timedelta(days=1)
@@ -85,12 +85,12 @@ async def check_site(client: object, site: SiteSettings, now: datetime) -> list[
     window = Window(day.replace(minute=0, second=0, microsecond=0), now.replace(minute=0, second=0, microsecond=0))
     names = list(site.datasets)
     zone_ids = {True: site.time_zone_id, False: site.unlabeled_time_zone_id
-                if site.unlabeled_time_zone_id is not None else (facts.time_zone_id or 20)}  # fmt: skip
+                if site.unlabeled_time_zone_id is not None else (facts.time_zone_id or 20)}
     results = await asyncio.gather(*(
         probe_window(client, by_name(name), window, site=site, maximum_num=1,
                      zone=zoneinfo_for(zone_ids[by_name(name).sends_time_zone_id]))
         for name in names
-    ), return_exceptions=True)  # fmt: skip
+    ), return_exceptions=True)
     for name, result in zip(names, results, strict=True):
         operation = by_name(name).operation
         if isinstance(result, OperationRetiredError):

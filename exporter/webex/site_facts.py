@@ -132,7 +132,7 @@ def zone_disagreement(zone_id: int, gmt_offset: int, at: datetime, overrides: tu
     if minutes == gmt_offset:
         return None
     return (f"timeZoneID {zone_id}: we read it as {ours.key} (GMT{_hhmm(minutes)} now) but the site says "
-            f"GMT{_hhmm(gmt_offset)}")  # fmt: skip
+            f"GMT{_hhmm(gmt_offset)}")
 
 
 def fixed_offset_zone(gmt_offset: int) -> ZoneInfo | None:
@@ -179,7 +179,7 @@ async def _each(client: object, bodies: list[Body], problems: list[str]) -> list
         raise
     except RetryableError as exc:
         raise SiteUnreachableError(f"the site does not answer ({exc}); check sites[].url and the network, or "
-                                   "run `webex-exporter check`") from exc  # fmt: skip
+                                   "run `webex-exporter check`") from exc
     except ExporterError as exc:
         if len(bodies) == 1:
             problems.append(f"{bodies[0].label}: {exc}")

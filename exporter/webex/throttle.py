@@ -388,7 +388,7 @@ class GroupThrottle:
             self.site.name, self.name, cause, let_through, bodies, self.budget.period, self.cooldown,
             int(self.budget.limit), f" and {self.body_budget.limit} bodyContent" if self.body_budget else "",
             self.budget.period, self.concurrency.slots,
-        )  # fmt: skip
+        )
         return True
 
 

@@ -114,7 +114,7 @@ def open_catalog(settings: Settings) -> Any:
         from ...store.lake import Lake
 
         filesystem = Lake(str(root), s3_endpoint_url=settings.warehouse.s3_endpoint_url,
-                          s3_region=settings.warehouse.s3_region).duckdb_filesystem()  # fmt: skip
+                          s3_region=settings.warehouse.s3_region).duckdb_filesystem()
         if filesystem is not None:
             connection.register_filesystem(filesystem)
     return connection
@@ -139,7 +139,7 @@ def run_query(
     elif _NAME.match(sql_or_name):
         hint = difflib.get_close_matches(sql_or_name, list(queries), n=1)
         raise ConfigError(f"no query named {sql_or_name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                          + "; see `webex-exporter query --list`")  # fmt: skip
+                          + "; see `webex-exporter query --list`")
     else:
         if given:
             raise ConfigError("--param applies to named queries only")
@@ -163,7 +163,7 @@ def _sql_mistakes() -> tuple[type[BaseException], ...]:
     import duckdb
 
     return (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException, duckdb.SyntaxException,
-            duckdb.ConversionException, duckdb.InvalidInputException)  # fmt: skip
+            duckdb.ConversionException, duckdb.InvalidInputException)
 
 
 _SQL_MISTAKES = _sql_mistakes()

@@ -205,10 +205,10 @@ def classify_rest(
     if status in (429, 423):
         if retry_after is not None and retry_after > max_retry_after_seconds:
             return RestVerdict(RestOutcome.HOLD, status, code, message, tracking, delay=retry_after,
-                               retry_after=retry_after)  # fmt: skip
+                               retry_after=retry_after)
         delay = retry_after if retry_after is not None else cooldown_seconds
         return RestVerdict(RestOutcome.THROTTLED, status, code, message, tracking, delay=delay,
-                           retry_after=retry_after)  # fmt: skip
+                           retry_after=retry_after)
     if status == 401:
         return RestVerdict(RestOutcome.EXPIRED, status, code, message or "Unauthorized", tracking)
     if status == 403:
@@ -219,13 +219,13 @@ def classify_rest(
         return RestVerdict(RestOutcome.GONE, status, code, message or "Gone", tracking)
     if status == 451:
         return RestVerdict(RestOutcome.ENDPOINT, status, code, message or "Unavailable For Legal Reasons (region)",
-                           tracking)  # fmt: skip
+                           tracking)
     if status == 408 or status >= 500:
         if retry_after is not None and retry_after > max_retry_after_seconds:
             return RestVerdict(RestOutcome.HOLD, status, code, message, tracking, delay=retry_after,
-                               retry_after=retry_after)  # fmt: skip
+                               retry_after=retry_after)
         return RestVerdict(RestOutcome.RETRY, status, code, message, tracking, delay=retry_after,
-                           retry_after=retry_after, halve_page=status == 504)  # fmt: skip
+                           retry_after=retry_after, halve_page=status == 504)
     if 400 <= status < 500:
         return RestVerdict(RestOutcome.BAD_REQUEST, status, code, message or f"HTTP {status}", tracking)
     return RestVerdict(RestOutcome.UNREADABLE, status, code, f"unexpected HTTP status {status}", tracking)

@@ -223,7 +223,7 @@ def _url_key(url: str) -> tuple[Any, ...]:
     """What makes two URLs ask the same page, however their queries are spelled or ordered."""
     parts = urlsplit(url)
     return (parts.scheme.lower(), parts.netloc.lower(), parts.path,
-            tuple(sorted(parse_qsl(parts.query, keep_blank_values=True))))  # fmt: skip
+            tuple(sorted(parse_qsl(parts.query, keep_blank_values=True))))
 
 
 def _link_values(headers: Mapping[str, str]) -> list[str]:
@@ -355,11 +355,11 @@ class RestClient:
             raise WindowRangeError(f"{dataset.name}: empty window {span}")
         if end - start > timedelta(days=listing.window_days):
             raise WindowRangeError(f"{dataset.name}: window {span} is {end - start} long; {listing.path} lists at most "
-                                   f"{listing.window_days} days per request (split the window)")  # fmt: skip
+                                   f"{listing.window_days} days per request (split the window)")
         reach = datetime.fromtimestamp(self._wall(), timezone.utc) - timedelta(days=listing.reach_days)
         if start < reach:
             raise WindowRangeError(f"{dataset.name}: window {span} starts before {format_time(reach)}; {listing.path} "
-                                   f"reaches back {listing.reach_days} days only")  # fmt: skip
+                                   f"reaches back {listing.reach_days} days only")
         return start, end
 
     def _page_size(self, listing: RestListing) -> str:
@@ -371,7 +371,7 @@ class RestClient:
     # ----------------------------------------------------------------------------- listings
 
     async def _top_cached(self, dataset: Dataset, start: datetime, end: datetime,
-                          stats: RequestStats | None) -> RestFetch:  # fmt: skip
+                          stats: RequestStats | None) -> RestFetch:
         """A top-level listing, asked once per (dataset, window) for the client's lifetime: a
         second caller gets the first's rows, marked ``cached`` and costing nothing."""
         key = (dataset.name, start, end)
@@ -381,7 +381,7 @@ class RestClient:
             return dataclasses.replace(result, pages=0, requests=0, retries=0, throttles=0, cached=True,
                                        unknown_fields=Counter(result.unknown_fields),
                                        bad_values=Counter(result.bad_values),
-                                       placeholders=Counter(result.placeholders))  # fmt: skip
+                                       placeholders=Counter(result.placeholders))
         future: asyncio.Future[RestFetch] = asyncio.get_running_loop().create_future()
         self._cache[key] = future
         try:
@@ -402,7 +402,7 @@ class RestClient:
         local = RestStats()
         sink = StatsSink(self.stats, local, stats)
         params = [("siteUrl", self.rest.site_url), ("from", format_time(start)), ("to", format_time(end)),
-                  ("max", self._page_size(listing)), *listing.params]  # fmt: skip
+                  ("max", self._page_size(listing)), *listing.params]
         done = await self._list(dataset, params, None, listing.path, sink)
         if done.not_found:
             raise self._retired(dataset, "http404", done.not_found)
@@ -410,7 +410,7 @@ class RestClient:
             dataset=dataset.name, start=start, end=end, table=done.table, pages=local.pages, requests=local.requests,
             retries=local.retries, throttles=local.throttled, unknown_fields=done.unknown, bad_values=done.bad,
             placeholders=done.placeholders, verified=done.verified, problem=done.problem, walks=done.walks,
-        )  # fmt: skip
+        )
 
     async def _fan_out(self, dataset: Dataset, start: datetime, end: datetime, stats: RequestStats | None) -> RestFetch:
         listing = self._listing_of(dataset)
@@ -444,10 +444,10 @@ class RestClient:
         not_found = sum(bool(r.not_found) for r in results)
         if len(results) >= 2 and not_found == len(results):
             raise self._retired(dataset, "http404", f"{results[0].not_found}, and so for all {len(results)} "
-                                                    f"{listing.id_param}s")  # fmt: skip
+                                                    f"{listing.id_param}s")
         if not_found:
             log.info("site %s: %s: %d of %d %ss answered 404 (nothing to list)", self.site.name, dataset.name,
-                     not_found, len(results), listing.id_param)  # fmt: skip
+                     not_found, len(results), listing.id_param)
         tables = [r.table for r in results if r.table.num_rows]
         table = pa.concat_tables(tables) if tables else rest_schema(dataset).empty_table()
         problems = [r.problem for r in results if r.problem]
@@ -468,10 +468,10 @@ class RestClient:
             retries=local.retries, throttles=local.throttled + parent.throttles, unknown_fields=unknown,
             bad_values=bad, placeholders=placeholders, verified=not problems, problem=problem,
             walks=sum(r.walks for r in results), parents=len(results), not_found=not_found,
-        )  # fmt: skip
+        )
 
     async def _list(self, dataset: Dataset, params: list[tuple[str, str]], carry: dict[str, Any] | None, what: str,
-                    sink: StatsSink) -> _Listing:  # fmt: skip
+                    sink: StatsSink) -> _Listing:
         """Walk one listing; again (bounded) while a walk serves one id on two pages."""
         listing = self._listing_of(dataset)
         first = self._url(listing.path, params)
@@ -489,19 +489,19 @@ class RestClient:
                 unknown, bad, placeholders = walk.counters()
                 if listing.path == "/meetings" and table.num_rows >= self.rest.meetings_list_cap:
                     capped = (f"{what}: {table.num_rows} rows, the most /meetings lists per query; some may be cut "
-                              "(shorten the window)")  # fmt: skip
+                              "(shorten the window)")
                     return _Listing(table, unknown, bad, placeholders, len(walks), verified=False, problem=capped)
                 return _Listing(table, unknown, bad, placeholders, len(walks))
             if attempt < self.max_rewalks:
                 log.warning("site %s: %s: %s; listing it again (%d of %d)", self.site.name, what, problem,
-                            attempt + 1, self.max_rewalks)  # fmt: skip
+                            attempt + 1, self.max_rewalks)
         columns = [n for n in rest_schema(dataset).names if n not in ("site", "_preliminary")]
         table = identity.union_by_content([w.table(dataset) for w in walks], columns)
         counters = [w.counters() for w in walks]
         text = f"{what}: {problem} in each of {len(walks)} walks; landed unverified with every row seen"
         log.warning("site %s: %s", self.site.name, text)
         return _Listing(table, _max_counters(c[0] for c in counters), _max_counters(c[1] for c in counters),
-                        _max_counters(c[2] for c in counters), len(walks), verified=False, problem=text)  # fmt: skip
+                        _max_counters(c[2] for c in counters), len(walks), verified=False, problem=text)
 
     def _repeats(self, dataset: Dataset, walk: _Walk) -> str | None:
         """Why a walk of an id-keyed listing is not complete (an id on two pages), or None."""
@@ -520,10 +520,10 @@ class RestClient:
             return None
         example = ", ".join(f"{k}={v}" for k, v in zip(listing.key, repeated[0], strict=True))
         return (f"{len(repeated)} row(s) served on two pages with the same {', '.join(listing.key)} (e.g. {example}): "
-                "the data moved while paging, so others may have been skipped")  # fmt: skip
+                "the data moved while paging, so others may have been skipped")
 
     async def _walk(self, dataset: Dataset, url: str, params: list[tuple[str, str]], carry: dict[str, Any] | None,
-                    what: str, sink: StatsSink) -> _Walk:  # fmt: skip
+                    what: str, sink: StatsSink) -> _Walk:
         """From the first page along the next links until no next link or an empty page."""
         walk = _Walk()
         seen = {_url_key(url)}
@@ -569,9 +569,9 @@ class RestClient:
                 self._raise_if_dead()  # a hold may have begun while we waited for the budget
                 sink.bump("requests")
                 reply = await self._exchange("GET", url, {**_ACCEPT, "Authorization": f"Bearer {token.reveal()}",
-                                                          "timezone": "UTC"})  # fmt: skip
+                                                          "timezone": "UTC"})
             verdict = classify_rest(reply.status, reply.headers, reply.body, cooldown_seconds=settings.cooldown_seconds,
-                                    max_retry_after_seconds=settings.max_retry_after_seconds)  # fmt: skip
+                                    max_retry_after_seconds=settings.max_retry_after_seconds)
             outcome = verdict.outcome
             if outcome is RestOutcome.OK:
                 group.report_success(permit)
@@ -581,7 +581,7 @@ class RestClient:
                 if renewed:
                     raise self._die(AuthError(
                         f"site {self.site.name}: {what}: the server refused a freshly refreshed access token ({said}); "
-                        f"{reauthorize_hint(self.site.name)}"))  # fmt: skip
+                        f"{reauthorize_hint(self.site.name)}"))
                 renewed = True
                 sink.bump("retries")
                 sink.bump("auth_requests")
@@ -600,7 +600,7 @@ class RestClient:
                 if throttles >= settings.max_attempts:
                     raise ThrottledError(f"site {self.site.name}: {what} throttled {throttles} times in a row "
                                          f"({said}); giving up for now", delay=group.cooldown,
-                                         cause=verdict.code)  # fmt: skip
+                                         cause=verdict.code)
                 continue  # the next slot waits for the cool-down
             if outcome is RestOutcome.HOLD:
                 raise self._hold(verdict, what)
@@ -615,9 +615,9 @@ class RestClient:
                     pause = min(verdict.delay, max(settings.backoff_max_seconds, 0.0))
                 else:
                     pause = backoff_delay(failures, base=settings.backoff_base_seconds,
-                                          cap=settings.backoff_max_seconds, rng=self._rng)  # fmt: skip
+                                          cap=settings.backoff_max_seconds, rng=self._rng)
                 log.info("site %s: %s failed (%s), retry %d of %d in %.2f s", self.site.name, what, said, failures,
-                         settings.max_attempts - 1, pause)  # fmt: skip
+                         settings.max_attempts - 1, pause)
                 await asyncio.sleep(pause)
                 continue
             if outcome is RestOutcome.NOT_FOUND:
@@ -628,14 +628,14 @@ class RestClient:
                 raise self._die(MissingScopeError(
                     f"site {self.site.name}: {what} was refused ({said}): the token lacks a scope this endpoint needs, "
                     "or the user who authorized it lacks the admin role. Fix the integration's scopes or the user's "
-                    f"roles, then {reauthorize_hint(self.site.name)}"))  # fmt: skip
+                    f"roles, then {reauthorize_hint(self.site.name)}"))
             if outcome is RestOutcome.BAD_REQUEST:
                 raise RestRequestError(verdict.status or 400, self._scrub(verdict.message), operation=what,
-                                       tracking_id=verdict.tracking_id)  # fmt: skip
+                                       tracking_id=verdict.tracking_id)
             if outcome is RestOutcome.ENDPOINT:
                 raise self._endpoint_error(verdict, what, said)
             raise ParseError(f"site {self.site.name}: {what}: {said}; not asked again (the same request gets the same "
-                             "answer)")  # fmt: skip
+                             "answer)")
 
     async def _access_token(self) -> Secret:
         try:
@@ -651,7 +651,7 @@ class RestClient:
 
     def _retired_path(self, what: str, code: str, said: str) -> OperationRetiredError:
         message = (f"site {self.site.name}: {what} is not available ({said}): the endpoint is retired or this site "
-                   "cannot use it; the dataset is skipped")  # fmt: skip
+                   "cannot use it; the dataset is skipped")
         log.warning("%s", message)
         return OperationRetiredError(message, operation=what.split(" ")[0], exception_id=code)
 
@@ -659,14 +659,14 @@ class RestClient:
         if verdict.code == "tls":
             error: FatalSiteError = CertificateError(
                 f"site {self.site.name}: {said}; not retried: the server is not who {self.rest.base_url} says (fix "
-                "base_url or the trust store)")  # fmt: skip
+                "base_url or the trust store)")
         elif verdict.status is not None and 300 <= verdict.status < 400:
             error = RedirectError(f"site {self.site.name}: {what} answered {said}; redirects are never followed "
                                   "(every request carries the bearer token). Not retried: fix [sites.rest] "
-                                  "base_url.")  # fmt: skip
+                                  "base_url.")
         else:
             error = EndpointError(f"site {self.site.name}: {what} answered {said}; this site's data lives elsewhere "
-                                  "(another region?): fix [sites.rest] base_url")  # fmt: skip
+                                  "(another region?): fix [sites.rest] base_url")
         return self._die(error)
 
     def _raise_if_dead(self) -> None:
@@ -684,7 +684,7 @@ class RestClient:
         self._held_until = max(self._held_until, asyncio.get_running_loop().time() + wait)
         self._held_message = (f"site {self.site.name}: {what}: the server asked us to wait {wait:.0f} s "
                               f"({verdict.code}, Retry-After), more than max_retry_after_seconds = {limit:g}; "
-                              "stopping this site for this run")  # fmt: skip
+                              "stopping this site for this run")
         log.error("%s", self._held_message)
         return RetryAfterTooLongError(self._held_message, delay=wait)
 
@@ -721,7 +721,7 @@ class RestClient:
         timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
         try:
             async with self._http().request(method, url, headers=dict(headers), data=data, timeout=timeout,
-                                            allow_redirects=False, auto_decompress=False) as response:  # fmt: skip
+                                            allow_redirects=False, auto_decompress=False) as response:
                 status, answer_headers = response.status, response.headers
                 ok = 200 <= status < 300
                 body: bytes | BaseException

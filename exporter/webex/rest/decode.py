@@ -273,7 +273,7 @@ class _Page:
         self.placeholders: Counter[str] = Counter()
 
     def walk(self, obj: Mapping[str, Any], node: _Node, values: dict[int, Any], extra: dict[str, Any],
-             prefix: str) -> None:  # fmt: skip
+             prefix: str) -> None:
         """Fill ``values`` (column index -> typed value) from ``obj``; what is unknown or bad
         goes into ``extra`` (nested like the item)."""
         for key, value in obj.items():
@@ -375,7 +375,7 @@ def decode_items(
         arrays.append(pa.array([values.get(index) for values, _ in rows], _ARROW_TYPES[column.type]))
     arrays.append(pa.repeat(pa.scalar(site, pa.string()), n))
     arrays.append(pa.array([json.dumps(extra, ensure_ascii=False) if extra else None for _, extra in rows],
-                           pa.string()))  # fmt: skip
+                           pa.string()))
     arrays.append(pa.repeat(pa.scalar(preliminary, pa.bool_()), n))
     table = pa.Table.from_arrays(arrays, schema=plan.schema)
     return DecodedPage(table, page.unknown, page.bad, page.placeholders)

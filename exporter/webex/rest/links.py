@@ -38,7 +38,7 @@ __all__ = [
 #: The first-request parameters a next URL has been seen to lose (any first-request parameter it
 #: lacks is added back; these are the ones the exporter sends).
 REPAIRED_PARAMS = ("siteUrl", "from", "to", "meetingId", "recordingId", "serviceType", "meetingType", "state",
-                   "hostEmail", "max")  # fmt: skip
+                   "hostEmail", "max")
 #: Values of ``max`` that are not a number the server wrote on purpose.
 _NULL_MAX = frozenset({"null", "none", "undefined", ""})
 

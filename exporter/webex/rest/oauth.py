@@ -182,13 +182,13 @@ class TokenEndpoint:
     async def exchange_code(self, code: Secret, redirect_uri: str) -> TokenGrant:
         """Exchange an authorization code (``redirect_uri`` exactly as in the authorize request)."""
         form = {"grant_type": "authorization_code", **self._client(), "code": code.reveal(),
-                "redirect_uri": redirect_uri}  # fmt: skip
+                "redirect_uri": redirect_uri}
         return await self._ask(form, "authorization code", (code,))
 
     def _client(self) -> dict[str, str]:
         if self.rest.client_secret is None or not self.rest.client_secret.reveal():
             raise AuthError(f"site {self.site}: no client secret for the REST integration (set [sites.rest] "
-                            "client_secret_env or put client_secret in the secrets file)")  # fmt: skip
+                            "client_secret_env or put client_secret in the secrets file)")
         return {"client_id": self.rest.client_id, "client_secret": self.rest.client_secret.reveal()}
 
     def _scrub(self, text: str, secrets: Iterable[Secret]) -> str:
@@ -205,7 +205,7 @@ class TokenEndpoint:
             reply = await self._send(self.rest.token_url, form)
             verdict = classify_rest(reply.status, reply.headers, reply.body, expect_items=False,
                                     cooldown_seconds=settings.cooldown_seconds,
-                                    max_retry_after_seconds=settings.max_retry_after_seconds)  # fmt: skip
+                                    max_retry_after_seconds=settings.max_retry_after_seconds)
             said = self._scrub(verdict.describe(), secrets)
             outcome = verdict.outcome
             if outcome is RestOutcome.OK:
@@ -214,7 +214,7 @@ class TokenEndpoint:
                 error = _oauth_error(reply.body)
                 if error in ("invalid_client", "unauthorized_client"):
                     text = (f"the token endpoint refused the integration's client id {self.rest.client_id!r} or its "
-                            f"secret ({said}); check [sites.rest] client_id and client_secret_env, then")  # fmt: skip
+                            f"secret ({said}); check [sites.rest] client_id and client_secret_env, then")
                 else:
                     text = f"the token endpoint refused the {what} ({said}): expired, revoked or already used;"
                 raise ReauthorizeError(f"site {self.site}: {text} {reauthorize_hint(self.site)}")
@@ -222,22 +222,22 @@ class TokenEndpoint:
                 if verdict.code == "tls":
                     raise CertificateError(f"site {self.site}: token endpoint {self.rest.token_url}: {said}")
                 raise RedirectError(f"site {self.site}: the token endpoint {self.rest.token_url} answered {said}; "
-                                    "redirects are never followed (the request carries the client secret)")  # fmt: skip
+                                    "redirects are never followed (the request carries the client secret)")
             if outcome is RestOutcome.HOLD:
                 raise RetryAfterTooLongError(
                     f"site {self.site}: the token endpoint asked us to wait {verdict.delay:.0f} s (Retry-After), "
                     f"more than max_retry_after_seconds = {settings.max_retry_after_seconds:g}; stopping this site "
                     "for this run", delay=verdict.delay or 0.0,
-                )  # fmt: skip
+                )
             if outcome in (RestOutcome.NOT_FOUND, RestOutcome.GONE, RestOutcome.UNREADABLE):
                 raise EndpointError(f"site {self.site}: {self.rest.token_url} is not a token endpoint ({said}); "
-                                    "check [sites.rest] token_url")  # fmt: skip
+                                    "check [sites.rest] token_url")
             failures += 1  # RETRY, THROTTLED
             if failures >= settings.max_attempts:
                 if outcome is RestOutcome.THROTTLED:
                     raise ThrottledError(f"site {self.site}: the token endpoint throttled {failures} times ({said})",
                                          delay=verdict.delay or settings.cooldown_seconds,
-                                         cause=verdict.code)  # fmt: skip
+                                         cause=verdict.code)
                 raise TransportError(f"site {self.site}: the token endpoint failed {failures} times; last: {said}")
             if outcome is RestOutcome.THROTTLED:
                 pause = verdict.delay if verdict.delay is not None else settings.cooldown_seconds
@@ -245,9 +245,9 @@ class TokenEndpoint:
                 pause = min(verdict.delay, settings.backoff_max_seconds)
             else:
                 pause = backoff_delay(failures, base=settings.backoff_base_seconds, cap=settings.backoff_max_seconds,
-                                      rng=self._rng)  # fmt: skip
+                                      rng=self._rng)
             log.info("site %s: token endpoint %s; retry %d of %d in %.2f s", self.site, said, failures,
-                     settings.max_attempts - 1, pause)  # fmt: skip
+                     settings.max_attempts - 1, pause)
             await asyncio.sleep(pause)
 
 
@@ -336,7 +336,7 @@ class TokenManager:
             now = self.wall()
             if disk.refresh_expires_at is not None and disk.refresh_expires_at <= now:
                 log.warning("site %s: the stored refresh token expired at %s; trying it anyway", self.site,
-                            disk.refresh_expires_at)  # fmt: skip
+                            disk.refresh_expires_at)
             try:
                 grant = await self.endpoint.refresh(disk.refresh_token)
             except ReauthorizeError as exc:
@@ -352,10 +352,10 @@ class TokenManager:
         left = tokens.access_left(self.wall())
         log.info("site %s: access token refreshed (good for %s)%s; saved to %s", self.site,
                  "an unknown time" if math.isinf(left) else f"{left / 3600:.1f} h",
-                 ", refresh token rotated" if rotated else "", self.store.path)  # fmt: skip
+                 ", refresh token rotated" if rotated else "", self.store.path)
         if tokens.refresh_expires_at is not None and tokens.refresh_expires_at - self.wall() < 14 * 86_400:
             log.warning("site %s: the refresh token expires in %.1f days; %s before then", self.site,
-                        (tokens.refresh_expires_at - self.wall()) / 86_400, reauthorize_hint(self.site))  # fmt: skip
+                        (tokens.refresh_expires_at - self.wall()) / 86_400, reauthorize_hint(self.site))
         assert tokens.access_token is not None
         return tokens.access_token
 
@@ -398,7 +398,7 @@ def check_scopes(granted: Iterable[str], datasets: Iterable[Dataset], *, site: s
     for name, scopes in missing.items():
         by_scopes.setdefault(scopes, []).append(name)
     detail = "; ".join(f"{', '.join(names)} need{'s' if len(names) == 1 else ''} {' '.join(scopes)}"
-                       for scopes, names in by_scopes.items())  # fmt: skip
+                       for scopes, names in by_scopes.items())
     raise MissingScopeError(
         f"site {site}: the REST token lacks scopes: {detail}. Add them to the integration on developer.webex.com "
         f"and {reauthorize_hint(site)} (as an admin who holds the matching roles), or leave those datasets out",
@@ -411,5 +411,5 @@ def authorize_url(rest: RestSettings, *, redirect_uri: str, scopes: Iterable[str
     it redirects back with goes to :func:`~exporter.webex.rest.tokens.seed_from_authorization_code`."""
     base = rest.token_url.rsplit("/", 1)[0] if rest.token_url.endswith("/access_token") else rest.base_url
     query = urlencode({"client_id": rest.client_id, "response_type": "code", "redirect_uri": redirect_uri,
-                       "scope": " ".join(scopes), "state": state})  # fmt: skip
+                       "scope": " ".join(scopes), "state": state})
     return f"{base}/authorize?{query}"

@@ -192,9 +192,9 @@ class TokenStore:
             if exc.errno == errno.ELOOP:
                 raise TokenStoreError(f"site {self.site}: the token file {self.path} is a symbolic link; set "
                                       "[sites.rest] token_file to the real file (it is replaced on every "
-                                      "refresh)") from None  # fmt: skip
+                                      "refresh)") from None
             raise TokenStoreError(f"site {self.site}: cannot open the token file {self.path}: "
-                                  f"{exc.strerror or exc}") from None  # fmt: skip
+                                  f"{exc.strerror or exc}") from None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -202,12 +202,12 @@ class TokenStore:
             if info.st_mode & 0o077:
                 os.fchmod(fd, 0o600)
                 log.warning("site %s: the token file %s was readable by others (mode %o); now 0600",
-                            self.site, self.path, stat.S_IMODE(info.st_mode))  # fmt: skip
+                            self.site, self.path, stat.S_IMODE(info.st_mode))
             with os.fdopen(fd, "rb", closefd=False) as handle:
                 raw = handle.read(1024 * 1024)
         except OSError as exc:
             raise TokenStoreError(f"site {self.site}: cannot read the token file {self.path}: "
-                                  f"{exc.strerror or exc}") from None  # fmt: skip
+                                  f"{exc.strerror or exc}") from None
         finally:
             os.close(fd)
         try:
@@ -216,7 +216,7 @@ class TokenStore:
             # The JSON error text quotes the document, so it is not repeated (it holds tokens).
             reason = str(exc) if not isinstance(exc, json.JSONDecodeError) else f"not JSON (line {exc.lineno})"
             raise TokenStoreError(f"site {self.site}: the token file {self.path} is damaged ({reason}); "
-                                  f"{reauthorize_hint(self.site)}") from None  # fmt: skip
+                                  f"{reauthorize_hint(self.site)}") from None
 
     # ----------------------------------------------------------------------------- writing
 
@@ -246,7 +246,7 @@ class TokenStore:
             fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         except OSError as exc:
             raise TokenStoreError(f"site {self.site}: cannot write the token file {self.path}: "
-                                  f"{exc.strerror or exc}") from None  # fmt: skip
+                                  f"{exc.strerror or exc}") from None
         try:
             try:
                 os.fchmod(fd, 0o600)
@@ -263,7 +263,7 @@ class TokenStore:
             except OSError:
                 pass
             raise TokenStoreError(f"site {self.site}: cannot write the token file {self.path}: "
-                                  f"{exc.strerror or exc}") from None  # fmt: skip
+                                  f"{exc.strerror or exc}") from None
         self._sync_folder()
 
     def _sync_folder(self) -> None:
@@ -271,13 +271,13 @@ class TokenStore:
             dir_fd = os.open(self.path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         except OSError as exc:
             raise TokenStoreError(f"site {self.site}: cannot sync the folder of {self.path}: "
-                                  f"{exc.strerror or exc}") from None  # fmt: skip
+                                  f"{exc.strerror or exc}") from None
         try:
             os.fsync(dir_fd)
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems cannot sync folders
                 raise TokenStoreError(f"site {self.site}: cannot sync the folder of {self.path}: "
-                                      f"{exc.strerror or exc}") from None  # fmt: skip
+                                      f"{exc.strerror or exc}") from None
         finally:
             os.close(dir_fd)
 
@@ -293,7 +293,7 @@ class TokenStore:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
             except OSError as exc:
                 raise TokenStoreError(f"site {self.site}: cannot open the lock file {self.lock_path}: "
-                                      f"{exc.strerror or exc}") from None  # fmt: skip
+                                      f"{exc.strerror or exc}") from None
             try:
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + timeout
@@ -310,7 +310,7 @@ class TokenStore:
                         await asyncio.sleep(_LOCK_POLL_SECONDS)
                     except OSError as exc:
                         raise TokenStoreError(f"site {self.site}: cannot lock {self.lock_path}: "
-                                              f"{exc.strerror or exc}") from None  # fmt: skip
+                                              f"{exc.strerror or exc}") from None
                 try:
                     yield
                 finally:
@@ -323,7 +323,7 @@ class TokenStore:
             self._make_folder()
         except OSError as exc:
             raise TokenStoreError(f"site {self.site}: cannot create the folder of {self.path}: "
-                                  f"{exc.strerror or exc}") from None  # fmt: skip
+                                  f"{exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ async def seed_from_authorization_code(
         grant = await endpoint.exchange_code(code, redirect_uri)
         if grant.refresh_token is None:
             raise ReauthorizeError(f"site {store.site}: the token endpoint answered the authorization code without a "
-                                   f"refresh token; {reauthorize_hint(store.site)}")  # fmt: skip
+                                   f"refresh token; {reauthorize_hint(store.site)}")
         tokens = grant.tokens(store.wall())
         store.save(tokens)
     log.info("site %s: OAuth tokens stored in %s (scopes: %s)", store.site, store.path, " ".join(tokens.scope) or "?")
