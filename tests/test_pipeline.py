@@ -449,14 +449,14 @@ def test_the_row_budget_makes_holders_wait_and_always_gets_its_rows_back():
     still goes alone; a holder cancelled while holding gives its rows back."""
     import contextlib
 
-    from exporter.run.pipeline import _RowBudget
+    from exporter.run.dataset_run import RowBudget
 
-    async def take(budget: _RowBudget, rows: int, log: list[str]) -> None:
+    async def take(budget: RowBudget, rows: int, log: list[str]) -> None:
         async with budget.hold(rows):
             log.append(f"took {rows}")
 
     async def main() -> None:
-        budget, log = _RowBudget(100), []
+        budget, log = RowBudget(100), []
         async with budget.hold(80):
             waiting = asyncio.create_task(take(budget, 50, log))
             await asyncio.sleep(0)

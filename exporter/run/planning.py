@@ -1,6 +1,7 @@
 """Planning a run, before any request: which windows of a dataset to fetch (from the cursor,
 lookback, retention, ``--since``/``--until`` and earlier failures), whether the options name real
-sites and datasets, and how contiguous windows are cut into runs and packed into listings."""
+sites and datasets, and how contiguous windows are cut into runs and packed into listings; while a run goes, how far the
+cursor may move (:class:`CursorPlan`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..model.datasets import Dataset
 from ..model.runs import RunOptions
 from ..model.windows import Window, clamp_to_retention, plan_windows
 
-__all__ = ["plan_dataset_windows", "validate_options", "contiguous_runs", "pack_windows"]
+__all__ = ["plan_dataset_windows", "validate_options", "contiguous_runs", "pack_windows", "CursorPlan"]
 
 
 def plan_dataset_windows(
@@ -102,3 +103,34 @@ def pack_windows(windows: list[Window], rows: float, target_rows: int) -> list[l
         packs.append(windows[at : at + step])
         at += step
     return packs
+
+
+class CursorPlan:
+    """Moves the cursor over the longest contiguous prefix of finished windows (committed or
+    recorded as failed), never backwards, never past ``limit`` (``now - settle_hours``)."""
+
+    def __init__(self, windows: list[Window], cursor: datetime | None, advances: bool, limit: datetime) -> None:
+        self._pending = sorted(windows, key=lambda w: w.start)
+        self._planned = tuple(self._pending)
+        self._finished: set[Window] = set()
+        self._cursor = cursor
+        self._advances = advances
+        self._limit = limit
+
+    def covered(self, window: Window) -> int:
+        """How many planned windows ``window`` covers (at least 1: a retried failed window counts)."""
+        return max(1, sum(1 for w in self._planned if window.start <= w.start and w.end <= window.end))
+
+    def finish(self, window: Window) -> datetime | None:
+        """Mark ``window`` (one planned window, or a range covering several) finished; the new
+        cursor value, or None when it does not move."""
+        self._finished.add(window)
+        self._finished.update(w for w in self._pending if window.start <= w.start and w.end <= window.end)
+        if not self._advances:
+            return None
+        moved = None
+        while self._pending and self._pending[0] in self._finished:
+            end = min(self._pending.pop(0).end, self._limit)
+            if self._cursor is None or end > self._cursor:
+                self._cursor = moved = end
+        return moved

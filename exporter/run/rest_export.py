@@ -4,7 +4,7 @@ The windows are planned exactly as for the XML source (cursor − lookback, fail
 windows again, nothing beyond the API's reach), then contiguous windows are joined into spans of
 at most the listing's ``window_days`` (30 days for the meeting reports): one span, one listing
 walked to its last ``rel="next"`` page by :class:`exporter.webex.rest.client.RestClient`, one commit
-through the same group-commit path as XML windows (``pipeline._land``).  A span that cannot be
+through the same group-commit path as XML windows (``landing.land``).  A span that cannot be
 listed is recorded as a failed window and listed again by the next run; a span whose walk could
 not be shown complete lands with every row seen, flagged unverified, and is listed again.
 """
@@ -12,16 +12,25 @@ not be shown complete lands with every row seen, flagged unverified, and is list
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from ..config import RestSettings, SiteSettings
 from ..errors import OperationRetiredError, ParseError, RetryableError, WindowFailedError
 from ..model.datasets import SOURCE_COLUMN, Dataset
+from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event
-from .planning import plan_dataset_windows
+from .context import RunContext, first_leaf
+from .landing import land, record_failed_window
+from .planning import CursorPlan, plan_dataset_windows
+
+if TYPE_CHECKING:
+    from ..store.state import DatasetState
+    from ..webex.rest.client import RestClient, RestFetch
 
 __all__ = ["export_rest_dataset", "rest_spans", "SWITCH_NOTE"]
 
@@ -51,17 +60,17 @@ def rest_spans(windows: list[Window], *, max_days: int) -> list[Window]:
 
 
 async def export_rest_dataset(
-    ctx: Any, client: Any, site: Any, dataset: Dataset, outcome: Any, state: Any, *, not_before: datetime | None = None
+    ctx: RunContext, client: RestClient, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome,
+    state: DatasetState, *, not_before: datetime | None = None,
 ) -> None:
     """List and land one dataset of one site through REST (see the module docstring).
     ``not_before``: never list earlier than this (where an ``auto`` site's XML history ends).
 
     Raises what stops the site (auth, scopes, endpoint) for the caller to report;
     :class:`OperationRetiredError` (the endpoint answers 404/410) marks the dataset unavailable."""
-    from . import pipeline
-
     listing = dataset.rest
     assert listing is not None
+    list_cap = (site.rest or RestSettings()).meetings_list_cap
     export = ctx.settings.export
     margin = ctx.now - timedelta(days=min(export.retention_days, listing.reach_days) - 1)
     retry = list(state.failed_windows) + [w for w in state.unverified_windows
@@ -83,24 +92,24 @@ async def export_rest_dataset(
     if not spans:
         return
     if listing.unconfirmed:
-        event("REST mapping not confirmed by Cisco's spec", level=20, site=site.name, dataset=dataset.name,
+        event("REST mapping not confirmed by Cisco's spec", level=logging.INFO, site=site.name, dataset=dataset.name,
               unconfirmed=listing.unconfirmed)
     tracker = ctx.progress.dataset(site.name, dataset.name, windows=len(windows))
-    cursor_plan = pipeline._CursorPlan(planned, state.cursor, advances, ctx)
+    cursor_plan = CursorPlan(planned, state.cursor, advances, ctx.settle_limit)
     gate = asyncio.Semaphore(SPANS_IN_FLIGHT)
 
-    async def listed(span: Window) -> list[Any]:
+    async def listed(span: Window) -> list[RestFetch]:
         """``span``'s listing; a listing that hit ``/meetings``' per-query cap is asked again
         as two halves (down to a minute), so no instance beyond the cap is cut off."""
         async with gate:
             if ctx.stop.is_set():
                 raise asyncio.CancelledError
             fetched = await client.fetch_window(dataset, span.start, span.end)
-        if listing.path == "/meetings" and fetched.rows >= site.rest.meetings_list_cap and span.end - span.start > MIN_SPLIT:
+        if listing.path == "/meetings" and fetched.rows >= list_cap and span.end - span.start > MIN_SPLIT:
             middle = span.start + (span.end - span.start) / 2
             middle = middle.replace(second=0, microsecond=0)
             _add_rest_stats(outcome, fetched)  # what the capped listing cost still counts
-            event("REST listing capped: listing it again in halves", level=20, site=site.name, dataset=dataset.name,
+            event("REST listing capped: listing it again in halves", level=logging.INFO, site=site.name, dataset=dataset.name,
                   window=str(span), rows=fetched.rows)
             halves = await asyncio.gather(listed(Window(span.start, middle)), listed(Window(middle, span.end)))
             return [f for half in halves for f in half]
@@ -117,7 +126,7 @@ async def export_rest_dataset(
                 return
             raise
         except (WindowFailedError, ParseError, RetryableError) as exc:
-            await pipeline._record_failure(ctx, site, dataset, span, outcome, cursor_plan, exc)
+            await record_failed_window(ctx, site, dataset, span, outcome, cursor_plan, exc)
             return
         for fetched in parts:
             _add_rest_stats(outcome, fetched)
@@ -126,8 +135,8 @@ async def export_rest_dataset(
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         if SOURCE_COLUMN not in table.column_names:
             table = table.append_column(SOURCE_COLUMN, pa.repeat(pa.scalar("rest"), table.num_rows))
-        await pipeline._land(ctx, site, dataset, span, table, outcome, tracker, cursor_plan,
-                             problem="; ".join(problems) if problems else None)
+        await land(ctx, site, dataset, span, table, outcome, tracker, cursor_plan,
+                   problem="; ".join(problems) if problems else None)
         event("window committed", site=site.name, dataset=dataset.name, window=str(span), source="rest",
               records=table.num_rows, listings=len(parts), pages=sum(f.pages for f in parts),
               requests=sum(f.requests for f in parts), retries=sum(f.retries for f in parts),
@@ -140,15 +149,15 @@ async def export_rest_dataset(
             for span in spans:
                 group.create_task(one(span), name=f"rest:{site.name}:{dataset.name}:{span}")
     except* OperationRetiredError as caught:
-        exc = pipeline._first_leaf(caught)
+        exc = first_leaf(caught)
         message = f"{exc} ({dataset.name} through REST: {listing.path}); skipped this run"
         outcome.unavailable = message
-        event("dataset unavailable: REST endpoint gone", level=40, site=site.name, dataset=dataset.name, error=message)
+        event("dataset unavailable: REST endpoint gone", level=logging.ERROR, site=site.name, dataset=dataset.name, error=message)
         await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, message)
     tracker.done()
 
 
-def _add_rest_stats(outcome: Any, fetched: Any) -> None:
+def _add_rest_stats(outcome: DatasetOutcome, fetched: RestFetch) -> None:
     """Fold a ``RestFetch`` into the dataset outcome's counters."""
     outcome.pages += fetched.pages
     outcome.requests += fetched.requests

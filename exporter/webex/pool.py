@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 
@@ -15,6 +14,7 @@ from .classify import DEFAULT_CODES
 from .client import WebexClient
 from .decoding import ResponseDecoder, auto_workers
 from .rest.client import RestClient
+from .site_facts import SiteFacts
 from .throttle import SiteThrottle
 
 __all__ = ["ClientPool"]
@@ -27,16 +27,17 @@ class ClientPool:
     that site's request budget and session ticket."""
 
     def __init__(self, parse_workers: int | None = 0) -> None:
-        self._clients: dict[str, object] = {}
+        self._clients: dict[str, WebexClient] = {}
+        self._rest_clients: dict[str, RestClient] = {}
         self._sessions: list[aiohttp.ClientSession] = []
         self._lock = asyncio.Lock()
         #: Shared by every site: parse worker processes (``export.parse_workers``; None = auto).
         self.decoder = ResponseDecoder(auto_workers() if parse_workers is None else parse_workers)
         #: What each site said about itself, and when (event-loop time): asked once per run, or
         #: once per ``SITE_FACTS_TTL_SECONDS`` for a ``serve`` that keeps the pool.
-        self.site_facts: dict[str, tuple[float, Any]] = {}
+        self.site_facts: dict[str, tuple[float, SiteFacts]] = {}
 
-    async def client(self, site: SiteSettings) -> object:
+    async def client(self, site: SiteSettings) -> WebexClient:
         """The client for ``site`` (created once)."""
         async with self._lock:
             if site.name not in self._clients:
@@ -49,28 +50,26 @@ class ClientPool:
                                                        decoder=self.decoder, codes=codes)
             return self._clients[site.name]
 
-    async def rest_client(self, site: SiteSettings, *, wall: Callable[[], float] | None = None) -> Any:
+    async def rest_client(self, site: SiteSettings, *, wall: Callable[[], float] | None = None) -> RestClient:
         """The REST client for ``site`` (created once; its own HTTP session).  ``wall``: the clock
         token expiries and the APIs' reach are judged by (a run given ``now`` passes it)."""
         async with self._lock:
-            key = f"rest:{site.name}"
-            if key not in self._clients:
-                self._clients[key] = RestClient(site, wall=wall)
-            return self._clients[key]
+            if site.name not in self._rest_clients:
+                self._rest_clients[site.name] = RestClient(site, wall=wall)
+            return self._rest_clients[site.name]
 
     def throttle_wait(self, site: str) -> float:
         """Seconds the site's requests spent waiting on throttles so far (for progress)."""
         client = self._clients.get(site)
-        stats = getattr(client, "stats", None)
-        return float(getattr(stats, "throttle_wait_seconds", 0.0))
+        return client.stats.throttle_wait_seconds if client is not None else 0.0
 
     async def close(self) -> None:
         """Close every session and stop the parse workers."""
-        for name, client in list(self._clients.items()):
-            if name.startswith("rest:"):
-                await client.close()  # type: ignore[attr-defined]
+        for rest in list(self._rest_clients.values()):
+            await rest.close()
         for session in self._sessions:
             await session.close()
         self._sessions.clear()
         self._clients.clear()
+        self._rest_clients.clear()
         await asyncio.to_thread(self.decoder.close)

@@ -1,0 +1,54 @@
+"""What every part of one export run shares: the settings, the warehouse, the run's report, its
+clock, its stop signal, the HTTP client pool and the commit lock (:class:`RunContext`)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from ..config import Settings
+from ..model.runs import RunOptions, RunReport
+from ..webex.pool import ClientPool
+from .progress import Progress
+
+if TYPE_CHECKING:
+    from ..store.warehouse import Warehouse
+    from .landing import Ready
+
+__all__ = ["RunContext", "first_leaf"]
+
+
+@dataclass(slots=True)
+class RunContext:
+    """One run's shared state (sites, datasets and windows all read it; only the run writes it)."""
+
+    settings: Settings
+    options: RunOptions
+    warehouse: Warehouse
+    report: RunReport
+    now: datetime
+    stop: asyncio.Event
+    progress: Progress
+    clients: ClientPool
+    commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Per (site, dataset): fetched windows queued for the next group commit (see ``landing``).
+    ready: dict[tuple[str, str], list[Ready]] = field(default_factory=dict)
+    #: Something committed since the catalog was last published.
+    dirty: bool = False
+    #: Per site: (zone of timeZoneID-labelled times, zone of unlabeled times), as settled for this run.
+    zones: dict[str, tuple[ZoneInfo, ZoneInfo]] = field(default_factory=dict)
+
+    @property
+    def settle_limit(self) -> datetime:
+        """The cursor never passes this: history younger than ``settle_hours`` may still change."""
+        return self.now - timedelta(hours=self.settings.export.settle_hours)
+
+
+def first_leaf(group: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) task-group exception groups."""
+    while isinstance(group, BaseExceptionGroup) and group.exceptions:
+        group = group.exceptions[0]
+    return group

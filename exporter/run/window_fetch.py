@@ -1,0 +1,134 @@
+"""Fetching one window: its final history (and preliminary history where final may be
+incomplete) listed through the site's client, then handed to :mod:`landing`; what each listing
+cost is folded into the dataset's outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from ..config import SiteSettings
+from ..errors import ParseError, RetryableError, WindowFailedError
+from ..model.datasets import Dataset
+from ..model.runs import DatasetOutcome
+from ..model.windows import Window
+from ..obs.logs import event
+from ..webex.client import RequestStats, WebexClient, run_all
+from ..webex.paging import DEFAULT_MAX_RESCANS, Probe, WindowFetch, fetch_window, new_listing_age
+from .context import RunContext
+from .landing import land, progress_key, record_failed_window
+from .planning import CursorPlan
+from .progress import DatasetProgress
+from .site_setup import zone_for
+
+__all__ = ["WINDOW_ERRORS", "add_stats", "export_window", "is_recent", "probe_stats"]
+
+#: What fails one listing but not the site: the window is recorded as failed (or a pack listed
+#: window by window); auth and site pauses go up to the site instead.
+WINDOW_ERRORS = (WindowFailedError, ParseError, RetryableError)
+
+
+def probe_stats() -> RequestStats:
+    """Fresh counters for a probe's requests (folded into the outcome with :func:`add_stats`)."""
+    return RequestStats()
+
+
+async def export_window(
+    ctx: RunContext,
+    client: WebexClient,
+    site: SiteSettings,
+    dataset: Dataset,
+    window: Window,
+    outcome: DatasetOutcome,
+    tracker: DatasetProgress,
+    cursor_plan: CursorPlan,
+    gate: asyncio.Semaphore | None = None,
+    record_failure: bool = True,
+    first: Probe | None = None,
+) -> None:
+    """Fetch one window (holding a slot of ``gate``) and land it (after giving the slot back, so
+    fetching goes on while commits run).  A window that cannot be listed is recorded as failed,
+    or with ``record_failure=False`` its error is raised to the caller."""
+
+    zone = zone_for(ctx, site, dataset)
+    started = asyncio.get_running_loop().time()
+    try:
+        async with gate or contextlib.nullcontext():
+            if ctx.stop.is_set():
+                return
+            fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone,
+                                                                        tracker, outcome, first,
+                                                                        packed=not record_failure)
+    except WINDOW_ERRORS as exc:
+        if not record_failure:
+            raise
+        await record_failed_window(ctx, site, dataset, window, outcome, cursor_plan, exc)
+        return
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    for fetch in stats:
+        add_stats(outcome, fetch)
+    problems = [f"{'preliminary ' if f.preliminary else ''}{f.problem}" for f in stats if not f.verified]
+    await land(ctx, site, dataset, window, table, outcome, tracker, cursor_plan,
+                problem="; ".join(problems) if problems else None)
+    elapsed = asyncio.get_running_loop().time() - started
+    event(
+        "window committed", site=site.name, dataset=dataset.name, window=str(window), records=table.num_rows,
+        total=fetched.total, pages=fetched.pages, requests=fetched.requests, retries=fetched.retries,
+        throttles=fetched.throttles, seconds=round(elapsed, 3),
+        unknown_elements=sum(fetched.unknown_elements.values()), bad_values=sum(fetched.bad_values.values()),
+    )
+
+
+async def _fetch_final_and_preliminary(
+    ctx: RunContext, client: WebexClient, site: SiteSettings, dataset: Dataset, window: Window, zone: ZoneInfo,
+    tracker: DatasetProgress, outcome: DatasetOutcome, first: Probe | None = None, packed: bool = False,
+) -> tuple[WindowFetch, list[pa.Table], list[WindowFetch]]:
+    """The window's final history, plus preliminary history where final may not be complete yet.
+
+    Both are listed at once and as one listing (one age), so the preliminary pages of a recent
+    window do not wait behind every listing that started after its final one.  What a failed
+    listing cost goes into ``outcome`` here (a successful one's, when it lands)."""
+    age = new_listing_age()
+    lost = functools.partial(add_stats, outcome)
+    # A packed listing that cannot be verified at once is not rescanned: its windows are listed
+    # one by one (each rescanned, and landed unverified at worst), so a bad day costs one day.
+    rescans = 0 if packed else DEFAULT_MAX_RESCANS
+    listings = [fetch_window(
+        client, dataset, window, site=site, zone=zone, age=age, on_failure=lost, first=first,
+        max_window_records=ctx.settings.export.max_window_records, max_rescans=rescans, land_unverified=not packed,
+        on_page=functools.partial(tracker.page, window_key=progress_key(window)),
+    )]
+    if site.preliminary and dataset.preliminary_operation and is_recent(ctx, window):
+        listings.append(fetch_window(
+            client, dataset, window, site=site, zone=zone, preliminary=True, age=age, on_failure=lost,
+            max_window_records=ctx.settings.export.max_window_records, max_rescans=rescans, land_unverified=not packed,
+        ))
+    stats = await run_all(listings, discarded=lost)  # one failed: the other's cost still counts
+    return stats[0], [fetch.table for fetch in stats], stats
+
+
+def is_recent(ctx: RunContext, window: Window) -> bool:
+    """Preliminary history matters only where final history may not be complete yet."""
+    return window.end > ctx.now - timedelta(days=max(ctx.settings.export.lookback_days, 2))
+
+
+def add_stats(outcome: DatasetOutcome, fetched: WindowFetch | RequestStats) -> None:
+    """Fold a ``WindowFetch`` (or a probe's ``RequestStats``) into the outcome's counters."""
+    outcome.requests += fetched.requests
+    outcome.retries += fetched.retries
+    outcome.throttle_wait_seconds += fetched.throttle_wait_seconds
+    if isinstance(fetched, RequestStats):  # a probe: its throttles are a Counter by cause
+        outcome.throttles_by_cause.update(fetched.throttles)
+        outcome.throttles += fetched.throttled
+        return
+    outcome.throttles_by_cause.update(fetched.throttles_by_cause)
+    outcome.throttles += fetched.throttles
+    outcome.pages += fetched.pages
+    outcome.rescans += fetched.rescans
+    outcome.unknown_elements.update(fetched.unknown_elements)
+    outcome.bad_values.update(fetched.bad_values)
