@@ -17,11 +17,16 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..errors import AuthError, ConfigError, ExporterError, FatalSiteError, WarehouseError
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..model.runs import RunOptions
+
 
 __all__ = ["main", "cli", "EXIT_OK", "EXIT_PARTIAL", "EXIT_CONFIG", "EXIT_AUTH", "EXIT_WAREHOUSE"]
 
@@ -85,7 +90,7 @@ def selection_options(func: F) -> F:
     return func
 
 
-def _load(config_path: Path, debug: bool) -> Any:
+def _load(config_path: Path, debug: bool) -> Settings:
     from ..config import load_settings
     from ..obs.logs import configure_logging, register_secret
 
@@ -113,7 +118,7 @@ def _parse_when(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _export_and_exit(settings: Any, options: Any) -> None:
+def _export_and_exit(settings: Settings, options: RunOptions) -> None:
     """Check the selection, run one export, print its summary, exit with its code."""
     from ..run.pipeline import run_once
     from ..run.planning import validate_options

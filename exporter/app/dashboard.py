@@ -20,11 +20,15 @@ from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import ConfigError
 from .queries import QUERIES_DIR, load_queries, open_catalog
+
+if TYPE_CHECKING:
+    import duckdb
+
 
 __all__ = [
     "CHART_WIDTH",
@@ -335,7 +339,7 @@ def _table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     return f'<div class="table-scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _run(connection: Any, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+def _run(connection: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
     query = load_queries(QUERIES_DIR)[name]
     given = {k: str(v) for k, v in params.items() if k in {p[0] for p in query.params}}
     cursor = connection.execute(query.sql, query.bind(given))
@@ -361,7 +365,7 @@ def _check_period(since: date | None, until: date | None) -> None:
         raise ConfigError(f"--since {_when(since)} is after --until {_when(until)}")
 
 
-def render_report(connection: Any, *, site: str | None, since: date | None, until: date | None, title: str) -> str:
+def render_report(connection: duckdb.DuckDBPyConnection, *, site: str | None, since: date | None, until: date | None, title: str) -> str:
     """The dashboard HTML for an open catalog connection.
 
     Raises :class:`~exporter.errors.ConfigError` when ``since`` is after ``until``."""

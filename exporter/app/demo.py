@@ -15,14 +15,19 @@ import tempfile
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
 
-from ..config import Settings, parse_settings
+from ..config import Settings, SiteSettings, parse_settings
 from ..errors import ConfigError
 from ..store.published import TABLES_DIR
+
+if TYPE_CHECKING:
+    from ..simulator.server import Simulator
+    from ..store.process_lock import ProcessLock
+
 
 __all__ = ["run_demo", "demo_settings"]
 
@@ -82,7 +87,7 @@ def _holds_exports(settings: Settings) -> bool:
     )
 
 
-def _take_warehouse(settings: Settings) -> Any:
+def _take_warehouse(settings: Settings) -> ProcessLock:
     """The warehouse's writer lock, for the demo, or a clear refusal: the demo never writes (or
     clears) a warehouse another exporter is writing, nor one that holds exports it did not make."""
     from ..errors import WarehouseError
@@ -145,7 +150,7 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
     except (FileNotFoundError, tomllib.TOMLDecodeError):
         table = {}
     profile = load_profile(table.get("profile", "default"))
-    password = dict(profile.sites[0].users).get("admin", "")
+    password = dict(profile.sites[0].users).get("admin") or ""
     click.echo(f"starting the Webex XML API simulator (profile {table.get('profile', 'default')!r}) ...")
     with run_in_thread(profile) as sim, tempfile.TemporaryDirectory(prefix="webex-demo-tokens-") as tokens:
         settings = demo_settings(config_path, sim.url, password, rest_url=sim.rest_url,
@@ -181,7 +186,7 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
     return 0
 
 
-def _authorize_rest_sites(settings: Settings, sim: Any) -> None:
+def _authorize_rest_sites(settings: Settings, sim: Simulator) -> None:
     """What ``webex-exporter auth`` does, for the demo's REST sites: store the simulator's first
     refresh token (exchanged once, so the demo also shows the rotation) in the demo's token dir."""
     import asyncio
@@ -195,12 +200,12 @@ def _authorize_rest_sites(settings: Settings, sim: Any) -> None:
             asyncio.run(seed_tokens(site, refresh_token=Secret(token)))
 
 
-def _sim_site(site: Any) -> str:
+def _sim_site(site: SiteSettings) -> str:
     """The simulator site a REST site's ``siteUrl`` names (``globex.webex.com`` -> ``globex``)."""
     return site.rest.site_url.split(".", 1)[0] if site.rest is not None else site.site_name
 
 
-def _compare_with_ground_truth(settings: Settings, sim: Any) -> int:
+def _compare_with_ground_truth(settings: Settings, sim: Simulator) -> int:
     """Print landed rows vs the simulator's ground truth per site and dataset; count mismatches."""
     from ..model.datasets import by_name
     from .queries import open_catalog

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..config import Settings
+from ..model.runs import RunReport
+
+if TYPE_CHECKING:
+    from ..store.warehouse import Warehouse
+
 
 __all__ = ["Metrics", "start_metrics"]
 
@@ -23,7 +28,7 @@ __all__ = ["Metrics", "start_metrics"]
 class Metrics:
     """The exporter's metrics and the tiny web server that exposes them."""
 
-    def __init__(self, warehouse: Any) -> None:
+    def __init__(self, warehouse: Warehouse | None) -> None:
         self.registry = CollectorRegistry()
         self._warehouse = warehouse
         labels = ("site", "dataset")
@@ -50,7 +55,7 @@ class Metrics:
         #: Per site, why its last run stopped (absent: it did not); what /healthz reports.
         self.failing: dict[str, str] = {}
 
-    def observe_run(self, report: Any) -> None:
+    def observe_run(self, report: RunReport) -> None:
         """Fold one run's counters in; a stopped site is down (gauge and /healthz) until a run of
         it is not stopped."""
         now = datetime.now(timezone.utc)
@@ -103,7 +108,7 @@ class Metrics:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        return site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return int(self._runner.addresses[0][1])  # (host, port) of the socket just bound
 
     async def stop(self) -> None:
         """Stop serving."""
@@ -111,7 +116,7 @@ class Metrics:
             await self._runner.cleanup()
 
 
-async def start_metrics(settings: Settings, warehouse: Any) -> Metrics | None:
+async def start_metrics(settings: Settings, warehouse: Warehouse | None) -> Metrics | None:
     """Start the endpoint when ``observability.metrics_port`` is set, else None."""
     port = settings.observability.metrics_port
     if port is None:

@@ -11,6 +11,7 @@ process exits within seconds.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from datetime import datetime, timezone
 
@@ -80,7 +81,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None, ready:
                     metrics.observe_run(report)
                 event("job finished", site=site, dataset=dataset, exit_code=report.exit_code, run_id=report.run_id)
             except Exception as exc:  # one failing job never stops the service
-                event("job crashed", level=40, site=site, dataset=dataset, error=f"{type(exc).__name__}: {exc}")
+                event("job crashed", level=logging.ERROR, site=site, dataset=dataset, error=f"{type(exc).__name__}: {exc}")
             finally:
                 running.discard(task)
 

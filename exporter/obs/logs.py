@@ -2,8 +2,11 @@
 
 Every handler carries a :class:`RedactingFilter` that replaces registered secret values (passwords,
 tokens, session tickets) with ``***`` wherever they would appear, so a secret that slips into an
-exception message still never reaches a log line.  Events carry structured fields via ``extra=``
-(``log.info("window committed", extra={"fields": {...}})``).
+exception message still never reaches a log line.
+
+One style everywhere: :func:`event` with a short constant message and the values as keyword
+fields (``event("window committed", site="a", records=10)``); the text format prints them as
+``key=value`` after the message, the JSON format as keys of the line's object.
 """
 
 from __future__ import annotations

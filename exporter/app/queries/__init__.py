@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ __all__ = ["NamedQuery", "load_queries", "run_query", "describe_queries", "QUERI
 
 QUERIES_DIR = Path(__file__).resolve().parent  # the .sql files beside this module (package data)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_CONVERT = {
+_CONVERT: dict[str, Callable[[str], object]] = {
     "int": int,
     "float": float,
     "str": str,
