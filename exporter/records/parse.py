@@ -450,11 +450,11 @@ class _Page:
             column[row] = text
             if unusual:
                 self.names[(index, row)] = child_local
-        for position, index, child_local in shape.others:
-            if index is None:
+        for position, other_index, child_local in shape.others:
+            if other_index is None:
                 self.unknown[f"{local}/{child_local}"] += 1
             else:  # repeated inside one container
-                self.bad[self.plan.columns[index].name] += 1
+                self.bad[self.plan.columns[other_index].name] += 1
             _add(nested, child_local, _element_json(kids[position]))
         text = element.text
         if text and not text.isspace():  # a container that turned into a leaf: keep its text

@@ -31,7 +31,7 @@ __all__ = ["parse_xml", "DEFAULT_MAX_BYTES", "local_name"]
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
-class _RefuseExternal(etree.Resolver):
+class _RefuseExternal(etree.Resolver):  # type: ignore[misc]  # lxml ships no stubs, so Resolver is Any
     """Answers every external reference (DTD, entity, parameter entity) with nothing, so lxml's
     default loader never opens a file or a URL, and remembers that one was asked for."""
 
