@@ -157,3 +157,35 @@ def test_bad_real_data_keys_are_named():
     for key in ("sites[0].retired_exception_ids", "sites[0].allow_non_admin",
                 "export.dataset_lookback_days.recordings", "export.dataset_lookback_days.meeting_usage"):
         assert key in text, (key, text)
+
+
+def test_three_mistakes_in_three_sections_are_all_reported_in_one_error():
+    data = _base()
+    data["sites"][0]["time_zone_id"] = 99  # out of range
+    data["schedule"] = {"jitter_seconds": "soon"}  # wrong type
+    data["observability"] = {"metrics_prot": 9100}  # misspelt key
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(data, env=ENV)
+    problems = caught.value.problems
+    assert len(problems) == 3, problems
+    assert any(p.startswith("sites[0].time_zone_id: must be between 0 and 61, got 99") for p in problems)
+    assert any(p.startswith("schedule.jitter_seconds: must be an integer, got 'soon'") for p in problems)
+    assert any(p.startswith("observability.metrics_prot: unknown key (did you mean 'metrics_port'?)") for p in problems)
+
+
+def test_keys_defaults_and_bounds_come_from_the_settings_dataclasses():
+    from dataclasses import fields
+
+    from exporter.config import ThrottleSettings
+    from exporter.config.settings import toml_keys
+
+    assert toml_keys(ThrottleSettings) == {f.name for f in fields(ThrottleSettings)}
+    defaults = parse_settings(_base() | {"throttle": {}}, env=ENV).sites[0].throttle
+    assert defaults == ThrottleSettings()
+    room = {"max_retry_after_seconds": 86_400}  # cool-downs may not exceed it (a rule across two keys)
+    for f in fields(ThrottleSettings):  # each declared bound is the edge of what is accepted
+        data = _base() | {"throttle": room | {f.name: f.metadata["max"]}}
+        assert getattr(parse_settings(data, env=ENV).sites[0].throttle, f.name) == f.metadata["max"]
+        data = _base() | {"throttle": {f.name: f.metadata["max"] * 2 + 1}}
+        with pytest.raises(ConfigError, match=f"throttle.{f.name}: must be between"):
+            parse_settings(data, env=ENV)
