@@ -11,7 +11,7 @@ from source_fixtures import NOW, assert_equals_truth, sim_config, simulated, tru
 from exporter.errors import IncompleteListingError
 from exporter.model.datasets import DATASETS, by_name
 from exporter.model.windows import Window
-from exporter.records.parse import arrow_schema
+from exporter.records.arrow_schema import arrow_schema
 from exporter.simulator import SiteConfig
 from exporter.webex.paging import DEFAULT_MAX_RESCANS, fetch_window
 

@@ -16,14 +16,9 @@ from lxml import etree
 
 from exporter.model.datasets import DATASETS, LINEAGE_COLUMNS, Column, Dataset, by_name
 from exporter.model.timezones import zoneinfo_for
-from exporter.records.parse import (
-    ParsedPage,
-    arrow_schema,
-    format_webex_time,
-    local_to_utc,
-    parse_records,
-    parse_webex_time,
-)
+from exporter.records.arrow_schema import arrow_schema
+from exporter.records.parse import ParsedPage, parse_records
+from exporter.records.webex_time import format_webex_time, local_to_utc, parse_webex_time
 from exporter.records.xmlsafe import parse_xml
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"

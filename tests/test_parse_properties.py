@@ -29,7 +29,9 @@ from lxml import etree
 from exporter.model.datasets import DATASETS, Column, Dataset
 from exporter.model.naming import column_name
 from exporter.model.timezones import zoneinfo_for
-from exporter.records.parse import arrow_schema, local_to_utc, parse_records, parse_webex_time
+from exporter.records.arrow_schema import arrow_schema
+from exporter.records.parse import parse_records
+from exporter.records.webex_time import local_to_utc, parse_webex_time
 from exporter.records.xmlsafe import parse_xml
 
 NS = "http://www.webex.com/schemas/2002/06/service/history"

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from exporter.model.datasets import ALL_DATASETS, Dataset, by_name
-from exporter.records.parse import arrow_schema
+from exporter.records.arrow_schema import arrow_schema
 from exporter.webex.rest.decode import decode_items, json_text, parse_iso_time, rest_columns, rest_schema
 
 UTC = timezone.utc

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from exporter.model.datasets import Dataset, by_name  # noqa: E402
 
 try:
-    from exporter.records.parse import arrow_schema  # noqa: E402
+    from exporter.records.arrow_schema import arrow_schema  # noqa: E402
 except ImportError:  # parse.py not there yet: the same schema from the registry
     from exporter.store.lake import arrow_type
 

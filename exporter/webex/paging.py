@@ -40,6 +40,7 @@ from ..errors import ExporterError, IncompleteListingError
 from ..model.datasets import Dataset
 from ..model.windows import Window
 from ..records import identity, parse
+from ..records.arrow_schema import arrow_schema
 from .batching import FIRST, REST, batcher_for
 from .client import RequestStats, WebexClient, run_all
 from .protocol import Body, BodyResponse, list_body, scope_zone
@@ -227,7 +228,7 @@ class _Lister:
         self.on_page = on_page
         self.max_rescans = max(0, max_rescans)
         self.page_size = site.throttle.page_size
-        self.schema = parse.arrow_schema(dataset)
+        self.schema = arrow_schema(dataset)
         self.done_pages = 0
         self.known_pages = 0
         self.age = age

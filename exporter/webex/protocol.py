@@ -22,7 +22,8 @@ from ..errors import ParseError
 from ..model.datasets import Dataset
 from ..model.timezones import DEFAULT_REQUEST_TIME_ZONE_ID, zoneinfo_for
 from ..model.windows import Window
-from ..records.parse import ParsedPage, format_webex_time
+from ..records.parse import ParsedPage
+from ..records.webex_time import format_webex_time
 from ..records.xmlsafe import local_name, parse_xml
 
 __all__ = [

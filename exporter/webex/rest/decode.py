@@ -49,7 +49,11 @@ import pyarrow as pa
 from ...model.datasets import ColumnType, Dataset, RestListing, by_name
 
 # parse.py's single-value rules and Arrow types are the definition for both sources.
-from ...records.parse import _ARROW_TYPES, _BAD, _parse_bool, _parse_float, _parse_int
+from ...records.arrow_schema import ARROW_TYPES as _ARROW_TYPES
+from ...records.value_rules import BAD as _BAD
+from ...records.value_rules import parse_bool as _parse_bool
+from ...records.value_rules import parse_float as _parse_float
+from ...records.value_rules import parse_int as _parse_int
 
 __all__ = [
     "DecodedPage",
