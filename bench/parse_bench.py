@@ -37,7 +37,8 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from exporter.model.datasets import DATASETS, Column, Dataset  # noqa: E402
+from exporter.model.dataset_spec import Column, Dataset  # noqa: E402
+from exporter.model.datasets import DATASETS  # noqa: E402
 from exporter.model.timezones import zoneinfo_for  # noqa: E402
 from exporter.records.parse import parse_records  # noqa: E402
 from exporter.records.xmlsafe import parse_xml  # noqa: E402

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 from exporter.config import Secret, SiteSettings, ThrottleSettings
-from exporter.model.datasets import Dataset
+from exporter.model.dataset_spec import Dataset
 from exporter.model.windows import Window
 from exporter.simulator import Simulator, SimulatorConfig
 from exporter.webex.client import WebexClient

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pytest
 from lxml import etree
 
-from exporter.model.datasets import DATASETS, LINEAGE_COLUMNS, Column, Dataset, by_name
+from exporter.model.dataset_spec import LINEAGE_COLUMNS, Column, Dataset
+from exporter.model.datasets import DATASETS, by_name
 from exporter.model.timezones import zoneinfo_for
 from exporter.records.arrow_schema import arrow_schema
 from exporter.records.parse import ParsedPage, parse_records

@@ -26,7 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from exporter.model.datasets import DATASETS, Column, Dataset
+from exporter.model.dataset_spec import Column, Dataset
+from exporter.model.datasets import DATASETS
 from exporter.model.naming import column_name
 from exporter.model.timezones import zoneinfo_for
 from exporter.records.arrow_schema import arrow_schema

@@ -35,7 +35,8 @@ from exporter.errors import (
     TransportError,
     WindowRangeError,
 )
-from exporter.model.datasets import ALL_DATASETS, Dataset, by_name
+from exporter.model.dataset_spec import Dataset
+from exporter.model.datasets import ALL_DATASETS, by_name
 from exporter.simulator import Simulator, SiteConfig
 from exporter.simulator.rest_config import DEFAULT_SCOPES, NEXT_LINK_PARAMS, RestConfig, SiteRest
 from exporter.webex.rest.client import RestClient, RestFetch, seed_tokens

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from exporter.model.datasets import ALL_DATASETS, Dataset, by_name
+from exporter.model.dataset_spec import Dataset
+from exporter.model.datasets import ALL_DATASETS, by_name
 from exporter.records.arrow_schema import arrow_schema
 from exporter.webex.rest.decode import decode_items, json_text, parse_iso_time, rest_columns, rest_schema
 

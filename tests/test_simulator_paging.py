@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter.model.datasets import DATASETS, Dataset, by_name
+from exporter.model.dataset_spec import Dataset
+from exporter.model.datasets import DATASETS, by_name
 from exporter.simulator import probe
 
 CTX = probe.security("demo", webex_id="admin", password="sim-password")

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from exporter.model.datasets import ALL_DATASETS, Dataset, by_name
+from exporter.model.dataset_spec import Dataset
+from exporter.model.datasets import ALL_DATASETS, by_name
 from exporter.simulator import SimulatorConfig, load_profile
 from exporter.simulator.config import SiteConfig
 from exporter.simulator.rest_config import RestConfig, SiteRest

@@ -33,7 +33,8 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.model.datasets import Dataset, by_name  # noqa: E402
+from exporter.model.dataset_spec import Dataset  # noqa: E402
+from exporter.model.datasets import by_name  # noqa: E402
 
 try:
     from exporter.records.arrow_schema import arrow_schema  # noqa: E402

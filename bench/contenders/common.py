@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from exporter.model.datasets import Dataset, by_name
+from exporter.model.dataset_spec import Dataset
+from exporter.model.datasets import by_name
 
 __all__ = [
     "Workload",

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 from lxml import etree
 
 from bench.contenders.common import Limiter, Outcome, Workload, bench_range, day_slices, list_request
-from exporter.model.datasets import Dataset
+from exporter.model.dataset_spec import Dataset
 
 PAGE = 500
 _ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string(),

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 
 __all__ = ["ARROW_TYPES", "arrow_schema"]
 

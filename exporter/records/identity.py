@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 
 __all__ = [
     "OCCURRENCE_COLUMN",

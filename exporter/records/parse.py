@@ -63,7 +63,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 from lxml import etree
 
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from .record_page import RecordPage
 from .tag_plan import plan_for
 

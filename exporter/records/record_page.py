@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
-from ..model.datasets import Column
+from ..model.dataset_spec import Column
 from ..model.naming import column_name
 from .arrow_schema import ARROW_TYPES
 from .converters import CONVERTERS

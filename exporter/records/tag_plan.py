@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ..model.datasets import Column, Dataset
+from ..model.dataset_spec import Column, Dataset
 from ..model.naming import column_name
 from .arrow_schema import arrow_schema
 from .xmlsafe import local_name

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from ..config import SiteSettings
 from ..errors import IncompleteListingError, OperationRetiredError
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event

@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 import pyarrow as pa
 
 from ..config import SiteSettings
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event

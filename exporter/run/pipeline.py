@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from ..config import Settings, SiteSettings
 from ..errors import AuthError, ConfigError, ExporterError, FatalSiteError, SitePausedError
-from ..model.datasets import Dataset, by_name
+from ..model.dataset_spec import Dataset
+from ..model.datasets import by_name
 from ..model.runs import DatasetOutcome, RunOptions, RunReport
 from ..obs.logs import event
 from ..webex.client import WebexClient

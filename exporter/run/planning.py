@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from ..config import ALL_DATASETS, Settings
 from ..errors import ConfigError
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.runs import RunOptions
 from ..model.windows import Window, clamp_to_retention, plan_windows
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ..config import RestSettings, SiteSettings
 from ..errors import OperationRetiredError, ParseError, RetryableError, WindowFailedError
-from ..model.datasets import SOURCE_COLUMN, Dataset
+from ..model.dataset_spec import SOURCE_COLUMN, Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from ..config import SiteSettings
 from ..errors import PrivilegeError
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.timezones import DEFAULT_REQUEST_TIME_ZONE_ID, zoneinfo_for
 from ..obs.logs import event
 from ..webex.protocol import scope_zone

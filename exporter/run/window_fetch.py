@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from ..config import SiteSettings
 from ..errors import ParseError, RetryableError, WindowFailedError
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event

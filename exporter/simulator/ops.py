@@ -14,7 +14,8 @@ from typing import Any, Callable
 from lxml import etree
 
 from ..model import webex_codes as codes
-from ..model.datasets import DATASETS, Dataset
+from ..model.dataset_spec import Dataset
+from ..model.datasets import DATASETS
 from ..model.timezones import TIME_ZONES, zoneinfo_for
 from .auth import Authenticator, Identity
 from .clock import SimClock

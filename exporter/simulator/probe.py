@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import aiohttp
 from lxml import etree
 
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..records.xmlsafe import local_name, parse_xml
 from .render import escape
 from .timefmt import WireZone

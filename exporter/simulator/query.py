@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from ..model import webex_codes as codes
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.timezones import TIME_ZONES
 from .config import SiteConfig
 from .records import order_column

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from .timefmt import WireZone
 
 __all__ = ["NAMESPACES", "escape", "BodyXml", "success", "failure", "envelope", "RecordWriter", "list_content"]

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
-from ..model.datasets import Dataset, by_name
+from ..model.dataset_spec import Dataset
+from ..model.datasets import by_name
 from .config import SiteConfig
 from .rest_items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
 from .rest_wire import UTC_ZONE, Time, dumps, to_wire

@@ -45,7 +45,8 @@ from typing import Any
 import duckdb
 
 from ..errors import WarehouseError
-from ..model.datasets import ALL_DATASETS, SOURCE_COLUMN, Dataset
+from ..model.dataset_spec import SOURCE_COLUMN, Dataset
+from ..model.datasets import ALL_DATASETS
 from ..records.identity import OCCURRENCE_COLUMN, VERIFIED_COLUMN
 from .lake import COMMIT_COLUMN, LANDED_COLUMN, PRELIMINARY_COLUMN, Lake, fsync_dir
 from .state_db import StateStore, duckdb_errors, first_line, fsync_file, quote_ident, quote_str, ts

@@ -40,7 +40,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ..errors import WarehouseError
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..records.identity import OCCURRENCE_COLUMN, VERIFIED_COLUMN
 
 __all__ = [

@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from .lake import UNKNOWN_DATE, fsync_dir
 
 __all__ = ["TABLES_DIR", "MonthFiles", "plan_months", "month_of", "month_predicate", "write_months",

@@ -27,7 +27,8 @@ import pyarrow as pa
 
 from ..config import ExportSettings, WarehouseSettings
 from ..errors import WarehouseError
-from ..model.datasets import DATASETS, Dataset
+from ..model.dataset_spec import Dataset
+from ..model.datasets import DATASETS
 from ..model.windows import Window, plan_windows
 from .lake import COMMITS_DIR, STAGING_DIR, UNKNOWN_DATE, Lake, fsync_dir, storage_errors
 from .process_lock import ProcessLock

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ExportSettings, WarehouseSettings
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.windows import Window
 from . import state as state_rules
 from .catalog import dataset_view_sql, open_reader

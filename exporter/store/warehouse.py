@@ -52,7 +52,8 @@ import pyarrow as pa
 
 from ..config import ExportSettings, WarehouseSettings
 from ..errors import WarehouseError
-from ..model.datasets import ALL_DATASETS, Dataset
+from ..model.dataset_spec import Dataset
+from ..model.datasets import ALL_DATASETS
 from ..model.windows import Window
 from ..records.identity import VERIFIED_COLUMN, identity_key, with_occurrences
 from . import lake_health, run_log, state_recovery

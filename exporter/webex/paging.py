@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from ..config import SiteSettings
 from ..errors import ExporterError, IncompleteListingError
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.windows import Window
 from ..records import identity, parse
 from ..records.arrow_schema import arrow_schema

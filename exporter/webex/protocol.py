@@ -19,7 +19,7 @@ from lxml import etree
 
 from ..config import Secret, SiteSettings
 from ..errors import ParseError
-from ..model.datasets import Dataset
+from ..model.dataset_spec import Dataset
 from ..model.timezones import DEFAULT_REQUEST_TIME_ZONE_ID, zoneinfo_for
 from ..model.windows import Window
 from ..records.parse import ParsedPage

@@ -64,7 +64,8 @@ from ...errors import (
     TransportError,
     WindowRangeError,
 )
-from ...model.datasets import Dataset, RestListing, by_name
+from ...model.dataset_spec import Dataset, RestListing
+from ...model.datasets import by_name
 from ...records import identity
 from ..backoff import backoff_delay
 from ..client import RequestStats, StatsSink, _read_body, network_error, run_all

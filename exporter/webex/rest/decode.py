@@ -46,7 +46,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from ...model.datasets import ColumnType, Dataset, RestListing, by_name
+from ...model.dataset_spec import ColumnType, Dataset, RestListing
+
+# parse.py's single-value rules and Arrow types are the definition for both sources.
+from ...model.datasets import by_name
 
 # parse.py's single-value rules and Arrow types are the definition for both sources.
 from ...records.arrow_schema import ARROW_TYPES as _ARROW_TYPES

@@ -44,7 +44,7 @@ from ...errors import (
     ThrottledError,
     TransportError,
 )
-from ...model.datasets import Dataset
+from ...model.dataset_spec import Dataset
 from ..backoff import backoff_delay
 from .classify import RawReply, RestOutcome, classify_rest, decode_json
 from .tokens import Tokens, TokenStore, reauthorize_hint, split_scopes
