@@ -31,6 +31,7 @@ All DuckDB exceptions are translated into :class:`~exporter.errors.WarehouseErro
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -112,10 +113,10 @@ def dataset_view_sql(
         groups.setdefault(tuple(schema.items()), []).append(uri)
     names = {n for n, _ in declared}
     if extras is None:
-        extras = sorted({n for schema in groups for n, _ in schema} - names)
+        extras = sorted({n for shape in groups for n, _ in shape} - names)
     branches = []
-    for schema, uris in groups.items():
-        have = {n for n, _ in schema}
+    for shape, uris in groups.items():
+        have = {n for n, _ in shape}
         parts = [
             f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}"
             if n in have
@@ -234,7 +235,7 @@ def build_catalog(
                                                "WHERE dataset = ?", [dataset.name]).fetchall())
                     now_written, _ = published.write_months(
                         con, root, dataset, months, written,
-                        lambda files, ds=dataset, ex=extras: dataset_view_sql(ds, files, extras=ex),
+                        functools.partial(dataset_view_sql, dataset, extras=extras),
                     )
                     con.execute("DELETE FROM main.published_months WHERE dataset = ?", [dataset.name])
                     if now_written:
@@ -453,7 +454,7 @@ def held_for_writing(path: Path) -> bool:
         if sys.platform.startswith("linux") and struct.calcsize("P") == 8:
             # struct flock on Linux (64-bit): l_type, l_whence, l_start, l_len, l_pid, padded to 32.
             answer = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(_FLOCK, fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0))
-            return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+            return bool(struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK)
         try:
             fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:

@@ -32,12 +32,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # fsspec is optional at run time: only S3 lakes read through it
+    from fsspec import AbstractFileSystem
 
 from ..errors import WarehouseError
 from ..model.dataset_spec import Dataset
@@ -347,7 +351,7 @@ class Lake:
     def exists(self, rel: str) -> bool:
         """Whether the file ``rel`` exists."""
         with storage_errors(f"checking {self.uri(rel)}"):
-            return self.fs.get_file_info(self.path(rel)).type == pafs.FileType.File
+            return bool(self.fs.get_file_info(self.path(rel)).type == pafs.FileType.File)
 
     def delete(self, rel: str) -> None:
         """Delete the file ``rel`` (missing is fine)."""
@@ -417,7 +421,8 @@ class Lake:
         """The content of the file ``rel``."""
         with storage_errors(f"reading {self.uri(rel)}"):
             with self.fs.open_input_stream(self.path(rel)) as handle:
-                return handle.read()
+                data: bytes = handle.read()
+                return data
 
     def list_files(self, under: str = "") -> list[str]:
         """Every file below ``under`` (relative paths, sorted); a missing directory is empty."""
@@ -437,7 +442,7 @@ class Lake:
                 return pa.table({})
             return pa.concat_tables(tables, promote_options="permissive")
 
-    def duckdb_filesystem(self) -> object | None:
+    def duckdb_filesystem(self) -> AbstractFileSystem | None:
         """An fsspec view of this S3 lake that DuckDB can use without its httpfs extension
         (``con.register_filesystem``); None for local lakes or when fsspec is not installed."""
         if self.is_local:

@@ -21,8 +21,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from duckdb import DuckDBPyConnection
+
 from ..config import ExportSettings
 from ..errors import WarehouseError
+from ..model.runs import DatasetOutcome
 from ..model.windows import Window, plan_windows
 from ..obs.logs import event
 from .lake import DAMAGED_DIR, UNKNOWN_DATE, Lake
@@ -234,7 +237,7 @@ class LakeHealth:
         if changed:
             self._changed()
 
-    def report_damage(self, outcomes: Sequence[Any], run_id: str) -> None:
+    def report_damage(self, outcomes: Sequence[DatasetOutcome], run_id: str) -> None:
         """Check the lake once more, then add an error to the outcome of every (site, dataset) of
         this run that holds damaged files not yet repaired, or damaged files no run has reported
         yet (found by this run's start, a publish or ``verify``; reported once even when this run
@@ -254,7 +257,7 @@ class LakeHealth:
             by_pair.setdefault((row["site"], row["dataset"]), []).append(row)
         reported: list[str] = []
         for o in outcomes:
-            found = by_pair.pop((getattr(o, "site", None), getattr(o, "dataset", None)), None)
+            found = by_pair.pop((o.site, o.dataset), None)
             errors = getattr(o, "errors", None)
             if found and isinstance(errors, list):
                 errors.append(_damage_message(found))
@@ -272,7 +275,7 @@ def damaged_files(store: StateStore, *, include_repaired: bool = False) -> list[
     return store.rows(f"SELECT * FROM damaged_files {where} ORDER BY detected_at, path")
 
 
-def _commit_windows(con: Any, row: dict[str, Any]) -> list[Window]:
+def _commit_windows(con: DuckDBPyConnection, row: dict[str, Any]) -> list[Window]:
     """The listing windows whose rows the manifest file ``row`` holds, merged: its commit's
     window; for a compacted file, the windows of the commits it merged (recursively).  A file
     compacted before compactions recorded their sources: every window commit of its (site,
@@ -313,7 +316,7 @@ def _commit_windows(con: Any, row: dict[str, Any]) -> list[Window]:
     return merge_spans(spans)
 
 
-def _covered(con: Any, site: str, dataset: str, window: Window, after: int) -> bool:
+def _covered(con: DuckDBPyConnection, site: str, dataset: str, window: Window, after: int) -> bool:
     """Whether window commits made after commit ``after`` cover all of ``window``."""
     spans = con.sql(
         "SELECT window_start, window_end FROM commits WHERE site = ? AND dataset = ? AND kind = 'window' "

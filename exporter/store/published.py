@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,7 +72,7 @@ class MonthFiles:
 def plan_months(
     manifest_rows: Sequence[Mapping[str, Any]],
     schemas: Sequence[Mapping[str, str]],
-    uri: Any,
+    uri: Callable[[str], str],
     extras: Sequence[str],
     declared: Sequence[tuple[str, str]],
 ) -> dict[str, MonthFiles]:
@@ -103,7 +103,7 @@ def write_months(
     dataset: Dataset,
     months: Mapping[str, MonthFiles],
     written: Mapping[str, str],
-    select_sql: Any,
+    select_sql: Callable[[Sequence[tuple[str, Mapping[str, str]]]], str],
 ) -> tuple[dict[str, str], list[str]]:
     """Bring ``<root>/tables/<dataset>/`` up to ``months``: rewrite each month whose fingerprint
     differs from ``written`` (what the files on disk were built from), delete months that are

@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from duckdb import DuckDBPyConnection
+
+from ..model.runs import DatasetOutcome, RunReport
 from .state_db import StateStore, ts
 
 __all__ = ["record_finish", "record_start"]
@@ -27,7 +30,8 @@ def record_start(store: StateStore, run_id: str, started_at: datetime) -> None:
 
 
 def record_finish(
-    store: StateStore, report: Any, now: datetime, report_damage: Callable[[list[Any], str], None]
+    store: StateStore, report: RunReport, now: datetime,
+    report_damage: Callable[[list[DatasetOutcome], str], None],
 ) -> str:
     """Write the ``runs`` rows of a finished run and each (site, dataset)'s last outcome, in one
     transaction; returns the run's id.
@@ -75,7 +79,7 @@ def record_finish(
     return run_id
 
 
-def _outcome_label(outcome: Any, interrupted: bool, site_stopped: bool) -> str:
+def _outcome_label(outcome: DatasetOutcome, interrupted: bool, site_stopped: bool) -> str:
     label = str(getattr(outcome, "outcome", "ok") or "ok")
     if label == "ok" and site_stopped:
         return "site_stopped"
@@ -106,7 +110,7 @@ def _count(value: Any) -> int:
 
 
 def _insert_run_row(
-    con: Any, run_id: str, o: Any, label: str, started: datetime, finished: datetime, site_error: str | None
+    con: DuckDBPyConnection, run_id: str, o: DatasetOutcome, label: str, started: datetime, finished: datetime, site_error: str | None
 ) -> None:
     errors = [str(e) for e in (getattr(o, "errors", None) or [])]
     if site_error:

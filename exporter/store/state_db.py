@@ -20,9 +20,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+
+if TYPE_CHECKING:  # fsspec is optional at run time: only S3 lakes read through it
+    from fsspec import AbstractFileSystem
 
 from ..errors import WarehouseError
 from .lake import StagedFile, fsync_dir
@@ -316,7 +319,7 @@ class StateStore:
         with duckdb_errors(action):
             self.con.execute(sql, list(params) if params else None)
 
-    def register_filesystem(self, filesystem: object) -> None:
+    def register_filesystem(self, filesystem: AbstractFileSystem) -> None:
         """Let this connection read ``s3://`` through an fsspec filesystem (no httpfs needed)."""
         with duckdb_errors("registering the lake filesystem with DuckDB"):
             self.con.register_filesystem(filesystem)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from duckdb import DuckDBPyConnection
 
 from ..config import ExportSettings, WarehouseSettings
 from ..errors import WarehouseError
@@ -85,12 +86,13 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {value!r}")
 
 
-def commit_record(con: Any, commit_id: int) -> dict[str, Any]:
+def commit_record(con: DuckDBPyConnection, commit_id: int) -> dict[str, Any]:
     """What commit ``commit_id`` did, from inside its own transaction: the commit row, its files,
     the files it retired, and for an unverified listing why."""
 
     def rows(sql: str) -> list[dict[str, Any]]:
-        return con.sql(sql, params=[commit_id]).to_arrow_table().to_pylist()
+        found: list[dict[str, Any]] = con.sql(sql, params=[commit_id]).to_arrow_table().to_pylist()
+        return found
 
     (commit,) = rows("SELECT * FROM commits WHERE commit_id = ?")
     files = rows("SELECT path, partition, rows, bytes, min_start, max_start, columns FROM manifest "
@@ -116,7 +118,7 @@ def commit_record(con: Any, commit_id: int) -> dict[str, Any]:
     }
 
 
-def write_commit_record(lake: Lake, con: Any, commit_id: int) -> None:
+def write_commit_record(lake: Lake, con: DuckDBPyConnection, commit_id: int) -> None:
     """Write ``<root>/_commits/<commit>.json``: the commit row, its files (with what the
     manifest knows of them), the files it retired and, for an unverified listing, why.  Called
     inside the commit's transaction, after every statement of it: if writing fails, the commit
@@ -402,7 +404,7 @@ def _read_commit_records(lake: Lake) -> dict[int, dict[str, Any]]:
 
 def _parse_record(data: bytes, name: str) -> dict[str, Any] | None:
     try:
-        record = json.loads(data)
+        record: dict[str, Any] = json.loads(data)
         int(record["commit_id"])
         return record
     except (ValueError, KeyError, TypeError) as exc:

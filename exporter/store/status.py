@@ -229,10 +229,11 @@ def read_status(
                     if fs is not None:
                         con.register_filesystem(fs)
                 readable = fs is not None or not str(info["lake_root"]).startswith("s3://") or not files
-                held = {} if readable else None
+                counts: dict[tuple[str, str], int] = {}
                 for name in sorted({d for _, d in files}) if readable else ():
                     for r in rows(f"SELECT site, count(*) AS n FROM {quote_ident(name)} GROUP BY site"):
-                        held[(r["site"], name)] = int(r["n"])
+                        counts[(r["site"], name)] = int(r["n"])
+                held = counts if readable else None
         finally:
             con.close()
     pairs = sorted(set(sync) | set(failed) | set(unverified) | set(files) | set(expected) | set(damaged))

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -54,6 +54,7 @@ from ..config import ExportSettings, WarehouseSettings
 from ..errors import WarehouseError
 from ..model.dataset_spec import Dataset
 from ..model.datasets import ALL_DATASETS
+from ..model.runs import RunReport
 from ..model.windows import Window
 from ..records.identity import VERIFIED_COLUMN, identity_key, with_occurrences
 from . import lake_health, run_log, state_recovery
@@ -532,7 +533,7 @@ class Warehouse:
             run_log.record_start(self.store, run_id, started_at or self._now())
             self._dirty = True
 
-    def finish_run(self, report: Any) -> None:
+    def finish_run(self, report: RunReport) -> None:
         """Write the ``runs`` rows of a finished run and each (site, dataset)'s last outcome.
 
         ``report`` is a :class:`exporter.model.runs.RunReport` (read by attribute: ``run_id``,
@@ -833,13 +834,23 @@ class Warehouse:
 # ---------------------------------------------------------------------- helpers
 
 
+class _Span(Protocol):
+    """Anything with ``start`` and ``end`` instants (a :class:`Window`, or a caller's own pair)."""
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
+
+
 def _check_site(site: str) -> None:
     """Site names become path segments (``site=<name>``): refuse anything the config would."""
     if not isinstance(site, str) or not _SITE_NAME.match(site):
         raise WarehouseError(f"invalid site name {site!r}: letters, digits, '_', '.', '-' (max 63)")
 
 
-def _window(window: Any) -> Window:
+def _window(window: _Span) -> Window:
     """Accept any ``(start, end)`` object; the warehouse stores :class:`Window` bounds."""
     if isinstance(window, Window):
         return window

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from duckdb import DuckDBPyConnection
+
 from ..model.windows import Window, clamp_to_retention
 from . import state as state_rules
 from .state_db import ts
@@ -50,9 +52,9 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def overlapping_failures(con: Any, site: str, dataset: str, window: Window) -> list[dict[str, Any]]:
+def overlapping_failures(con: DuckDBPyConnection, site: str, dataset: str, window: Window) -> list[dict[str, Any]]:
     """The failed windows of (site, dataset) that overlap ``window``."""
-    return (
+    rows: list[dict[str, Any]] = (
         con.sql(
             "SELECT * FROM failed_windows WHERE site = ? AND dataset = ? "
             "AND window_start < CAST(? AS TIMESTAMPTZ) AND window_end > CAST(? AS TIMESTAMPTZ)",
@@ -61,9 +63,10 @@ def overlapping_failures(con: Any, site: str, dataset: str, window: Window) -> l
         .to_arrow_table()
         .to_pylist()
     )
+    return rows
 
 
-def clear_failures(con: Any, site: str, dataset: str, window: Window) -> None:
+def clear_failures(con: DuckDBPyConnection, site: str, dataset: str, window: Window) -> None:
     """Remove ``window`` from the failed windows it overlaps, keeping the parts it does not cover."""
     rows = overlapping_failures(con, site, dataset, window)
     for row in rows:
@@ -83,7 +86,7 @@ def clear_failures(con: Any, site: str, dataset: str, window: Window) -> None:
 
 
 def record_failure(
-    con: Any, site: str, dataset: str, window: Window, error: str, run_id: str | None, now: datetime
+    con: DuckDBPyConnection, site: str, dataset: str, window: Window, error: str, run_id: str | None, now: datetime
 ) -> None:
     """Add ``window`` to the failed list: a window already inside a failed one bumps that one's
     attempts; failed windows inside the new one are merged into it."""
@@ -112,7 +115,7 @@ def record_failure(
 
 
 def record_unverified(
-    con: Any, site: str, dataset: str, window: Window, commit_id: int, problem: str | None, run_id: str | None,
+    con: DuckDBPyConnection, site: str, dataset: str, window: Window, commit_id: int, problem: str | None, run_id: str | None,
     now: datetime,
 ) -> None:
     """List ``window`` as landed-but-unverified (its rows are in ``commit_id``); an entry for the
@@ -133,7 +136,7 @@ def record_unverified(
     )
 
 
-def retire_verified(con: Any, site: str, dataset: str, window: Window, commit_id: int, now: datetime) -> None:
+def retire_verified(con: DuckDBPyConnection, site: str, dataset: str, window: Window, commit_id: int, now: datetime) -> None:
     """After a verified commit of ``window``: every unverified window now covered by verified
     commits made after its own landing is verified.  Its entry goes, and so do the files of the
     unverified commits of that window (their rows are superseded by complete listings; they may
