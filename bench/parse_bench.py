@@ -42,7 +42,7 @@ from exporter.model.datasets import DATASETS  # noqa: E402
 from exporter.model.timezones import zoneinfo_for  # noqa: E402
 from exporter.records.parse import parse_records  # noqa: E402
 from exporter.records.xmlsafe import parse_xml  # noqa: E402
-from exporter.store.lake import conform, dedupe_latest, with_lineage  # noqa: E402
+from exporter.store.lake_shaping import conform, dedupe_latest, with_lineage  # noqa: E402
 
 SERV = "http://www.webex.com/schemas/2002/06/service"
 NAMESPACES = {

@@ -16,8 +16,10 @@ from warehouse_worker import make_table
 
 from exporter.errors import WarehouseError
 from exporter.model.datasets import ALL_DATASETS, by_name
-from exporter.store.catalog import DUCKDB_TYPES, build_catalog, dataset_view_sql, in_use, open_reader, swap_in
-from exporter.store.lake import Lake, conform, with_lineage
+from exporter.store.catalog import DUCKDB_TYPES, build_catalog, dataset_view_sql, swap_in
+from exporter.store.catalog_readers import in_use, open_reader
+from exporter.store.lake import Lake
+from exporter.store.lake_shaping import conform, with_lineage
 from exporter.store.state_db import StateStore
 
 USAGE = by_name("meeting_usage")

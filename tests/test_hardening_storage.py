@@ -28,7 +28,7 @@ from exporter.config import WarehouseSettings
 from exporter.errors import WarehouseError
 from exporter.model.datasets import DATASETS
 from exporter.model.windows import Window
-from exporter.store.catalog import open_reader
+from exporter.store.catalog_readers import open_reader
 from exporter.store.status import read_status
 from exporter.store.warehouse import Warehouse
 
@@ -437,7 +437,7 @@ def test_a_rebuild_from_commit_records_alone_lists_a_failed_window_the_cursor_pa
     (home / "state.duckdb").unlink()
     with pytest.raises(WarehouseError, match="state rebuild"):
         Warehouse(settings.warehouse, export=settings.export).open()
-    from exporter.store.warehouse import rebuild_state
+    from exporter.store.state_rebuild import rebuild_state
 
     result = rebuild_state(settings.warehouse, export=settings.export, clock=simulator.clock.now)
     assert result.backup is None and result.records > 0 and result.gaps >= len(failed)
@@ -464,7 +464,7 @@ def test_a_healthy_state_db_is_not_replaced_without_force_and_backups_rotate(tmp
             wh.finish_run(RunReport(run_id=f"r{i}", started_at=datetime.now(timezone.utc)))
     backups = sorted((Path(settings.catalog).parent / ".webex-exporter" / "backups").iterdir())
     assert len(backups) == 3 and all(b.name.startswith("state-") for b in backups)
-    from exporter.store.warehouse import rebuild_state
+    from exporter.store.state_rebuild import rebuild_state
 
     with pytest.raises(WarehouseError, match="--force"):
         rebuild_state(settings)
@@ -482,10 +482,10 @@ def test_a_rebuild_from_the_records_alone_equals_the_state_it_replaces(tmp_path:
     """Re-landings, an unverified listing retired by a verified one, compactions, a failed window
     the cursor moved past, records folded into segments: the rebuilt state holds exactly the same
     files, cursor and unverified windows, and lists the failed window again."""
-    import exporter.store.warehouse as warehouse_module
+    import exporter.store.commit_records as warehouse_module
     from exporter.config import ExportSettings
     from exporter.model.runs import RunReport
-    from exporter.store.warehouse import rebuild_state
+    from exporter.store.state_rebuild import rebuild_state
 
     monkeypatch.setattr(warehouse_module, "RECORDS_PER_SEGMENT", 3)
     settings = _warehouse_settings(tmp_path / "wh", compact_min_files=3)
@@ -588,7 +588,7 @@ def test_an_s3_lake_survives_the_loss_of_the_machine_that_ran_the_exporter(tmp_p
     commit records, which are enough for a new machine to carry on."""
     import boto3
 
-    from exporter.store.warehouse import rebuild_state
+    from exporter.store.state_rebuild import rebuild_state
 
     name = f"lake-{os.urandom(5).hex()}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
@@ -636,7 +636,7 @@ def test_an_old_state_db_copied_over_the_current_one_is_refused(tmp_path: Path) 
     shutil.copyfile(backup, home / "state.duckdb")
     with pytest.raises(WarehouseError, match=r"older than the lake .*state rebuild --force"):
         Warehouse(settings).open()
-    from exporter.store.warehouse import rebuild_state
+    from exporter.store.state_rebuild import rebuild_state
 
     rebuild_state(settings, force=True)
     with Warehouse(settings) as wh:

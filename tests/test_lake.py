@@ -16,15 +16,8 @@ from warehouse_worker import arrow_schema, make_table
 
 from exporter.errors import WarehouseError
 from exporter.model.datasets import by_name
-from exporter.store.lake import (
-    STAGING_DIR,
-    UNKNOWN_DATE,
-    Lake,
-    conform,
-    dedupe_latest,
-    split_partitions,
-    with_lineage,
-)
+from exporter.store.lake import STAGING_DIR, UNKNOWN_DATE, Lake
+from exporter.store.lake_shaping import conform, dedupe_latest, split_partitions, with_lineage
 
 USAGE = by_name("meeting_usage")
 T0 = datetime(2026, 2, 1, 12, tzinfo=timezone.utc)

@@ -39,7 +39,7 @@ from exporter.model.datasets import by_name  # noqa: E402
 try:
     from exporter.records.arrow_schema import arrow_schema  # noqa: E402
 except ImportError:  # parse.py not there yet: the same schema from the registry
-    from exporter.store.lake import arrow_type
+    from exporter.store.lake_shaping import arrow_type
 
     def arrow_schema(dataset: Dataset) -> pa.Schema:
         fields = [pa.field(c.name, arrow_type(c.type)) for c in dataset.columns]

@@ -411,7 +411,8 @@ def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: 
       webex-exporter state verify
       webex-exporter state clear --site acme --dataset recording_access
     """
-    from ..store.warehouse import Warehouse, rebuild_state
+    from ..store.state_rebuild import rebuild_state
+    from ..store.warehouse import Warehouse
 
     settings = _load(config_path, debug)
     if action == "clear":

@@ -28,15 +28,13 @@ from ..errors import WarehouseError
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window, plan_windows
 from ..obs.logs import event
+from .commit_records import json_default
 from .lake import DAMAGED_DIR, UNKNOWN_DATE, Lake
 from .state_db import StateStore, ts
-from .state_recovery import json_default
 from .window_ledger import as_utc, merge_spans, record_failure, retention_horizon
 
 __all__ = ["LakeHealth", "damaged_files", "MASS_MISSING_MIN"]
 
-#: The warehouse's logger: these lines keep the ``logger`` field they had before the split.
-_log = logging.getLogger("exporter.store.warehouse")
 
 #: Missing files beyond which a publish refuses to record damage and stops instead: so many
 #: files gone at once is an unmounted disk or a wrong ``warehouse.root``, not damage to repair
@@ -179,7 +177,7 @@ class LakeHealth:
                     lake.move_aside(row["path"], moved_to)
                     store.execute("UPDATE damaged_files SET moved_to = ? WHERE path = ?", [moved_to, row["path"]])
                 except WarehouseError as exc:
-                    _log.warning("cannot set damaged file %s aside: %s", lake.uri(row["path"]), exc)
+                    event("cannot set a damaged file aside", level=logging.WARNING, file=lake.uri(row["path"]), error=str(exc))
                     moved_to = None
             event(
                 "damaged lake file left out of the catalog; its windows are listed again", level=logging.ERROR,
@@ -247,7 +245,7 @@ class LakeHealth:
         try:
             self.verify()
         except WarehouseError as exc:
-            _log.error("checking the lake's files after the run failed: %s", exc)
+            event("checking the lake's files after the run failed", level=logging.ERROR, error=str(exc))
         rows = self.store.rows(
             "SELECT * FROM damaged_files WHERE state NOT IN ('repaired', 'restored') OR reported_in IS NULL "
             "ORDER BY detected_at, path"

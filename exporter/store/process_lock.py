@@ -1,7 +1,7 @@
 """The one-writer-per-warehouse lock: an exclusive ``flock`` on ``.webex-exporter/lock``.
 
 Taken by :class:`exporter.store.warehouse.Warehouse` while it is open and by
-:func:`exporter.store.state_recovery.rebuild_state` while it rebuilds the state DB.
+:func:`exporter.store.state_rebuild.rebuild_state` while it rebuilds the state DB.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from ..config import ExportSettings, WarehouseSettings
 from ..model.dataset_spec import Dataset
 from ..model.windows import Window
 from . import state as state_rules
-from .catalog import dataset_view_sql, open_reader
+from .catalog import dataset_view_sql
+from .catalog_readers import open_reader
 from .lake import Lake
 from .state import DatasetState, FailedWindow, LastRun, UnverifiedWindow
 from .state_db import StateStore, duckdb_errors, quote_ident

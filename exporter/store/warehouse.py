@@ -22,31 +22,30 @@ no lock and never block the exporter (see :mod:`exporter.store.catalog`).
 Damage and loss (the facade delegates; the rules live in their own modules):
 
 * Every commit also writes a small record to ``<root>/_commits/<commit>.json`` *before* its
-  transaction commits, so the lake itself says what was committed; :func:`rebuild_state` rebuilds
-  a lost or damaged state DB from the newest backup plus the records made after it - see
-  :mod:`exporter.store.state_recovery`.
+  transaction commits, so the lake itself says what was committed (:mod:`exporter.store.commit_records`);
+  :func:`~exporter.store.state_rebuild.rebuild_state` rebuilds a lost or damaged state DB from the
+  newest backup (:mod:`exporter.store.state_backups`) plus the records made after it.
 * Every publish checks each manifest file (exists, recorded size, readable footer); a damaged one
   is left out of the views, recorded in ``damaged_files``, set aside and its windows fetched
   again, and the run that finds it does not report success - see :mod:`exporter.store.lake_health`.
 * The failed and unverified window lists all of these update: :mod:`exporter.store.window_ledger`.
 
 Status rows and gap reporting live in :mod:`exporter.store.status`, the ``run_log``/``runs`` rows of
-each run in :mod:`exporter.store.run_log`.
+each run in :mod:`exporter.store.run_log`; the steps themselves in :mod:`exporter.store.landing`
+(commits), :mod:`exporter.store.compaction` (compaction and deleting retired files),
+:mod:`exporter.store.publishing` (catalog generations) and :mod:`exporter.store.startup` (what
+opening does after a crash).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
@@ -56,102 +55,28 @@ from ..model.dataset_spec import Dataset
 from ..model.datasets import ALL_DATASETS
 from ..model.runs import RunReport
 from ..model.windows import Window
-from ..records.identity import VERIFIED_COLUMN, identity_key, with_occurrences
-from . import lake_health, run_log, state_recovery
+from ..obs.logs import event
+from . import commit_records, lake_health, run_log, startup
 from . import state as state_rules
-from .catalog import (
-    build_catalog,
-    held_for_writing,
-    in_use,
-    pointer_path,
-    swap_in,
-    write_pointer,
-)
-from .lake import (
-    PRELIMINARY_COLUMN,
-    STAGING_DIR,
-    Lake,
-    StagedFile,
-    conform,
-    dedupe_latest,
-    split_partitions,
-    storage_errors,
-    with_lineage,
-)
-from .lake_health import MASS_MISSING_MIN, LakeHealth  # noqa: F401 - MASS_MISSING_MIN: re-exported
+from .catalog_readers import held_for_writing
+from .commit_records import fold_commit_records
+from .compaction import CompactResult, compact_partitions, reap
+from .duckdb_lake import connect_lake
+from .lake import Lake, storage_errors
+from .lake_health import LakeHealth
+from .landing import CommitResult, as_window, check_site, land_window, record_failed_window, record_unavailable
 from .process_lock import ProcessLock as _ProcessLock
+from .publishing import PublishResult, publish_generation
 from .state import DatasetState
-from .state_db import StateStore, duckdb_errors, quote_str, ts
-from .state_recovery import (
-    RECORDS_PER_SEGMENT,
-    STATE_BACKUPS_KEPT,
-    RebuildResult,
-    drop_uncommitted_records,
-    fold_commit_records,
-    rebuild_state,
-    record_path,
-    write_commit_record,
-)
+from .state_backups import backup_state
+from .state_db import StateStore
 from .status import StatusRow, dataset_state, rows_held, store_status
-from .window_ledger import clear_failures, record_failure, record_unverified, retire_verified
 
-__all__ = [
-    "Warehouse",
-    "CommitResult",
-    "CompactResult",
-    "PublishResult",
-    "RebuildResult",
-    "rebuild_state",
-    "DEFAULT_RETIRE_GRACE_SECONDS",
-    "STATE_BACKUPS_KEPT",
-]
-
-_log = logging.getLogger(__name__)
-
-#: Site names as the configuration allows them: safe as a path segment on every filesystem.
-_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+__all__ = ["Warehouse", "DEFAULT_RETIRE_GRACE_SECONDS"]
 
 #: How long a superseded catalog generation (and the files only it names) is kept at least, even
 #: when no reader seems to hold it: covers a reader that resolved the path just before the swap.
 DEFAULT_RETIRE_GRACE_SECONDS = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class CommitResult:
-    """What one :meth:`Warehouse.commit_window` landed."""
-
-    commit_id: int
-    site: str
-    dataset: str
-    window: Window
-    rows: int
-    files: tuple[str, ...]
-    cursor: datetime | None
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class CompactResult:
-    """What one :meth:`Warehouse.compact` did."""
-
-    partitions: int
-    files_before: int
-    files_after: int
-    rows_before: int
-    rows_after: int
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """One :meth:`Warehouse.publish`: the catalog generation now at ``path``."""
-
-    generation: int
-    path: Path
-    files: int
-    max_commit: int
-    seconds: float
-    skipped: bool = False
 
 
 class Warehouse:
@@ -229,24 +154,16 @@ class Warehouse:
                 )
                 fresh = not self.state_path.exists()
                 self._store = StateStore(self.state_path)
-                self._check_lake_root()
-                self._recover()
+                startup.check_lake_root(self._store, self._lake, self.state_path, self.datasets)
+                startup.recover(self._store, self._lake, state_path=self.state_path, catalog_path=self.catalog_path,
+                                generations_dir=self.generations_dir, backups_dir=self.backups_dir)
                 self.publish(force=True)
             except BaseException:
                 self._close_quietly()
                 if fresh:  # nothing was committed to it: leave no empty state DB behind a refusal
-                    self._remove_fresh_state()
+                    startup.remove_fresh_state(self.state_path)
                 raise
             return self
-
-    def _remove_fresh_state(self) -> None:
-        """Remove the empty state DB a refused open just created (e.g. for a lake whose state DB
-        is lost), so that the next attempt, and ``state rebuild``, see the loss as it is."""
-        for path in (self.state_path, self.state_path.with_name(self.state_path.name + ".wal")):
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
 
     def close(self, *, publish: bool = True) -> None:
         """Publish what changed since the last publish (unless ``publish`` is false), close the
@@ -297,67 +214,6 @@ class Warehouse:
         if self._crash_hook is not None:
             self._crash_hook(stage)
 
-    def _check_lake_root(self) -> None:
-        """Refuse a state DB that belongs to another lake, and a lake whose state DB is gone:
-        either way the manifest and the files would disagree and history would vanish from the
-        catalog (or be deleted as orphans)."""
-        store, lake = self.store, self.lake
-        recorded = store.value("SELECT value FROM meta WHERE key = 'lake_root'")
-        files = store.rows("SELECT path FROM manifest ORDER BY commit_id DESC LIMIT 3")
-        if recorded and recorded != lake.root_uri and files:
-            if not all(lake.exists(r["path"]) for r in files):
-                raise WarehouseError(
-                    f"state DB {self.state_path} belongs to the lake at {recorded}, but warehouse.root is "
-                    f"{lake.root_uri} and its files are not there"
-                )
-        if not files and not recorded:
-            found = [p for name in self.datasets for p in lake.list_files(name) if p.endswith(".parquet")]
-            if found:
-                raise WarehouseError(
-                    f"lake {lake.root_uri} already holds {len(found)} Parquet files but the state DB "
-                    f"{self.state_path} is new: the manifest that says which files are committed is missing; "
-                    "rebuild it with `webex-exporter state rebuild` (from its backups and the lake's commit "
-                    "records), or move the lake aside, before exporting"
-                )
-        store.execute(
-            "INSERT INTO meta VALUES ('lake_root', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [lake.root_uri],
-        )
-
-    def _recover(self) -> None:
-        """Finish or discard what a crash left behind."""
-        store, lake = self.store, self.lake
-        store.execute("UPDATE run_log SET outcome = 'crashed' WHERE outcome = 'running' AND finished_at IS NULL")
-        self._settle()
-        pending = {staged for staged, _ in store.pending_moves()}
-        for rel in lake.list_files(STAGING_DIR):
-            if rel not in pending:
-                lake.delete(rel)  # written, never committed: not part of any table
-        recorded = {Path(f).name for g in store.generations() for f in (g["file"], g.get("reader_file")) if f}
-        with storage_errors(f"cleaning {self.generations_dir}"):
-            for leftover in self.generations_dir.iterdir():
-                if leftover.name not in recorded:
-                    leftover.unlink()  # a publish that crashed before it was recorded
-            for temp in self.catalog_path.parent.glob(f".{self.catalog_path.name}.*.tmp"):
-                temp.unlink()
-            pointer = pointer_path(self.catalog_path)
-            for temp in pointer.parent.glob(f".{pointer.name}.*.tmp"):
-                temp.unlink()
-            for temp in self.backups_dir.glob(".*.tmp*"):
-                temp.unlink()
-        drop_uncommitted_records(store, lake, self.state_path)
-
-    def _settle(self) -> None:
-        """Move committed files whose move did not happen (crash, S3 hiccup) into place.  A file
-        that is in neither place stays pending: :meth:`verify_lake` records it as damaged."""
-        moved = []
-        for staged, final in self.store.pending_moves():
-            if not self.lake.exists(staged) and not self.lake.exists(final):
-                continue
-            self.lake.place(staged, final)
-            moved.append(final)
-        self.store.mark_placed(moved)
-
     # ------------------------------------------------------------------ state
 
     def state(self, site: str, dataset: str) -> DatasetState:
@@ -405,80 +261,12 @@ class Warehouse:
         verified commit covering it retires its files.  Returns when the commit is durable.
         """
         with self._mutex:
-            started = time.perf_counter()
-            store, lake = self.store, self.lake
             ds = self._dataset(dataset)
-            _check_site(site)
-            window = _window(window)
-            now = self._now()
-            commit_id = store.max_commit() + 1
-            shaped = with_occurrences(conform(table if table is not None else pa.table({}), ds, site), ds,
-                                      by=[PRELIMINARY_COLUMN])
-            if not verified:
-                shaped = shaped.set_column(shaped.schema.get_field_index(VERIFIED_COLUMN), VERIFIED_COLUMN,
-                                           pa.repeat(pa.scalar(False), shaped.num_rows))
-            shaped = dedupe_latest(with_lineage(shaped, commit_id, now), identity_key(ds, shaped.column_names))
-            staged: list[StagedFile] = []
-            try:
-                for partition, rows in split_partitions(shaped, ds.start_column):
-                    staged.append(
-                        lake.write_staged(rows, dataset=ds, site=site, partition=partition, commit_id=commit_id)
-                    )
-                self._hook("staged")
-                with store.transaction(f"committing {site}/{dataset} {window}") as con:
-                    store.insert_commit(
-                        con, commit_id=commit_id, kind="window", site=site, dataset=dataset,
-                        window=(window.start, window.end), run_id=run_id, committed_at=now,
-                        rows=shaped.num_rows, files=len(staged), cursor_to=cursor_to, verified=verified,
-                    )
-                    store.add_files(con, commit_id=commit_id, dataset=dataset, site=site, files=staged)
-                    store.advance_cursor(
-                        con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=commit_id, at=now
-                    )
-                    clear_failures(con, site, dataset, window)
-                    con.execute("UPDATE sync_state SET unavailable = NULL, unavailable_since = NULL "
-                                "WHERE site = ? AND dataset = ?", [site, dataset])
-                    if verified:
-                        retire_verified(con, site, dataset, window, commit_id, now)
-                    else:
-                        record_unverified(con, site, dataset, window, commit_id, problem, run_id, now)
-                    # Last inside the transaction: the lake says what this commit did before it counts.
-                    write_commit_record(lake, con, commit_id)
-                    self._hook("recorded")
-            except BaseException:
-                for name in [f.staged for f in staged] + [record_path(commit_id)]:
-                    try:
-                        lake.delete(name)  # the record too, if the transaction failed after writing it
-                    except WarehouseError:
-                        pass  # an orphan in staging (or a record above the newest commit) goes at the next start
-                raise
-            self._dirty = True
-            self._hook("committed")
-            try:
-                self._place(staged)
-            except WarehouseError as exc:
-                # The window is committed; only the move is pending.  The next publish (or start)
-                # finishes it, and no catalog names these files before that.
-                _log.warning("committed window %s/%s %s: moving its files is pending: %s", site, dataset, window, exc)
-            self._hook("placed")
-            cursor = (store.sync_row(site, dataset) or {}).get("cursor")
-            return CommitResult(
-                commit_id=commit_id,
-                site=site,
-                dataset=dataset,
-                window=window,
-                rows=shaped.num_rows,
-                files=tuple(f.final for f in staged),
-                cursor=cursor,
-                seconds=time.perf_counter() - started,
+            check_site(site)
+            return land_window(
+                self.store, self.lake, ds, site, as_window(window), table, cursor_to=cursor_to, run_id=run_id,
+                verified=verified, problem=problem, now=self._now(), hook=self._hook, on_commit=self._mark_dirty,
             )
-
-    def _place(self, staged: Sequence[StagedFile]) -> None:
-        """Move committed files into place; a failure leaves the move pending (finished by the
-        next publish or start) and raises - the commit itself stands."""
-        for f in staged:
-            self.lake.place(f.staged, f.final)
-        self.store.mark_placed([f.final for f in staged])
 
     def fail_window(
         self,
@@ -495,15 +283,10 @@ class Warehouse:
         list, not the cursor, guarantees it is retried."""
         with self._mutex:
             self._dataset(dataset)
-            _check_site(site)
-            window = _window(window)
+            check_site(site)
             message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-            now = self._now()
-            store = self.store
-            with store.transaction(f"recording failed window {site}/{dataset} {window}") as con:
-                record_failure(con, site, dataset, window, message[:2000], run_id, now)
-                if cursor_to is not None:
-                    store.advance_cursor(con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=None, at=now)
+            record_failed_window(self.store, site, dataset, as_window(window), message, run_id=run_id,
+                                 cursor_to=cursor_to, now=self._now())
             self._dirty = True
 
     def mark_unavailable(self, site: str, dataset: str, message: str) -> None:
@@ -511,18 +294,8 @@ class Warehouse:
         ``status`` shows ``message`` until a later commit of the dataset lands."""
         with self._mutex:
             self._dataset(dataset)
-            _check_site(site)
-            now = self._now()
-            with self.store.transaction(f"recording {site}/{dataset} as unavailable") as con:
-                con.execute(
-                    """
-                    INSERT INTO sync_state (site, dataset, unavailable, unavailable_since)
-                    VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ))
-                    ON CONFLICT (site, dataset) DO UPDATE SET unavailable = excluded.unavailable,
-                        unavailable_since = coalesce(sync_state.unavailable_since, excluded.unavailable_since)
-                    """,
-                    [site, dataset, message[:2000], ts(now)],
-                )
+            check_site(site)
+            record_unavailable(self.store, site, dataset, message, now=self._now())
             self._dirty = True
 
     # ------------------------------------------------------------------ runs
@@ -554,16 +327,18 @@ class Warehouse:
             try:
                 self.compact()
             except WarehouseError as exc:  # compaction is housekeeping: the run's data is safe
-                _log.warning("compaction after run %s failed (will retry next run): %s", run_id, exc)
+                event("compaction after the run failed (will retry next run)", level=logging.WARNING,
+                      run_id=run_id, error=str(exc))
         try:  # housekeeping too: a failure here costs the backup, never the run's data
             # Under the lock like every use of the state DB: in `serve` other jobs' threads use
             # the same connection, and DuckDB refuses a connection busy with another call.
             with self._mutex:
-                # This module's RECORDS_PER_SEGMENT (re-exported), read at call time: what tests tune.
-                fold_commit_records(self.store, self.lake, per_segment=RECORDS_PER_SEGMENT)
+                # Read at call time: what tests tune.
+                fold_commit_records(self.store, self.lake, per_segment=commit_records.RECORDS_PER_SEGMENT)
                 self.backup_state()
         except WarehouseError as exc:
-            _log.warning("backing up the state DB after run %s failed (will retry next run): %s", run_id, exc)
+            event("backing up the state DB after the run failed (will retry next run)", level=logging.WARNING,
+                  run_id=run_id, error=str(exc))
 
     # ------------------------------------------------------------------ compaction
 
@@ -574,69 +349,13 @@ class Warehouse:
         committed files into one file with the newest version per key, in one commit per
         partition.  Replaced files are deleted once no open catalog can name them."""
         with self._mutex:
-            started = time.perf_counter()
-            store, lake = self.store, self.lake
-            threshold = max(2, min_files or self.settings.compact_min_files)
-            groups = store.rows(
-                """
-                SELECT dataset, site, partition, list(path ORDER BY commit_id, path) AS paths, sum(rows) AS rows,
-                       list(DISTINCT commit_id) AS commit_ids
-                FROM manifest
-                WHERE (? IS NULL OR site = ?) AND (? IS NULL OR dataset = ?)
-                  -- an unverified listing's files stay apart: a verified one retires them whole
-                  AND commit_id NOT IN (SELECT commit_id FROM unverified_windows)
-                GROUP BY dataset, site, partition
-                HAVING count(*) >= ? AND count(staged_as) = 0
-                ORDER BY dataset, site, partition
-                """,
-                [site, site, dataset, dataset, threshold],
+            result = compact_partitions(
+                self.store, self.lake, dataset_named=self._dataset,
+                threshold=max(2, min_files or self.settings.compact_min_files), site=site, dataset=dataset,
+                clock=self._now, hook=self._hook, on_commit=self._mark_dirty,
             )
-            before = after = rows_before = rows_after = 0
-            for group in groups:
-                ds = self._dataset(group["dataset"])
-                paths: list[str] = list(group["paths"])
-                table = lake.read(paths)
-                table = dedupe_latest(table, identity_key(ds, table.column_names))
-                commit_id = store.max_commit() + 1
-                now = self._now()
-                new = lake.write_staged(
-                    table.sort_by([(ds.start_column, "ascending")]),
-                    dataset=ds, site=group["site"], partition=group["partition"], commit_id=commit_id,
-                )
-                self._hook("compact-staged")
-                try:
-                    with store.transaction(
-                        f"compacting {group['dataset']}/{group['site']}/{group['partition']}"
-                    ) as con:
-                        store.insert_commit(
-                            con, commit_id=commit_id, kind="compaction", site=group["site"], dataset=group["dataset"],
-                            window=None, run_id=None, committed_at=now, rows=new.rows, files=1,
-                            sources=list(group["commit_ids"]),
-                        )
-                        con.execute("DELETE FROM manifest WHERE list_contains(?, path)", [paths])
-                        store.add_files(
-                            con, commit_id=commit_id, dataset=group["dataset"], site=group["site"], files=[new]
-                        )
-                        for path in paths:
-                            con.execute(
-                                "INSERT INTO retired_files VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMPTZ))",
-                                [path, group["dataset"], group["site"], commit_id, ts(now)],
-                            )
-                        write_commit_record(lake, con, commit_id)
-                except BaseException:
-                    lake.delete(new.staged)
-                    lake.delete(record_path(commit_id))
-                    raise
-                self._dirty = True
-                self._hook("compact-committed")
-                self._place([new])
-                self._hook("compact-placed")
-                before += len(paths)
-                after += 1
-                rows_before += int(group["rows"])
-                rows_after += new.rows
             self._reap()
-            return CompactResult(len(groups), before, after, rows_before, rows_after, time.perf_counter() - started)
+            return result
 
     # ------------------------------------------------------------------ publishing
 
@@ -653,115 +372,31 @@ class Warehouse:
                                          skipped=True)
                 # Someone holds webex.duckdb read-write: nobody else can open that file until it
                 # closes.  A new generation under the name frees it for everyone else.
-                _log.warning("%s is held open read-write by another process (DuckDB's exclusive lock); "
-                             "publishing a fresh copy so other readers can open it", self.catalog_path)
-            self._settle()
+                event("the catalog is held open read-write by another process (DuckDB's exclusive lock); "
+                      "publishing a fresh copy so other readers can open it", level=logging.WARNING,
+                      catalog=str(self.catalog_path))
+            startup.settle(store, self.lake)
             self.verify_lake()
-            generation = int(store.value("SELECT coalesce(max(generation), 0) FROM generations") or 0) + 1
-            target = self.generations_dir / f"webex-{generation:08d}.duckdb"
-            reader_copy = self.generations_dir / f"webex-{generation:08d}.readonly.duckdb"
-            max_commit = store.max_commit()
-            now = self._now()
-            previous = [Path(g["file"]) for g in store.generations()]
-            files = build_catalog(
-                store, target, self.lake, generation=generation, max_commit=max_commit,
-                published_at=now, lake_readable=self._ensure_lake_readable(), datasets=list(self.datasets.values()),
-                previous=previous[-1] if previous else None,
+            result = publish_generation(
+                store, self.lake, catalog_path=self.catalog_path, generations_dir=self.generations_dir,
+                lake_readable=self._ensure_lake_readable(), datasets=list(self.datasets.values()), now=self._now(),
+                started=started, hook=self._hook,
             )
-            # The exporter's own readers open this copy (another inode), through the pointer file:
-            # whoever holds webex.duckdb, even read-write, holds no lock on it.
-            _copy_durably(target, reader_copy)
-            self._hook("publish-built")
-            with store.transaction("recording catalog generation") as con:
-                con.execute(
-                    "UPDATE generations SET superseded_at = CAST(? AS TIMESTAMPTZ) WHERE superseded_at IS NULL",
-                    [ts(now)],
-                )
-                con.execute(
-                    "INSERT INTO generations (generation, file, published_at, max_commit, superseded_at, removed, "
-                    "reader_file) VALUES (?, ?, CAST(? AS TIMESTAMPTZ), ?, NULL, false, ?)",
-                    [generation, str(target), ts(now), max_commit, str(reader_copy)],
-                )
-            self._hook("publish-recorded")
-            swap_in(target, self.catalog_path)
-            write_pointer(self.catalog_path, reader_copy, generation)
-            self._hook("publish-swapped")
             self._dirty = False
             self._reap()
-            return PublishResult(generation, self.catalog_path, files, max_commit, time.perf_counter() - started)
+            return result
 
     def _ensure_lake_readable(self) -> bool:
         """Whether this process's DuckDB can read the lake (to bind views and count rows)."""
         if self._lake_readable is None:
-            lake = self.lake
-            if lake.is_local:
-                self._lake_readable = True
-            elif (fs := lake.duckdb_filesystem()) is not None:
-                self.store.register_filesystem(fs)
-                self._lake_readable = True
-            else:
-                self._lake_readable = self._try_httpfs()
+            self._lake_readable = connect_lake(self.store, self.lake, self.settings)
         return self._lake_readable
-
-    def _try_httpfs(self) -> bool:
-        """Load DuckDB's httpfs (only if already installed) with a session secret for the lake."""
-        con = self.store.con
-        try:
-            con.execute("LOAD httpfs")
-        except Exception:  # noqa: BLE001 - any failure means "not available"; callers degrade honestly
-            return False
-        region = self.settings.s3_region or os.environ.get("AWS_REGION", "us-east-1")
-        options = [
-            f"KEY_ID {quote_str(os.environ.get('AWS_ACCESS_KEY_ID', ''))}",
-            f"SECRET {quote_str(os.environ.get('AWS_SECRET_ACCESS_KEY', ''))}",
-            f"REGION {quote_str(region)}",
-        ]
-        if endpoint := self.settings.s3_endpoint_url:
-            scheme, _, host = endpoint.partition("://")
-            options += [f"ENDPOINT {quote_str(host or scheme)}", "URL_STYLE 'path'",
-                        f"USE_SSL {'false' if scheme == 'http' else 'true'}"]
-        with duckdb_errors("configuring DuckDB for the S3 lake"):
-            con.execute(f"CREATE OR REPLACE TEMPORARY SECRET webex_lake (TYPE s3, {', '.join(options)})")
-        return True
 
     def _reap(self) -> None:
         """Drop superseded catalog generations no reader holds, then the retired files that no
         remaining generation can name."""
-        store, lake = self.store, self.lake
-        now = self._now()
-        generations = store.generations()
-        for g in generations[:-1]:  # never the newest: it is the catalog
-            path = Path(g["file"])
-            reader_copy = Path(g["reader_file"]) if g.get("reader_file") else None
-            superseded = g["superseded_at"]
-            if superseded is None or now - superseded < self.retire_grace:
-                continue
-            if _same_file(path, self.catalog_path) or in_use(path) or (reader_copy and in_use(reader_copy)):
-                continue
-            try:
-                path.unlink(missing_ok=True)
-                if reader_copy is not None:
-                    reader_copy.unlink(missing_ok=True)
-            except OSError as exc:
-                _log.warning("cannot remove old catalog generation %s: %s", path, exc)
-                continue
-            store.execute("UPDATE generations SET removed = true WHERE generation = ?", [g["generation"]])
-        live = store.generations()
-        floor = min((g["max_commit"] for g in live), default=None)
-        retired = store.rows(
-            "SELECT path FROM retired_files WHERE ? IS NULL OR retired_by <= ? ORDER BY path", [floor, floor]
-        )
-        deleted = []
-        for r in retired:
-            try:
-                lake.delete(r["path"])
-            except WarehouseError as exc:  # housekeeping: try again next time
-                _log.warning("cannot delete retired file %s yet: %s", r["path"], exc)
-                continue
-            deleted.append(r["path"])
-        if deleted:
-            store.execute("DELETE FROM retired_files WHERE list_contains(?, path)", [deleted])
-            self._hook("compact-reaped")
+        reap(self.store, self.lake, now=self._now(), retire_grace=self.retire_grace,
+             catalog_path=self.catalog_path, hook=self._hook)
 
     # ------------------------------------------------------------------ damaged files
 
@@ -788,15 +423,13 @@ class Warehouse:
         with self._mutex:
             return lake_health.damaged_files(self.store, include_repaired=include_repaired)
 
-
     # ------------------------------------------------------------------ state backups
 
     def backup_state(self) -> Path:
         """Write a backup of the state DB to ``.webex-exporter/backups/`` and keep the newest
-        :data:`STATE_BACKUPS_KEPT`; returns its path.  Called after every finished run."""
+        :data:`~exporter.store.state_backups.STATE_BACKUPS_KEPT`; returns its path.  Called after every finished run."""
         with self._mutex:
-            return state_recovery.backup_state(self.store, self.backups_dir, self._now())
-
+            return backup_state(self.store, self.backups_dir, self._now())
 
     # ------------------------------------------------------------------ status
 
@@ -829,55 +462,3 @@ class Warehouse:
         if not self._ensure_lake_readable():
             return {}
         return rows_held(self.store, self.lake, self.datasets.values())
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-class _Span(Protocol):
-    """Anything with ``start`` and ``end`` instants (a :class:`Window`, or a caller's own pair)."""
-
-    @property
-    def start(self) -> datetime: ...
-
-    @property
-    def end(self) -> datetime: ...
-
-
-def _check_site(site: str) -> None:
-    """Site names become path segments (``site=<name>``): refuse anything the config would."""
-    if not isinstance(site, str) or not _SITE_NAME.match(site):
-        raise WarehouseError(f"invalid site name {site!r}: letters, digits, '_', '.', '-' (max 63)")
-
-
-def _window(window: _Span) -> Window:
-    """Accept any ``(start, end)`` object; the warehouse stores :class:`Window` bounds."""
-    if isinstance(window, Window):
-        return window
-    try:
-        return Window(window.start, window.end)
-    except (AttributeError, ValueError) as exc:
-        raise WarehouseError(f"not a window: {window!r} ({exc})") from None
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _copy_durably(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` through a temporary name, fsynced, so ``target`` is whole
-    whenever it exists (another inode than ``source``: DuckDB's locks on one are not on the other)."""
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, temp)
-        fd = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-    except OSError as exc:
-        raise WarehouseError(f"copying catalog {source} to {target}: {exc}") from exc

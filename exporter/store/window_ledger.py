@@ -3,7 +3,7 @@
 The rules every change to them follows, in one place: a window commit clears the failed windows
 it covers and retires the unverified landings a verified listing supersedes; a failure, a damaged
 lake file and a state rebuild add failed windows.  :mod:`exporter.store.warehouse` (commits),
-:mod:`exporter.store.lake_health` (damaged files) and :mod:`exporter.store.state_recovery` (replaying commit
+:mod:`exporter.store.lake_health` (damaged files) and :mod:`exporter.store.state_rebuild` (replaying commit
 records) all go through these functions, inside their own transactions (``con``).
 """
 

@@ -103,7 +103,7 @@ def describe_queries(directory: Path = QUERIES_DIR) -> tuple[list[str], list[tup
 
 def open_catalog(settings: Settings) -> Any:
     """A read-only connection to the catalog (safe while an export runs)."""
-    from ...store.catalog import open_reader
+    from ...store.catalog_readers import open_reader
 
     path = Path(settings.warehouse.catalog)
     if not path.exists():

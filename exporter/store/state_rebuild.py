@@ -1,14 +1,6 @@
-"""Recovering the private state DB: backups, the lake's commit records, and rebuilding.
-
-* Every commit writes a small record to ``<root>/_commits/<commit>.json`` (its window, cursor,
-  files, the files it retired) *before* its transaction commits (:func:`write_commit_record`),
-  so the lake itself says what was committed.  Loose records are folded into segment files
-  (:func:`fold_commit_records`); a record above the newest commit, left by a crash before its
-  transaction committed, is deleted at the next start (:func:`drop_uncommitted_records`).
-* After every finished run the state DB is backed up to ``.webex-exporter/backups/``, the last
-  :data:`STATE_BACKUPS_KEPT` kept (:func:`backup_state`).
-* :func:`rebuild_state` rebuilds a lost or damaged state DB from the newest backup plus the
-  records made after it (``webex-exporter state rebuild``); :class:`RebuildResult` says what it did.
+"""Rebuilding a lost or damaged state DB (``webex-exporter state rebuild``): from the newest
+backup (:mod:`exporter.store.state_backups`) plus the lake's commit records made after it
+(:mod:`exporter.store.commit_records`); :class:`RebuildResult` says what it did.
 """
 
 from __future__ import annotations
@@ -24,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from duckdb import DuckDBPyConnection
 
 from ..config import ExportSettings, WarehouseSettings
 from ..errors import WarehouseError
 from ..model.dataset_spec import Dataset
 from ..model.datasets import DATASETS
 from ..model.windows import Window, plan_windows
-from .lake import COMMITS_DIR, STAGING_DIR, UNKNOWN_DATE, Lake, fsync_dir, storage_errors
+from ..obs.logs import event
+from .commit_records import read_commit_records
+from .lake import STAGING_DIR, UNKNOWN_DATE, Lake, fsync_dir, storage_errors
 from .process_lock import ProcessLock
+from .state_backups import backups
 from .state_db import StateStore, quote_ident, quote_str, ts
 from .window_ledger import (
     clear_failures,
@@ -43,161 +37,9 @@ from .window_ledger import (
     retire_verified,
 )
 
-__all__ = [
-    "RebuildResult",
-    "rebuild_state",
-    "backup_state",
-    "commit_record",
-    "drop_uncommitted_records",
-    "fold_commit_records",
-    "json_default",
-    "record_path",
-    "write_commit_record",
-    "STATE_BACKUPS_KEPT",
-    "RECORDS_PER_SEGMENT",
-]
+__all__ = ["RebuildResult", "rebuild_state"]
 
-#: The warehouse's logger: these lines keep the ``logger`` field they had before the split.
-_log = logging.getLogger("exporter.store.warehouse")
-
-#: How many backups of the state DB (one per finished run) are kept in ``.webex-exporter/backups``.
-STATE_BACKUPS_KEPT = 3
-
-#: Loose commit records are folded into one segment file once there are this many.
-RECORDS_PER_SEGMENT = 256
-
-_RECORD_NAME = re.compile(r"^(\d{10})\.json$")
-_SEGMENT_NAME = re.compile(r"^segment-(\d{10})-(\d{10})\.jsonl$")
 _PART_COMMIT = re.compile(r"part-(\d+)-[0-9a-f]+\.parquet$")
-
-
-# ---------------------------------------------------------------------- commit records in the lake
-
-
-def record_path(commit_id: int) -> str:
-    """Where commit ``commit_id``'s record lives in the lake (relative to its root)."""
-    return f"{COMMITS_DIR}/{commit_id:010d}.json"
-
-
-def json_default(value: Any) -> Any:
-    """``json.dumps`` ``default`` for commit records and manifest rows: datetimes as UTC ISO text."""
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
-    raise TypeError(f"not JSON serialisable: {value!r}")
-
-
-def commit_record(con: DuckDBPyConnection, commit_id: int) -> dict[str, Any]:
-    """What commit ``commit_id`` did, from inside its own transaction: the commit row, its files,
-    the files it retired, and for an unverified listing why."""
-
-    def rows(sql: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = con.sql(sql, params=[commit_id]).to_arrow_table().to_pylist()
-        return found
-
-    (commit,) = rows("SELECT * FROM commits WHERE commit_id = ?")
-    files = rows("SELECT path, partition, rows, bytes, min_start, max_start, columns FROM manifest "
-                 "WHERE commit_id = ? ORDER BY path")
-    retires = [r["path"] for r in rows("SELECT path FROM retired_files WHERE retired_by = ? ORDER BY path")]
-    problem = rows("SELECT problem FROM unverified_windows WHERE commit_id = ?")
-    return {
-        "format": 1,
-        "commit_id": commit_id,
-        "kind": commit["kind"],
-        "site": commit["site"],
-        "dataset": commit["dataset"],
-        "window": [commit["window_start"], commit["window_end"]] if commit["window_start"] is not None else None,
-        "run_id": commit["run_id"],
-        "committed_at": commit["committed_at"],
-        "rows": commit["rows"],
-        "cursor_to": commit["cursor_to"],
-        "verified": commit.get("verified") is not False,
-        "problem": problem[0]["problem"] if problem else None,
-        "sources": json.loads(commit["sources"]) if commit.get("sources") else None,
-        "files": [{**f, "columns": json.loads(f["columns"])} for f in files],
-        "retires": retires,
-    }
-
-
-def write_commit_record(lake: Lake, con: DuckDBPyConnection, commit_id: int) -> None:
-    """Write ``<root>/_commits/<commit>.json``: the commit row, its files (with what the
-    manifest knows of them), the files it retired and, for an unverified listing, why.  Called
-    inside the commit's transaction, after every statement of it: if writing fails, the commit
-    rolls back; if the process dies before the transaction commits, the next start deletes the
-    record (its number is above the newest commit).  :func:`rebuild_state` replays these."""
-    record = commit_record(con, commit_id)
-    lake.write_bytes(record_path(commit_id), (json.dumps(record, default=json_default) + "\n").encode())
-
-
-def drop_uncommitted_records(store: StateStore, lake: Lake, state_path: Path) -> None:
-    """Delete commit records above the newest commit whose transaction never committed (a
-    crash after the record was written; or records of a lake whose files were cleared): none
-    of their files is in its partition, and the next commit reuses the number.  A record above
-    the newest commit whose files *are* in place means the state DB is older than the lake
-    (an old backup copied over it): refuse, rather than number new commits over those."""
-    newest = store.max_commit()
-    for name in lake.list_files(COMMITS_DIR):
-        leaf = name.rsplit("/", 1)[-1]
-        if leaf.startswith("."):
-            lake.delete(name)  # a temporary file of a write that did not finish
-            continue
-        record, segment = _RECORD_NAME.match(leaf), _SEGMENT_NAME.match(leaf)
-        last = int(record.group(1)) if record else int(segment.group(2)) if segment else 0
-        if last <= newest:
-            continue
-        lines = [line for line in lake.read_bytes(name).splitlines() if line.strip()]
-        ahead = [r for r in (_parse_record(line, name) for line in lines) if r and int(r["commit_id"]) > newest]
-        placed = [f["path"] for r in ahead for f in r.get("files") or () if lake.exists(f["path"])]
-        if placed:
-            raise WarehouseError(
-                f"the state DB {state_path} knows commits up to {newest}, but the lake at {lake.root_uri} "
-                f"holds later ones ({lake.uri(name)} names {lake.uri(placed[0])}): the state DB is older than "
-                "the lake (restored from an old copy?). Rebuild it: `webex-exporter state rebuild --force` "
-                "(from its backups and the lake's commit records)"
-            )
-        lake.delete(name)
-
-
-def fold_commit_records(store: StateStore, lake: Lake, *, per_segment: int = RECORDS_PER_SEGMENT) -> None:
-    """Fold loose commit records into one segment file once there are many (fewer files to
-    list and read for a rebuild); a crash between writing the segment and deleting the loose
-    records leaves both, which :func:`rebuild_state` reads as one."""
-    newest = store.max_commit()
-    loose = sorted(
-        (int(m.group(1)), name) for name in lake.list_files(COMMITS_DIR)
-        if (m := _RECORD_NAME.match(name.rsplit("/", 1)[-1])) and int(m.group(1)) <= newest
-    )
-    if len(loose) < per_segment:
-        return
-    lines = [lake.read_bytes(name).strip() for _, name in loose]
-    first, last = loose[0][0], loose[-1][0]
-    lake.write_bytes(f"{COMMITS_DIR}/segment-{first:010d}-{last:010d}.jsonl", b"\n".join(lines) + b"\n")
-    for _, name in loose:
-        lake.delete(name)
-
-
-# ---------------------------------------------------------------------- state DB backups
-
-
-def backup_state(store: StateStore, backups_dir: Path, now: datetime) -> Path:
-    """Write a backup of the state DB to ``.webex-exporter/backups/`` and keep the newest
-    :data:`STATE_BACKUPS_KEPT`; returns its path.  Called after every finished run (``now`` names it)."""
-    name = f"state-{now:%Y%m%dT%H%M%S%f}-{store.max_commit():010d}.duckdb"
-    target = backups_dir / name
-    store.backup_to(target)
-    for old in _backups(backups_dir)[STATE_BACKUPS_KEPT:]:
-        try:
-            old.unlink()
-        except OSError as exc:
-            _log.warning("cannot remove old state backup %s: %s", old, exc)
-    return target
-
-
-def _backups(directory: Path) -> list[Path]:
-    """State DB backups in ``directory``, newest first (their names sort by time)."""
-    return sorted(directory.glob("state-*.duckdb"), key=lambda p: p.name, reverse=True)
-
-
-# ---------------------------------------------------------------------- rebuilding the state DB
 
 #: State tables a rebuild takes over from a backup (generations and verified_files start afresh).
 _RESTORED_TABLES = ("commits", "manifest", "retired_files", "sync_state", "failed_windows", "unverified_windows",
@@ -285,7 +127,7 @@ def rebuild_state(
         store = StateStore(temp)
         try:
             backup, backup_commit = _restore_backup(store, home / "backups", lake) if use_backups else (None, 0)
-            records = _read_commit_records(lake)
+            records = read_commit_records(lake)
             replayed = sum(1 for cid in sorted(records) if cid > backup_commit and _replay(store, lake, records[cid]))
             adopted = _adopt_unrecorded(store, lake, records, registry, now)
             missing = sum(
@@ -318,7 +160,8 @@ def rebuild_state(
                     moved.append(aside)
             os.replace(temp, state_path)
         fsync_dir(home)
-        _log.warning("rebuilt the state DB %s (backup %s, %d commit records replayed)", state_path, backup, replayed)
+        event("rebuilt the state DB", level=logging.WARNING, state_db=str(state_path),
+              backup=str(backup) if backup else None, records_replayed=replayed)
         return RebuildResult(state_path, backup, backup_commit, replayed, adopted, missing, gaps, max_commit,
                              tuple(moved))
     finally:
@@ -347,17 +190,17 @@ def _restore_backup(store: StateStore, directory: Path, lake: Lake) -> tuple[Pat
     """Copy the newest readable backup of this lake's state into ``store``; returns it and the
     newest commit it knew (``(None, 0)`` when there is none)."""
     database = store.value("SELECT current_database()")
-    for path in _backups(directory):
+    for path in backups(directory):
         try:
             store.execute(f"ATTACH {quote_str(str(path))} AS webex_restore (READ_ONLY)",
                           action=f"opening backup {path}")
         except WarehouseError as exc:
-            _log.warning("skipping unreadable state backup %s: %s", path, exc)
+            event("skipping an unreadable state backup", level=logging.WARNING, path=str(path), error=str(exc))
             continue
         try:
             root = store.value("SELECT value FROM webex_restore.main.meta WHERE key = 'lake_root'")
             if root and root != lake.root_uri:
-                _log.warning("skipping state backup %s: it belongs to the lake at %s", path, root)
+                event("skipping a state backup of another lake", level=logging.WARNING, path=str(path), lake=root)
                 continue
             with store.transaction(f"restoring backup {path}") as con:
                 for table in _RESTORED_TABLES:
@@ -375,41 +218,10 @@ def _restore_backup(store: StateStore, directory: Path, lake: Lake) -> tuple[Pat
                                     f"SELECT {columns} FROM webex_restore.main.{table}")
             return path, store.max_commit()
         except WarehouseError as exc:
-            _log.warning("skipping unreadable state backup %s: %s", path, exc)
+            event("skipping an unreadable state backup", level=logging.WARNING, path=str(path), error=str(exc))
         finally:
             store.execute("DETACH webex_restore")
     return None, 0
-
-
-def _read_commit_records(lake: Lake) -> dict[int, dict[str, Any]]:
-    """Every commit record in the lake by commit number: segments, then loose records (a record
-    in both, left by a crash while folding, is the same record)."""
-    records: dict[int, dict[str, Any]] = {}
-    names = lake.list_files(COMMITS_DIR)
-    leaves = [(n, n.rsplit("/", 1)[-1]) for n in names]
-    for name, leaf in sorted(leaves, key=lambda x: x[1]):
-        if _SEGMENT_NAME.match(leaf):
-            for line in lake.read_bytes(name).splitlines():
-                if line.strip():
-                    record = _parse_record(line, name)
-                    if record:
-                        records[int(record["commit_id"])] = record
-    for name, leaf in leaves:
-        if _RECORD_NAME.match(leaf):
-            record = _parse_record(lake.read_bytes(name), name)
-            if record:
-                records[int(record["commit_id"])] = record
-    return records
-
-
-def _parse_record(data: bytes, name: str) -> dict[str, Any] | None:
-    try:
-        record: dict[str, Any] = json.loads(data)
-        int(record["commit_id"])
-        return record
-    except (ValueError, KeyError, TypeError) as exc:
-        _log.warning("skipping unreadable commit record in %s: %s", name, exc)
-        return None
 
 
 def _when(value: str | None) -> datetime | None:
@@ -486,7 +298,8 @@ def _adopt_unrecorded(
                     has_start = ds.start_column in schema.names
                     start = parquet.read(columns=[ds.start_column]).column(0) if has_start else None
             except (OSError, pa.ArrowException) as exc:
-                _log.warning("not adopting unreadable lake file %s: %s", lake.uri(rel), exc)
+                event("not adopting an unreadable lake file", level=logging.WARNING, file=lake.uri(rel),
+                      error=str(exc))
                 continue
             parts = dict(seg.split("=", 1) for seg in rel.split("/") if "=" in seg)
             site = (meta.get(b"webex.site") or parts.get("site", "").encode()).decode()
@@ -506,7 +319,7 @@ def _adopt_unrecorded(
                 if not con.execute("SELECT count(*) FROM commits WHERE commit_id = ?", [commit_id]).fetchall()[0][0]:
                     store.insert_commit(con, commit_id=commit_id, kind="adopted", site=site, dataset=ds.name,
                                         window=None, run_id=None, committed_at=now, rows=rows, files=1)
-            _log.warning("adopted lake file %s, which no commit record names", lake.uri(rel))
+            event("adopted a lake file no commit record names", level=logging.WARNING, file=lake.uri(rel))
             adopted += 1
     return adopted
 
