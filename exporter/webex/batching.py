@@ -78,7 +78,7 @@ class _Part:
         waiter.answers[self.start : self.end] = answers
         waiter.unanswered -= self.end - self.start
         if waiter.unanswered == 0 and not waiter.future.done():
-            waiter.future.set_result(waiter.answers)  # type: ignore[arg-type]
+            waiter.future.set_result(waiter.answers)  # type: ignore[arg-type]  # none unanswered: no None left
 
     def failed(self, exception: BaseException) -> None:
         if not self.waiter.future.done():

@@ -35,7 +35,7 @@ import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -62,6 +62,9 @@ from .classify import DEFAULT_CODES, CodeTable, Outcome, Verdict, classify, redi
 from .decoding import ResponseDecoder
 from .protocol import Body, BodyResponse, authenticate_body, build_request
 from .throttle import Permit, SiteThrottle
+
+if TYPE_CHECKING:  # batching imports this module: a runtime import would be circular
+    from .batching import CallBatcher
 
 __all__ = ["WebexClient", "RequestStats", "run_all", "USER_GROUP", "LIST_GROUP", "RENEW_FRACTION", "MAX_GSB_PAUSES"]
 
@@ -201,7 +204,7 @@ class WebexClient:
             port = None
         self._endpoint = f"{parts.hostname}:{port}"
         #: One ``batching.CallBatcher`` per API group, made by ``batching.batcher_for``.
-        self.batchers: dict[str, Any] = {}
+        self.batchers: dict[str, CallBatcher] = {}
 
     def __repr__(self) -> str:
         return f"WebexClient(site={self.site.name!r}, auth={self.site.auth!r}, url={self.site.url!r})"
@@ -363,7 +366,7 @@ class WebexClient:
             still = []
             for offset, (index, each) in enumerate(zip(pending, verdicts, strict=True)):
                 if each.outcome in (Outcome.OK, Outcome.EMPTY):
-                    answer = reply.answer[offset]  # type: ignore[index]
+                    answer = reply.answer[offset]  # type: ignore[index]  # an OK verdict comes from a list answer
                     if each.outcome is Outcome.EMPTY:
                         answer = dataclasses.replace(answer, empty=True)
                     results[index] = answer
@@ -463,19 +466,21 @@ class WebexClient:
 
     def _verdicts(self, reply: _Reply, count: int) -> list[Verdict]:
         """One verdict per body of the batch."""
-        kwargs = {"cooldown_seconds": self.site.throttle.cooldown_seconds,
-                  "gsb_pause_seconds": self.site.throttle.gsb_pause_seconds, "codes": self._codes}
+        def judge(body: BodyResponse | BaseException | None) -> Verdict:
+            return classify(reply.status, reply.headers, body, cooldown_seconds=self.site.throttle.cooldown_seconds,
+                            gsb_pause_seconds=self.site.throttle.gsb_pause_seconds, codes=self._codes)
+
         answer = reply.answer
         if not isinstance(answer, list):
-            return [classify(reply.status, reply.headers, answer, **kwargs)] * count  # type: ignore[arg-type]
-        verdicts = [classify(reply.status, reply.headers, body, **kwargs) for body in answer]  # type: ignore[arg-type]
+            return [judge(answer)] * count
+        verdicts = [judge(body) for body in answer]
         if len(verdicts) == count:
             return verdicts
         # A request-level failure answers once for the whole request (bad credentials, 000053).
         if len(verdicts) == 1 and verdicts[0].outcome not in (Outcome.OK, Outcome.EMPTY):
             return verdicts * count
         mismatch = DamagedResponseError(f"{len(answer)} answers for {count} bodyContent elements")
-        return [classify(reply.status, reply.headers, mismatch, **kwargs)] * count  # type: ignore[arg-type]
+        return [judge(mismatch)] * count
 
     async def _post(self, payload: bytes, batch: list[Body]) -> _Reply:
         """One HTTP POST; network failures come back as an error in the reply (status None).
@@ -527,7 +532,7 @@ def _complete(results: list[BodyResponse | None]) -> list[BodyResponse]:
     missing = sum(r is None for r in results)
     if missing:  # a bug, not a server condition: say so rather than return a short list
         raise AssertionError(f"{missing} of {len(results)} bodies got no answer")
-    return results  # type: ignore[return-value]
+    return results  # type: ignore[return-value]  # checked just above: no None left
 
 
 async def _read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -635,5 +640,5 @@ async def run_all(coroutines: Iterable[Awaitable[T]], *, discarded: Callable[[T]
     if interrupted is not None:
         raise interrupted
     failures.sort(key=lambda e: 0 if isinstance(e, FatalSiteError) else 1 if isinstance(e, SitePausedError) else 2)
-    raise failures[0]  # type: ignore[misc]
+    raise failures[0]  # type: ignore[misc]  # an interrupted wait raised above: failures are exceptions
 

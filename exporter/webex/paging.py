@@ -99,7 +99,7 @@ class WindowFetch:
     @property
     def records(self) -> int:
         """Rows in ``table``."""
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
 
 @dataclass(slots=True)
@@ -358,8 +358,8 @@ class _Lister:
         still = identity.repeated_across_pages(segments, columns, self.dataset.natural_key)
         for h, where in still.items():
             if not confirmed(h, sum(where.values())):
-                at = pages[min(repeated[h]) if h in repeated else 0].start_from
-                return None, (f"{sum(where.values())} copies of one row around startFrom={at + step} that no single "
+                start = pages[min(repeated[h]) if h in repeated else 0].start_from
+                return None, (f"{sum(where.values())} copies of one row around startFrom={start + step} that no single "
                               "answer confirms (the server's order among tied rows moves between requests)")
         log.info("%s: rows served twice around %d page boundaries (unstable order among tied rows); "
                  "healed with %d bridge pages", self._where(window), len(boundaries), from_bridge)

@@ -176,7 +176,7 @@ def list_body(
     if zone is None:
         if not send_zone:
             raise ValueError(f"{dataset.name}: no timeZoneID is sent, so the scope zone must be given")
-        zone = zoneinfo_for(time_zone_id)  # type: ignore[arg-type]
+        zone = zoneinfo_for(time_zone_id)
     scope = dataset.time_scope
     scope_children: list[Node] = [
         (scope.start, format_webex_time(window.start, zone)),
@@ -248,7 +248,7 @@ def build_request(site: SiteSettings, bodies: Sequence[Body], *, ticket: Secret 
         content = etree.SubElement(body_element, "bodyContent")
         content.set(f"{{{XSI_NS}}}type", body.xsi_type)
         _children(content, body.children)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def _text(parent: etree._Element, name: str, value: str | Secret) -> None:

@@ -12,10 +12,15 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..config import SiteSettings
+from typing import TYPE_CHECKING
+
+from ..config import Settings, SiteSettings
 from ..errors import AuthError, ExporterError, FatalSiteError, OperationRetiredError
 from ..model.datasets import by_name
 from ..model.timezones import by_id
+
+if TYPE_CHECKING:  # the client is imported where it is used (as the checks below import theirs)
+    from .client import WebexClient
 
 __all__ = ["CheckLine", "check_site", "run_checks", "worst"]
 
@@ -39,7 +44,7 @@ def worst(lines: list[CheckLine]) -> str:
     return FAIL if FAIL in statuses else WARN if WARN in statuses else OK
 
 
-async def check_site(client: object, site: SiteSettings, now: datetime) -> list[CheckLine]:
+async def check_site(client: WebexClient, site: SiteSettings, now: datetime) -> list[CheckLine]:
     """Check one site (see the module docstring); never raises for what the site answers."""
     from ..model.timezones import zoneinfo_for
     from .paging import probe_window
@@ -104,7 +109,7 @@ async def check_site(client: object, site: SiteSettings, now: datetime) -> list[
     return lines
 
 
-async def run_checks(settings: object, names: tuple[str, ...], datasets: tuple[str, ...] | None = None) -> list[CheckLine]:
+async def run_checks(settings: Settings, names: tuple[str, ...], datasets: tuple[str, ...] | None = None) -> list[CheckLine]:
     """:func:`check_site` for each site called ``names`` (concurrently, one client each), limited
     to ``datasets`` when given; what ``webex-exporter check`` prints."""
     import dataclasses
@@ -117,7 +122,7 @@ async def run_checks(settings: object, names: tuple[str, ...], datasets: tuple[s
     try:
         chosen = []
         for name in names:
-            site = settings.site(name)  # type: ignore[attr-defined]
+            site = settings.site(name)
             if datasets:
                 site = dataclasses.replace(site, datasets=tuple(d for d in site.datasets if d in datasets))
             chosen.append(site)

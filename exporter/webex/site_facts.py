@@ -24,6 +24,7 @@ from ..errors import AuthError, ExporterError, FatalSiteError, RetryableError, S
 from ..model.timezones import TIME_ZONES, zoneinfo_for
 from ..records.xmlsafe import local_name
 from .protocol import Body, BodyResponse
+from .client import WebexClient
 
 __all__ = [
     "SiteFacts",
@@ -148,7 +149,7 @@ def _hhmm(minutes: int) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-async def inspect_site(client: object, *, webex_id: str, now: datetime) -> SiteFacts:
+async def inspect_site(client: WebexClient, *, webex_id: str, now: datetime) -> SiteFacts:
     """Ask the site (one request: GetSite, GetUser, LstTimeZone of every zone).  Refused
     credentials raise :class:`AuthError` as anywhere else; any other failure of one body is a
     problem noted, and the facts it would have given stay unknown."""
@@ -167,14 +168,14 @@ async def inspect_site(client: object, *, webex_id: str, now: datetime) -> SiteF
     return SiteFacts(site_zone, offsets, admin, tuple(problems))
 
 
-async def _each(client: object, bodies: list[Body], problems: list[str]) -> list[BodyResponse | None]:
+async def _each(client: WebexClient, bodies: list[Body], problems: list[str]) -> list[BodyResponse | None]:
     """Each body's answer (one request when they all succeed); a failed body is None and a problem.
 
     The site not answering at all (its retries used up on resets, refused connections, timeouts,
     5xx) is no problem to note: it stops the site for this run at once, instead of every window
     of every dataset spending its own retries on a host that is not there."""
     try:
-        return list(await client.call(bodies))  # type: ignore[attr-defined]
+        return list(await client.call(bodies))
     except (AuthError, FatalSiteError, SitePausedError):
         raise
     except RetryableError as exc:
@@ -187,7 +188,7 @@ async def _each(client: object, bodies: list[Body], problems: list[str]) -> list
     out: list[BodyResponse | None] = []
     for body in bodies:  # one failed: ask each alone, so one refusal does not hide the others
         try:
-            (answer,) = await client.call([body])  # type: ignore[attr-defined]
+            (answer,) = await client.call([body])
             out.append(answer)
         except (AuthError, FatalSiteError, SitePausedError):
             raise

@@ -44,7 +44,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from ..config import ThrottleSettings
@@ -414,7 +414,7 @@ class SiteThrottle:
         """The groups used so far, by name."""
         return dict(self._groups)
 
-    def slot(self, api_group: str, bodies: int = 1):  # type: ignore[no-untyped-def]
+    def slot(self, api_group: str, bodies: int = 1) -> AbstractAsyncContextManager[Permit]:
         """``async with site.slot(group) as permit:`` (see :meth:`GroupThrottle.slot`)."""
         return self.group(api_group).slot(bodies)
 

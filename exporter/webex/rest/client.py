@@ -154,7 +154,7 @@ class RestFetch:
     @property
     def rows(self) -> int:
         """Rows in the table."""
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
 
 @dataclass(slots=True)

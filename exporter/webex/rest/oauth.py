@@ -146,7 +146,7 @@ def _oauth_error(body: Any) -> str:
         return ""
     kind, document = decode_json(body)
     if kind == "ok" and isinstance(document, dict) and isinstance(document.get("error"), str):
-        return document["error"].strip()[:60]
+        return str(document["error"]).strip()[:60]
     return ""
 
 
@@ -294,11 +294,11 @@ class TokenManager:
         """A good access token (refreshing first when it has less than ``margin`` left)."""
         self._raise_if_dead()
         if self._good(self._tokens):
-            return self._tokens.access_token  # type: ignore[union-attr,return-value]
+            return self._tokens.access_token  # type: ignore[union-attr,return-value]  # _good(): tokens with an access token
         if self._tokens is None:
             self._tokens, self._lifetime = self.store.load(), None  # replaced atomically: no lock needed
             if self._good(self._tokens):
-                return self._tokens.access_token  # type: ignore[return-value]
+                return self._tokens.access_token  # type: ignore[return-value]  # _good(): it has one
         return await self._refresh(rejected=None)
 
     async def renew(self, rejected: Secret) -> Secret:
@@ -306,7 +306,7 @@ class TokenManager:
         task or process has refreshed since ``rejected`` was handed out."""
         self._raise_if_dead()
         if self._good(self._tokens, rejected):
-            return self._tokens.access_token  # type: ignore[union-attr,return-value]
+            return self._tokens.access_token  # type: ignore[union-attr,return-value]  # _good(): tokens with an access token
         return await self._refresh(rejected=rejected)
 
     def secrets(self) -> tuple[Secret, ...]:
@@ -332,7 +332,7 @@ class TokenManager:
             disk = self.store.load()
             if self._good(disk, rejected):
                 self._tokens, self._lifetime = disk, None  # refreshed by another task or process while we waited
-                return disk.access_token  # type: ignore[return-value]
+                return disk.access_token  # type: ignore[return-value]  # _good(): it has one
             now = self.wall()
             if disk.refresh_expires_at is not None and disk.refresh_expires_at <= now:
                 log.warning("site %s: the stored refresh token expired at %s; trying it anyway", self.site,
