@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
 import aiohttp
 
 from ..config import SiteSettings

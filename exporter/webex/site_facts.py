@@ -23,8 +23,8 @@ from lxml import etree
 from ..errors import AuthError, ExporterError, FatalSiteError, RetryableError, SitePausedError, SiteUnreachableError
 from ..model.timezones import TIME_ZONES, zoneinfo_for
 from ..records.xmlsafe import local_name
-from .protocol import Body, BodyResponse
 from .client import WebexClient
+from .protocol import Body, BodyResponse
 
 __all__ = [
     "SiteFacts",
