@@ -83,7 +83,7 @@ def test_a_caller_cancelled_during_a_failed_shared_request_is_not_sent_again() -
     """Two callers share a request that fails (one body is refused).  The one cancelled while it
     was in flight is not resent on its own; the other is, and gets its ApiError.  Every request
     the server saw is counted once, in the callers' stats."""
-    from exporter.webex.client import RequestStats
+    from exporter.webex.stats import RequestStats
 
     async def main() -> None:
         async with simulated(bodies_per_request=10) as (sim, client, _site):

@@ -13,9 +13,9 @@ from exporter.errors import ApiError, AuthError, SitePausedError, TransportError
 from exporter.model.datasets import by_name
 from exporter.model.windows import Window
 from exporter.simulator import Simulator, SiteConfig
-from exporter.webex.client import MAX_GSB_PAUSES
 from exporter.webex.paging import fetch_window
 from exporter.webex.protocol import Body, list_body
+from exporter.webex.resend import MAX_GSB_PAUSES
 
 WINDOW = Window(NOW - timedelta(days=3), NOW - timedelta(days=1))
 USAGE = by_name("meeting_usage")

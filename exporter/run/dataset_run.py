@@ -24,8 +24,9 @@ from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event
 from ..records.identity import content_columns, content_hashes
-from ..webex.client import RequestStats, WebexClient
+from ..webex.client import WebexClient
 from ..webex.paging import Probe, probe_window
+from ..webex.stats import RequestStats
 from .context import RunContext, first_leaf
 from .landing import land, progress_key
 from .planning import CursorPlan, contiguous_runs, pack_windows, plan_dataset_windows

@@ -18,8 +18,10 @@ from ..model.dataset_spec import Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event
-from ..webex.client import RequestStats, WebexClient, run_all
+from ..webex.client import WebexClient
+from ..webex.gather import run_all
 from ..webex.paging import DEFAULT_MAX_RESCANS, Probe, WindowFetch, fetch_window, new_listing_age
+from ..webex.stats import RequestStats
 from .context import RunContext
 from .landing import land, progress_key, record_failed_window
 from .planning import CursorPlan

@@ -32,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import FatalSiteError, SitePausedError
-from .client import RequestStats, WebexClient
+from .client import WebexClient
 from .protocol import Body, BodyResponse
+from .stats import RequestStats
 
 __all__ = ["FIRST", "REST", "CallBatcher", "batcher_for", "DEFAULT_LINGER_SECONDS"]
 

@@ -42,8 +42,10 @@ from ..model.windows import Window
 from ..records import identity, parse
 from ..records.arrow_schema import arrow_schema
 from .batching import FIRST, REST, batcher_for
-from .client import RequestStats, WebexClient, run_all
+from .client import WebexClient
+from .gather import run_all
 from .protocol import Body, BodyResponse, list_body, scope_zone
+from .stats import RequestStats
 
 __all__ = ["WindowFetch", "Probe", "fetch_window", "probe_window", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH",
            "new_listing_age"]

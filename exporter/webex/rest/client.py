@@ -68,7 +68,9 @@ from ...model.dataset_spec import Dataset, RestListing
 from ...model.datasets import by_name
 from ...records import identity
 from ..backoff import backoff_delay
-from ..client import RequestStats, StatsSink, _read_body, network_error, run_all
+from ..gather import run_all
+from ..http_body import network_error, read_body
+from ..stats import RequestStats, StatsSink
 from ..throttle import SiteThrottle
 from .classify import RawReply, RestOutcome, RestVerdict, classify_rest
 from .decode import DecodedPage, decode_items, rest_schema
@@ -110,7 +112,7 @@ def format_time(value: datetime) -> str:
 
 @dataclass(slots=True)
 class RestStats(RequestStats):
-    """:class:`~exporter.webex.client.RequestStats` plus the pages read.  ``auth_requests`` counts the
+    """:class:`~exporter.webex.stats.RequestStats` plus the pages read.  ``auth_requests`` counts the
     401s answered by renewing the access token (the token endpoint's own requests are
     ``client.endpoint.requests``)."""
 
@@ -727,7 +729,7 @@ class RestClient:
                 ok = 200 <= status < 300
                 body: bytes | BaseException
                 try:
-                    body = await _read_body(response, settings.max_response_bytes if ok else _ERROR_BODY_LIMIT)
+                    body = await read_body(response, settings.max_response_bytes if ok else _ERROR_BODY_LIMIT)
                 except DamagedResponseError as exc:
                     body = exc
                 except ParseError as exc:

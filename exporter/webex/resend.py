@@ -1,0 +1,132 @@
+"""What the XML client does between two sends of a batch: after a transient answer (one
+re-authentication, a throttle cool-down, a GSB backup pause, backoff with jitter), each with its
+own bound, and after 000053 (too many bodyContent per request: smaller batches, the limit
+remembered)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+
+from ..config import Secret
+from ..errors import BodyContentLimitError, SitePausedError, ThrottledError, TransportError
+from .backoff import backoff_delay
+from .classify import Outcome, Verdict
+from .gather import run_all
+from .protocol import Body, BodyResponse
+from .session import SessionKeeper
+from .stats import StatsSink
+from .throttle import Permit, SiteThrottle
+
+__all__ = ["Resender", "MAX_GSB_PAUSES"]
+
+log = logging.getLogger(__name__)
+
+#: GSB backup pauses one request sits through before the site is given up for this run.
+MAX_GSB_PAUSES = 3
+
+
+@dataclass(slots=True)
+class Attempts:
+    """What one batch has been through so far (each kind has its own bound)."""
+
+    failures: int = 0
+    throttles: int = 0
+    pauses: int = 0
+    reauthenticated: bool = False
+
+
+class Resender(SessionKeeper):
+    """The reactions between sends (see the module docstring), for
+    :class:`~exporter.webex.client.WebexClient`, whose constructor sets the attributes."""
+
+    throttle: SiteThrottle
+    _rng: random.Random
+    _bodies_per_request: int
+
+    async def _before_resend(
+        self, verdict: Verdict, body: Body, permit: Permit, ticket: Secret | None, attempts: Attempts, sink: StatsSink
+    ) -> None:
+        """React to a transient answer (re-auth, throttle, pause, retry), or raise when its bound
+        is reached.  Waiting for cool-downs and pauses happens in the throttle's next slot."""
+        settings = self.site.throttle
+        what = body.label or body.operation
+        outcome = verdict.outcome
+        if verdict.retry_after is not None and verdict.retry_after > settings.max_retry_after_seconds:
+            raise self._hold(verdict, verdict.retry_after)
+        if outcome is Outcome.REAUTH:
+            attempts.reauthenticated = True
+            sink.bump("retries")
+            log.warning("site %s: session ticket refused (%s); re-authenticating once", self.site.name, verdict.code)
+            if self._ticket is ticket:
+                self._renew_at = float("-inf")  # due now; _credentials renews it under its lock
+        elif outcome is Outcome.THROTTLED:
+            attempts.throttles += 1
+            sink.throttle(verdict.cause)
+            group = self.throttle.group(permit.group)
+            blocked = max(group.blocked_until, asyncio.get_running_loop().time())
+            # The server's Retry-After as it is; without one our cool-down, doubling while it lasts.
+            group.report_throttle(permit, verdict.retry_after, verdict.cause)
+            delay = group.cooldown
+            sink.bump("throttle_wait_seconds", max(0.0, group.blocked_until - blocked))
+            if attempts.throttles >= settings.max_attempts:
+                raise ThrottledError(
+                    f"site {self.site.name}: {what} throttled {attempts.throttles} times in a row ({verdict.cause}); "
+                    "giving up for now",
+                    delay=delay, cause=verdict.cause,
+                )
+        elif outcome is Outcome.PAUSE:
+            attempts.pauses += 1
+            delay = verdict.delay if verdict.delay is not None else settings.gsb_pause_seconds
+            if attempts.pauses > MAX_GSB_PAUSES:
+                raise SitePausedError(f"site {self.site.name} still answers from its backup (gsbStatus BACKUP) after "
+                                      f"{MAX_GSB_PAUSES} pauses of {delay:.0f} s; stopping the site for this run",
+                                      delay=delay)
+            sink.bump("pauses")
+            sink.bump("retries")
+            paused = max(self.throttle.paused_until, asyncio.get_running_loop().time())
+            self.throttle.pause(delay, "gsbStatus BACKUP")
+            sink.bump("throttle_wait_seconds", max(0.0, self.throttle.paused_until - paused))
+        else:  # Outcome.RETRY
+            attempts.failures += 1
+            if attempts.failures >= settings.max_attempts:
+                reason = f" {self._scrub(verdict.reason)}" if verdict.reason else ""
+                raise TransportError(f"site {self.site.name}: {what} failed {attempts.failures} times; last: "
+                                     f"{verdict.code}{reason}")
+            sink.bump("retries")
+            if verdict.delay is not None:  # the server's Retry-After, within our backoff cap
+                pause = min(verdict.delay, max(settings.backoff_max_seconds, 0.0))
+            else:
+                pause = backoff_delay(attempts.failures, base=settings.backoff_base_seconds,
+                                      cap=settings.backoff_max_seconds, rng=self._rng)
+            log.info("site %s: %s failed (%s), retry %d of %d in %.2f s", self.site.name, what, verdict.code,
+                     attempts.failures, settings.max_attempts - 1, pause)
+            await asyncio.sleep(pause)
+
+    async def _shrink_batches(
+        self, verdict: Verdict, batch: list[Body], api_group: str, sink: StatsSink
+    ) -> list[BodyResponse]:
+        """000053: resend ``batch`` in batches the server accepts, and remember the limit: the one
+        its reason names, or, when no usable number can be read (a reason in another language,
+        or none), half the batch, down to one body per request."""
+        limit = verdict.limit
+        if limit is None or limit < 1 or limit >= len(batch):
+            if len(batch) <= 1:
+                raise BodyContentLimitError(
+                    f"site {self.site.name}: the server refused a request with a single bodyContent as too many "
+                    f"({verdict.code}: {self._scrub(verdict.reason)})",
+                    limit=limit,
+                )
+            log.warning("site %s: the server refused %d bodyContent per request (000053) without a limit we can "
+                        "read (%r); halving", self.site.name, len(batch), self._scrub(verdict.reason))
+            limit = max(1, len(batch) // 2)
+        if limit < self._bodies_per_request:
+            log.warning("site %s: the server allows at most %d bodyContent per request (000053); adapting",
+                        self.site.name, limit)
+            self._bodies_per_request = limit
+        size = min(limit, self._bodies_per_request)
+        chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
+        parts = await run_all(self._call_batch(chunk, api_group, sink) for chunk in chunks)
+        return [response for part in parts for response in part]
