@@ -39,8 +39,9 @@ from exporter.model.dataset_spec import Dataset
 from exporter.model.datasets import ALL_DATASETS, by_name
 from exporter.simulator import Simulator, SiteConfig
 from exporter.simulator.rest_config import DEFAULT_SCOPES, NEXT_LINK_PARAMS, RestConfig, SiteRest
-from exporter.webex.rest.client import RestClient, RestFetch, seed_tokens
+from exporter.webex.rest.client import RestClient, seed_tokens
 from exporter.webex.rest.decode import rest_schema
+from exporter.webex.rest.results import RestFetch
 from exporter.webex.rest.tokens import Tokens, TokenStore
 
 pytestmark = pytest.mark.timeout(60)

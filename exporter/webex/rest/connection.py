@@ -1,0 +1,142 @@
+"""The REST client's connection to one site: the HTTP exchange (no redirects followed, bodies
+read with a bound), secrets scrubbed from what the server says, and the stop state: a fatal
+error remembered (every later call raises it without sending), a Retry-After hold, the errors
+that stop a site or skip a dataset.  The one module of :mod:`exporter.webex.rest` that touches
+aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from urllib.parse import urlencode
+
+import aiohttp
+
+from ...config import RestSettings, SiteSettings
+from ...errors import (
+    CertificateError,
+    DamagedResponseError,
+    EndpointError,
+    ExporterError,
+    FatalSiteError,
+    OperationRetiredError,
+    ParseError,
+    RedirectError,
+    RetryAfterTooLongError,
+)
+from ..http_body import network_error, read_body
+from .classify import RawReply, RestVerdict
+from .oauth import TokenManager
+
+__all__ = ["RestConnection", "ACCEPT"]
+
+log = logging.getLogger(__name__)
+
+#: Error answers are read up to this many bytes (their message and trackingId are short).
+_ERROR_BODY_LIMIT = 64 * 1024
+#: What every REST request accepts (only encodings we decompress ourselves, with a bound).
+ACCEPT = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
+
+
+class RestConnection:
+    """HTTP, scrubbing and stop state of one site's REST client (see the module docstring); the
+    attributes are set by :class:`~exporter.webex.rest.client.RestClient`'s constructor."""
+
+    site: SiteSettings
+    rest: RestSettings
+    tokens: TokenManager
+    _session: aiohttp.ClientSession | None
+    _endpoint: str
+    _fatal: FatalSiteError | None
+    _held_until: float
+    _held_message: str
+
+    def _retired_path(self, what: str, code: str, said: str) -> OperationRetiredError:
+        message = (f"site {self.site.name}: {what} is not available ({said}): the endpoint is retired or this site "
+                   "cannot use it; the dataset is skipped")
+        log.warning("%s", message)
+        return OperationRetiredError(message, operation=what.split(" ")[0], exception_id=code)
+
+    def _endpoint_error(self, verdict: RestVerdict, what: str, said: str) -> FatalSiteError:
+        if verdict.code == "tls":
+            error: FatalSiteError = CertificateError(
+                f"site {self.site.name}: {said}; not retried: the server is not who {self.rest.base_url} says (fix "
+                "base_url or the trust store)")
+        elif verdict.status is not None and 300 <= verdict.status < 400:
+            error = RedirectError(f"site {self.site.name}: {what} answered {said}; redirects are never followed "
+                                  "(every request carries the bearer token). Not retried: fix [sites.rest] "
+                                  "base_url.")
+        else:
+            error = EndpointError(f"site {self.site.name}: {what} answered {said}; this site's data lives elsewhere "
+                                  "(another region?): fix [sites.rest] base_url")
+        return self._die(error)
+
+    def _raise_if_dead(self) -> None:
+        if self._fatal is not None:
+            raise type(self._fatal)(str(self._fatal))
+        left = self._held_until - asyncio.get_running_loop().time()
+        if left > 0:
+            raise RetryAfterTooLongError(self._held_message, delay=left)
+
+    def _hold(self, verdict: RestVerdict, what: str) -> RetryAfterTooLongError:
+        """A Retry-After above our limit: stop the site for this run rather than sleep; nothing
+        is sent before that time (a later run in ``serve`` asks again)."""
+        wait = verdict.delay or 0.0
+        limit = self.site.throttle.max_retry_after_seconds
+        self._held_until = max(self._held_until, asyncio.get_running_loop().time() + wait)
+        self._held_message = (f"site {self.site.name}: {what}: the server asked us to wait {wait:.0f} s "
+                              f"({verdict.code}, Retry-After), more than max_retry_after_seconds = {limit:g}; "
+                              "stopping this site for this run")
+        log.error("%s", self._held_message)
+        return RetryAfterTooLongError(self._held_message, delay=wait)
+
+    def _die(self, error: FatalSiteError) -> FatalSiteError:
+        """Remember a fatal error: every later call raises it without sending anything."""
+        if self._fatal is None:
+            self._fatal = error
+            log.error("%s", error)
+        return error
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with every secret we hold masked (servers sometimes echo what they got)."""
+        for secret in (*self.tokens.secrets(), self.rest.client_secret):
+            if secret is not None and secret.reveal():
+                text = text.replace(secret.reveal(), "***")
+        return text
+
+    # ----------------------------------------------------------------------------- HTTP
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()  # TLS verified with the default context
+        return self._session
+
+    async def _post_form(self, url: str, form: Mapping[str, str]) -> RawReply:
+        """One form-encoded POST (the token endpoint's requests)."""
+        headers = {**ACCEPT, "Content-Type": "application/x-www-form-urlencoded"}
+        return await self._exchange("POST", url, headers, urlencode(dict(form)).encode())
+
+    async def _exchange(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None = None) -> RawReply:
+        """One HTTP request; network failures come back as an error in the reply (status None).
+        Redirects are not followed; the body is read (and decompressed) up to the size limit."""
+        settings = self.site.throttle
+        timeout = aiohttp.ClientTimeout(total=settings.request_timeout_seconds)
+        try:
+            async with self._http().request(method, url, headers=dict(headers), data=data, timeout=timeout,
+                                            allow_redirects=False, auto_decompress=False) as response:
+                status, answer_headers = response.status, response.headers
+                ok = 200 <= status < 300
+                body: bytes | BaseException
+                try:
+                    body = await read_body(response, settings.max_response_bytes if ok else _ERROR_BODY_LIMIT)
+                except DamagedResponseError as exc:
+                    body = exc
+                except ParseError as exc:
+                    body = exc if ok else b""  # an error page too large to read: its status says enough
+                return RawReply(status, answer_headers, body, url)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return RawReply(None, {}, self._network_error(exc), url)
+
+    def _network_error(self, exc: BaseException) -> ExporterError:
+        return network_error(exc, self._endpoint, self._scrub)
