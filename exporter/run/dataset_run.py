@@ -25,8 +25,9 @@ from ..model.windows import Window
 from ..obs.logs import event
 from ..records.identity import content_columns, content_hashes
 from ..webex.client import WebexClient
-from ..webex.paging import Probe, probe_window
+from ..webex.paging import probe_window
 from ..webex.stats import RequestStats
+from ..webex.window_fetch import Probe
 from .context import RunContext, first_leaf
 from .landing import land, progress_key
 from .planning import CursorPlan, contiguous_runs, pack_windows, plan_dataset_windows

@@ -30,7 +30,8 @@ from .planning import CursorPlan, plan_dataset_windows
 
 if TYPE_CHECKING:
     from ..store.state import DatasetState
-    from ..webex.rest.client import RestClient, RestFetch
+    from ..webex.rest.client import RestClient
+    from ..webex.rest.results import RestFetch
 
 __all__ = ["export_rest_dataset", "rest_spans", "SWITCH_NOTE"]
 

@@ -20,8 +20,9 @@ from ..model.windows import Window
 from ..obs.logs import event
 from ..webex.client import WebexClient
 from ..webex.gather import run_all
-from ..webex.paging import DEFAULT_MAX_RESCANS, Probe, WindowFetch, fetch_window, new_listing_age
+from ..webex.paging import DEFAULT_MAX_RESCANS, fetch_window, new_listing_age
 from ..webex.stats import RequestStats
+from ..webex.window_fetch import Probe, WindowFetch
 from .context import RunContext
 from .landing import land, progress_key, record_failed_window
 from .planning import CursorPlan

@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import pyarrow as pa
 
 from ...errors import EndpointError, OperationRetiredError, WindowRangeError
-from ...model.datasets import Dataset, RestListing, by_name
+from ...model.dataset_spec import Dataset, RestListing
+from ...model.datasets import by_name
 from ...records import identity
 from ..gather import run_all
 from ..stats import RequestStats, StatsSink
