@@ -153,7 +153,7 @@ def run_demo(config_path: Path, *, fresh: bool = True, debug: bool = False) -> i
     password = dict(profile.sites[0].users).get("admin") or ""
     click.echo(f"starting the Webex XML API simulator (profile {table.get('profile', 'default')!r}) ...")
     with run_in_thread(profile) as sim, tempfile.TemporaryDirectory(prefix="webex-demo-tokens-") as tokens:
-        settings = demo_settings(config_path, sim.url, password, rest_url=sim.rest_url,
+        settings = demo_settings(config_path, sim.url or "", password, rest_url=sim.rest_url,
                                  client_secret=profile.rest.client_secret, token_dir=Path(tokens))
         configure_logging("text", "debug" if debug else "warning")
         _authorize_rest_sites(settings, sim)
