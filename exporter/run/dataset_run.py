@@ -119,7 +119,7 @@ async def _switch_to_rest(ctx: RunContext, rest: RestClient, site: SiteSettings,
     note = f"{SWITCH_NOTE} ({dataset.rest.path if dataset.rest else ''})"
     if since is not None:
         note += f" from {since.isoformat()}"
-    await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, note)
+    await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, note, rest_switched_at=since)
 
 
 class RowBudget:

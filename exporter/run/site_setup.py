@@ -115,10 +115,4 @@ async def settle_site(ctx: RunContext, client: WebexClient, site: SiteSettings) 
 def switched_at(state: DatasetState) -> datetime | None:
     """When an ``auto`` site switched this dataset to REST (the XML cursor then): REST never
     lists before it, so no meeting lands once from each source."""
-    note = state.unavailable or ""
-    if not note.startswith(SWITCH_NOTE) or " from " not in note:
-        return None
-    try:
-        return datetime.fromisoformat(note.rsplit(" from ", 1)[1].strip())
-    except ValueError:
-        return None
+    return state.rest_switched_at

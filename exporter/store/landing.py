@@ -105,7 +105,7 @@ def land_window(
                 con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=commit_id, at=now
             )
             clear_failures(con, site, dataset, window)
-            con.execute("UPDATE sync_state SET unavailable = NULL, unavailable_since = NULL "
+            con.execute("UPDATE sync_state SET unavailable = NULL, unavailable_since = NULL, rest_switched_at = NULL "
                         "WHERE site = ? AND dataset = ?", [site, dataset])
             if verified:
                 retire_verified(con, site, dataset, window, commit_id, now)
@@ -164,17 +164,22 @@ def record_failed_window(
             store.advance_cursor(con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=None, at=now)
 
 
-def record_unavailable(store: StateStore, site: str, dataset: str, message: str, *, now: datetime) -> None:
-    """Note in ``sync_state`` why the site does not serve ``dataset`` (since when: the first note)."""
+def record_unavailable(
+    store: StateStore, site: str, dataset: str, message: str, *, now: datetime, rest_switched_at: datetime | None
+) -> None:
+    """Note in ``sync_state`` why the site does not serve ``dataset`` (since when: the first note)
+    and, for an ``auto`` site's switch to REST, when it switched; like the note, a later note
+    replaces that time and the dataset's next commit clears it."""
     with store.transaction(f"recording {site}/{dataset} as unavailable") as con:
         con.execute(
             """
-            INSERT INTO sync_state (site, dataset, unavailable, unavailable_since)
-            VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ))
+            INSERT INTO sync_state (site, dataset, unavailable, unavailable_since, rest_switched_at)
+            VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ))
             ON CONFLICT (site, dataset) DO UPDATE SET unavailable = excluded.unavailable,
-                unavailable_since = coalesce(sync_state.unavailable_since, excluded.unavailable_since)
+                unavailable_since = coalesce(sync_state.unavailable_since, excluded.unavailable_since),
+                rest_switched_at = excluded.rest_switched_at
             """,
-            [site, dataset, message[:2000], ts(now)],
+            [site, dataset, message[:2000], ts(now), ts(rest_switched_at)],
         )
 
 

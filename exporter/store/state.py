@@ -105,6 +105,9 @@ class DatasetState:
     lookback_days: int = 3
     unverified: tuple[UnverifiedWindow, ...] = ()
     unavailable: str | None = None  # the site does not serve this dataset now (retired operation)
+    #: When an ``auto`` site switched this dataset from XML to REST (the XML cursor then; None:
+    #: no switch noted, or a commit since cleared the note).
+    rest_switched_at: datetime | None = None
 
     @property
     def unverified_windows(self) -> tuple[Window, ...]:

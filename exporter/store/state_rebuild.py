@@ -28,6 +28,7 @@ from .lake import STAGING_DIR, UNKNOWN_DATE, Lake, fsync_dir, storage_errors
 from .process_lock import ProcessLock
 from .state_backups import backups
 from .state_db import StateStore, quote_ident, quote_str, ts
+from .state_schema import applied_version, backfill_restored
 from .window_ledger import (
     clear_failures,
     merge_spans,
@@ -216,6 +217,8 @@ def _restore_backup(store: StateStore, directory: Path, lake: Lake) -> tuple[Pat
                     if columns:
                         con.execute(f"INSERT INTO main.{table} ({columns}) "
                                     f"SELECT {columns} FROM webex_restore.main.{table}")
+                # A backup from before a migration lacks what it derived (e.g. rest_switched_at).
+                backfill_restored(con, applied_version(con, "webex_restore"))
             return path, store.max_commit()
         except WarehouseError as exc:
             event("skipping an unreadable state backup", level=logging.WARNING, path=str(path), error=str(exc))

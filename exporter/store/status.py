@@ -93,6 +93,7 @@ def dataset_state(
         lookback_days=lookback_days,
         unverified=unverified,
         unavailable=row.get("unavailable"),
+        rest_switched_at=row.get("rest_switched_at"),
     )
 
 

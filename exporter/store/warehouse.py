@@ -289,13 +289,16 @@ class Warehouse:
                                  cursor_to=cursor_to, now=self._now())
             self._dirty = True
 
-    def mark_unavailable(self, site: str, dataset: str, message: str) -> None:
+    def mark_unavailable(
+        self, site: str, dataset: str, message: str, *, rest_switched_at: datetime | None = None
+    ) -> None:
         """Record that the site does not serve ``dataset`` now (e.g. its operation is retired):
-        ``status`` shows ``message`` until a later commit of the dataset lands."""
+        ``status`` shows ``message`` until a later commit of the dataset lands.  An ``auto`` site
+        switching the dataset to REST passes ``rest_switched_at`` (``DatasetState.rest_switched_at``)."""
         with self._mutex:
             self._dataset(dataset)
             check_site(site)
-            record_unavailable(self.store, site, dataset, message, now=self._now())
+            record_unavailable(self.store, site, dataset, message, now=self._now(), rest_switched_at=rest_switched_at)
             self._dirty = True
 
     # ------------------------------------------------------------------ runs
