@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from exporter.run.pipeline import _switched_at
+from exporter.run.site_setup import switched_at
 from exporter.store.state_db import StateStore
 from exporter.store.state_schema import MIGRATIONS, SCHEMA_VERSION, applied_version, migrate
 from exporter.store.status import dataset_state
@@ -196,7 +196,7 @@ def test_a_state_db_from_before_the_registry_upgrades_and_keeps_its_switch_time(
     try:
         assert applied_version(store.con) == SCHEMA_VERSION
         switched = _state(store, "a", "meeting_usage")
-        assert switched.rest_switched_at == SWITCHED and _switched_at(switched) == SWITCHED
+        assert switched.rest_switched_at == SWITCHED and switched_at(switched) == SWITCHED
         assert _state(store, "a", "event_sessions").rest_switched_at is None  # the note had no time
         assert _state(store, "b", "meeting_usage").rest_switched_at is None  # not a switch note
     finally:
@@ -215,6 +215,6 @@ def test_the_switch_time_is_read_from_its_column_not_the_note(tmp_path: Path) ->
         store.execute("INSERT INTO sync_state (site, dataset, unavailable, rest_switched_at) VALUES "
                       "('a', 'meeting_usage', 'XML operation retired; exported through the REST APIs (/v1)', "
                       "CAST(? AS TIMESTAMPTZ))", [SWITCHED.isoformat()])
-        assert _switched_at(_state(store, "a", "meeting_usage")) == SWITCHED
+        assert switched_at(_state(store, "a", "meeting_usage")) == SWITCHED
     finally:
         store.close()
