@@ -118,8 +118,10 @@ def test_a_read_write_holder_of_webex_duckdb_blocks_no_command_and_no_publish(
 
         # New history arrives; a run lands it and publishes while the holder still holds its file.
         now = sim.clock.now()
-        sim.add_late_rows("demo", "meeting_usage", 3, start=now - timedelta(days=2, hours=3),
-                          end=now - timedelta(days=2))
+        # A day back: inside the lookback at any time of day (two days back fell before the
+        # lookback's first day-aligned window just after midnight UTC, and was never listed).
+        sim.add_late_rows("demo", "meeting_usage", 3, start=now - timedelta(days=1, hours=3),
+                          end=now - timedelta(days=1))
         second = cli("run", config=config)
         assert second.returncode == 0, second.stderr
         count = cli("query", "select count(*) as n from meeting_usage", "--format", "csv", config=config)

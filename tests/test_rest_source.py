@@ -186,4 +186,4 @@ def test_meeting_instances_beyond_the_per_query_cap_are_listed_in_halves(sim_fac
     report = run_in_process(config, sim, backfill=True)
     assert report.exit_code == 0, report.summary()
     total = assert_rest_catalog_equals_truth(tmp_path / "warehouse" / "webex.duckdb", sim, "demo", "meeting_instances")
-    assert total > 4 * 3  # several spans were over the cap
+    assert total >= 4 * 3  # at least three caps' worth: spans over the cap were halved (12 just after midnight UTC)
