@@ -32,15 +32,8 @@ from exporter.errors import (
 )
 from exporter.model.datasets import ALL_DATASETS, by_name
 from exporter.webex.rest.classify import RawReply
-from exporter.webex.rest.oauth import (
-    TokenEndpoint,
-    TokenManager,
-    authorize_url,
-    check_scopes,
-    missing_scopes,
-    parse_grant,
-    required_scopes,
-)
+from exporter.webex.rest.oauth import TokenEndpoint, TokenManager, parse_grant
+from exporter.webex.rest.scopes import authorize_url, check_scopes, missing_scopes, required_scopes
 from exporter.webex.rest.tokens import Tokens, TokenStore, seed_from_authorization_code, seed_from_refresh_token
 
 CLIENT_SECRET = "client-secret-XYZ-1"

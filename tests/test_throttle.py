@@ -12,7 +12,8 @@ import pytest
 from source_fixtures import run_virtual
 
 from exporter.config import ThrottleSettings
-from exporter.webex.throttle import AdaptiveConcurrency, GroupThrottle, RateBudget, SiteThrottle
+from exporter.webex.budgets import AdaptiveConcurrency, RateBudget
+from exporter.webex.throttle import GroupThrottle, SiteThrottle
 
 
 def now() -> float:

@@ -510,7 +510,7 @@ def auth(config_path: Path, debug: bool, site_name: str, code: str | None, redir
     from ..model.datasets import by_name
     from ..obs.logs import register_secret
     from ..webex.rest.client import seed_tokens
-    from ..webex.rest.oauth import authorize_url, required_scopes
+    from ..webex.rest.scopes import authorize_url, required_scopes
 
     settings = _load(config_path, debug)
     site = settings.site(site_name)

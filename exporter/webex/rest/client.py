@@ -45,8 +45,9 @@ from ...errors import ConfigError, FatalSiteError
 from ...model.dataset_spec import Dataset
 from ..throttle import SiteThrottle
 from .listing import RestListings
-from .oauth import TokenEndpoint, TokenManager, check_scopes
+from .oauth import TokenEndpoint, TokenManager
 from .results import RestFetch, RestStats
+from .scopes import check_scopes
 from .tokens import Tokens, TokenStore, seed_from_authorization_code, seed_from_refresh_token
 
 __all__ = ["RestClient", "DEFAULT_MAX_REWALKS", "seed_tokens"]
