@@ -5,13 +5,13 @@ rows in; anything else is a problem for a rescan."""
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Sequence
 
 import pyarrow as pa
 
 from ..model.windows import Window
+from ..obs.logs import event
 from ..records import identity
 from .page_reader import Page, PageReader
 from .stats import RequestStats
@@ -19,7 +19,6 @@ from .window_fetch import WindowFetch
 
 __all__ = ["BridgeChecks"]
 
-log = logging.getLogger(__name__)
 
 
 class BridgeChecks(PageReader):
@@ -71,8 +70,8 @@ class BridgeChecks(PageReader):
                 start = pages[min(repeated[h]) if h in repeated else 0].start_from
                 return None, (f"{sum(where.values())} copies of one row around startFrom={start + step} that no single "
                               "answer confirms (the server's order among tied rows moves between requests)")
-        log.info("%s: rows served twice around %d page boundaries (unstable order among tied rows); "
-                 "healed with %d bridge pages", self._where(window), len(boundaries), from_bridge)
+        event("rows served twice around page boundaries (unstable order among tied rows); healed with bridge pages",
+              listing=self._where(window), boundaries=len(boundaries), bridge_pages=from_bridge)
         return pa.concat_tables(segments), None
 
 

@@ -49,6 +49,7 @@ from ..errors import (
     ParseError,
     RedirectError,
 )
+from ..obs.logs import event
 from .classify import DEFAULT_CODES, CodeTable, Outcome, Verdict, classify, redirect_target
 from .decoding import ResponseDecoder
 from .gather import run_all
@@ -63,7 +64,6 @@ if TYPE_CHECKING:  # batching imports this module: a runtime import would be cir
 
 __all__ = ["WebexClient", "LIST_GROUP"]
 
-log = logging.getLogger(__name__)
 
 LIST_GROUP = "meeting_list"  # Webex throttles per API group: list operations
 #: Only the encodings we decompress ourselves, with a bound (aiohttp's own decoding is off).
@@ -293,7 +293,7 @@ class WebexClient(Resender):
         else:
             error = CertificateError(f"site {self.site.name}: {reason}; not retried: the server is not who {url} "
                                      "says (fix the url or the trust store)")
-        log.error("%s", error)
+        event("stopping the site", level=logging.ERROR, site=self.site.name, error=str(error))
         return error
 
 def _complete(results: list[BodyResponse | None]) -> list[BodyResponse]:

@@ -24,12 +24,12 @@ from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import ParseError
 from ..model.datasets import by_name
+from ..obs.logs import event
 from ..records import parse
 from .protocol import Body, BodyResponse, RecordSpec, parse_response
 
 __all__ = ["INLINE_BELOW_BYTES", "ResponseDecoder", "auto_workers", "decode_response", "jobs_for"]
 
-log = logging.getLogger(__name__)
 
 #: Responses smaller than this are parsed on the event loop (a 500-record attendee page is ~0.5 MB;
 #: below ~64 KiB, pickling the bytes and the table costs about what parsing them does).
@@ -153,12 +153,12 @@ class ResponseDecoder:
                 self._discard(executor)
             self._broken += 1
             if self._broken >= MAX_BROKEN_POOLS:
-                log.warning("parse workers failed %d times in a row (%s); parsing on the event loop from now on",
-                            self._broken, type(exc).__name__)
+                event("parse workers keep failing; parsing on the event loop from now on", level=logging.WARNING,
+                      failures=self._broken, error=type(exc).__name__)
                 self.workers = 0
             else:
-                log.warning("a parse worker process died (%s); parsing this response inline, a new pool takes the "
-                            "next one", type(exc).__name__)
+                event("a parse worker process died; parsing this response inline, a new pool takes the next one",
+                      level=logging.WARNING, error=type(exc).__name__)
         return decode_response(data, jobs)
 
     async def start(self) -> None:

@@ -36,6 +36,7 @@ from ..config import SiteSettings
 from ..errors import ExporterError, IncompleteListingError
 from ..model.dataset_spec import Dataset
 from ..model.windows import Window
+from ..obs.logs import event
 from ..records import identity
 from .batching import FIRST, batcher_for
 from .bridges import BridgeChecks
@@ -48,7 +49,6 @@ from .window_fetch import Probe, WindowFetch, add_counts
 
 __all__ = ["fetch_window", "probe_window", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH", "new_listing_age"]
 
-log = logging.getLogger(__name__)
 
 #: Times a window is listed again after an inconsistent scan before it fails.
 DEFAULT_MAX_RESCANS = 3
@@ -164,8 +164,8 @@ class _Lister(BridgeChecks):
             if total is None:
                 raise IncompleteListingError(self._where(window, "the first page has no matchingRecords/total"))
             if total > self.max_window_records and window.can_split() and depth < MAX_SPLIT_DEPTH:
-                log.info("%s: %d records exceed max_window_records=%d; splitting in halves",
-                         self._where(window), total, self.max_window_records)
+                event("window over max_window_records; splitting in halves", listing=self._where(window), records=total,
+                      max_window_records=self.max_window_records)
                 parts = await run_all((self.window(half, depth=depth + 1) for half in window.split()),
                                       discarded=self._lose)  # a half listed in full beside a failed one
                 return self._combine(window, fetch, stats, parts)
@@ -185,13 +185,14 @@ class _Lister(BridgeChecks):
                                                               self.dataset.natural_key)
                     raise IncompleteListingError(where, rows=scans[-1], doubtful=frozenset(doubtful))
                 table = identity.union_by_content(scans, identity.content_columns(self.dataset, scans[-1]))
-                log.warning("%s; landing what the scans saw (%d rows for total %d) as unverified, to be "
-                            "verified again on later runs", where, table.num_rows, total)
+                event("listing still inconsistent; landing what the scans saw as unverified, to be verified again on "
+                      "later runs", level=logging.WARNING, listing=self._where(window), rescans=fetch.rescans,
+                      problem=problem, rows=table.num_rows, total=total)
                 fetch.verified, fetch.problem = False, f"still inconsistent after {fetch.rescans} rescans: {problem}"
                 return self._finish(fetch, stats, table, total)
             fetch.rescans += 1
-            log.warning("%s: %s; listing the window again (rescan %d/%d)", self._where(window), problem,
-                        fetch.rescans, self.max_rescans)
+            event("listing inconsistent; listing the window again", level=logging.WARNING, listing=self._where(window),
+                  problem=problem, rescan=fetch.rescans, rescans=self.max_rescans)
 
     async def _scan(
         self, window: Window, first: Page, total: int, fetch: WindowFetch, stats: RequestStats

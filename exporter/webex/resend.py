@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..config import Secret
 from ..errors import BodyContentLimitError, SitePausedError, ThrottledError, TransportError
+from ..obs.logs import event
 from .backoff import backoff_delay
 from .classify import Outcome, Verdict
 from .gather import run_all
@@ -22,7 +23,6 @@ from .throttle import Permit, SiteThrottle
 
 __all__ = ["Resender", "MAX_GSB_PAUSES"]
 
-log = logging.getLogger(__name__)
 
 #: GSB backup pauses one request sits through before the site is given up for this run.
 MAX_GSB_PAUSES = 3
@@ -59,7 +59,8 @@ class Resender(SessionKeeper):
         if outcome is Outcome.REAUTH:
             attempts.reauthenticated = True
             sink.bump("retries")
-            log.warning("site %s: session ticket refused (%s); re-authenticating once", self.site.name, verdict.code)
+            event("session ticket refused; re-authenticating once", level=logging.WARNING, site=self.site.name,
+                  code=verdict.code)
             if self._ticket is ticket:
                 self._renew_at = float("-inf")  # due now; _credentials renews it under its lock
         elif outcome is Outcome.THROTTLED:
@@ -101,8 +102,8 @@ class Resender(SessionKeeper):
             else:
                 pause = backoff_delay(attempts.failures, base=settings.backoff_base_seconds,
                                       cap=settings.backoff_max_seconds, rng=self._rng)
-            log.info("site %s: %s failed (%s), retry %d of %d in %.2f s", self.site.name, what, verdict.code,
-                     attempts.failures, settings.max_attempts - 1, pause)
+            event("request failed; retrying", site=self.site.name, request=what, reason=verdict.code,
+                  retry=attempts.failures, retries=settings.max_attempts - 1, seconds=round(pause, 2))
             await asyncio.sleep(pause)
 
     async def _shrink_batches(
@@ -119,12 +120,12 @@ class Resender(SessionKeeper):
                     f"({verdict.code}: {self._scrub(verdict.reason)})",
                     limit=limit,
                 )
-            log.warning("site %s: the server refused %d bodyContent per request (000053) without a limit we can "
-                        "read (%r); halving", self.site.name, len(batch), self._scrub(verdict.reason))
+            event("the server refused our bodyContent per request (000053) without a limit we can read; halving",
+                  level=logging.WARNING, site=self.site.name, bodies=len(batch), reason=self._scrub(verdict.reason))
             limit = max(1, len(batch) // 2)
         if limit < self._bodies_per_request:
-            log.warning("site %s: the server allows at most %d bodyContent per request (000053); adapting",
-                        self.site.name, limit)
+            event("the server limits bodyContent per request (000053); adapting", level=logging.WARNING,
+                  site=self.site.name, limit=limit)
             self._bodies_per_request = limit
         size = min(limit, self._bodies_per_request)
         chunks = [batch[i : i + size] for i in range(0, len(batch), size)]

@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from ..config import Secret, SiteSettings
 from ..errors import AuthError, FatalSiteError, RetryAfterTooLongError
+from ..obs.logs import event
 from .classify import Verdict
 from .protocol import Body, BodyResponse, authenticate_body
 from .stats import StatsSink
 
 __all__ = ["SessionKeeper", "USER_GROUP", "RENEW_FRACTION", "DEFAULT_TICKET_TTL"]
 
-log = logging.getLogger(__name__)
 
 USER_GROUP = "user"  # AuthenticateUser belongs to the user operations
 #: Renew the session ticket after this share of its timeToLive (the brief: at 80-90%).
@@ -79,8 +79,8 @@ class SessionKeeper(ABC):
         self._ticket = Secret(ticket)
         # Timed from when we asked, not when the answer came: errs on the early side.
         self._renew_at = started + max(ttl, 0.0) * RENEW_FRACTION
-        log.info("site %s: session ticket obtained (%s auth), renewing in %.0f s", self.site.name, self.site.auth,
-                 self._renew_at - started)
+        event("session ticket obtained", site=self.site.name, auth=self.site.auth,
+              renew_in_seconds=round(self._renew_at - started))
 
     def _raise_if_dead(self) -> None:
         if self._fatal is not None:
@@ -98,13 +98,14 @@ class SessionKeeper(ABC):
         self._held_message = (f"site {self.site.name}: the server asked us to wait {wait:.0f} s ({verdict.code}, "
                               f"Retry-After), more than max_retry_after_seconds = {limit:g}; stopping this site for "
                               "this run")
-        log.error("%s", self._held_message)
+        event("Retry-After too long; stopping this site for this run", level=logging.ERROR, site=self.site.name,
+              error=self._held_message)
         return RetryAfterTooLongError(self._held_message, delay=wait)
 
     def _die(self, error: FatalSiteError) -> FatalSiteError:
         """Remember a fatal error: every later call on this client raises it without sending."""
         self._fatal = error
-        log.error("%s", error)
+        event("stopping the site", level=logging.ERROR, site=self.site.name, error=str(error))
         return error
 
     def _scrub(self, text: str) -> str:

@@ -48,11 +48,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from ..config import ThrottleSettings
+from ..obs.logs import event
 from .budgets import AdaptiveConcurrency, BodyBudget, RateBudget
 
 __all__ = ["GroupThrottle", "SiteThrottle", "Permit", "LEARNED_MARGIN", "MIN_EVIDENCE"]
 
-log = logging.getLogger(__name__)
 
 #: Fraction of the observed server limit we keep to after a throttle.
 LEARNED_MARGIN = 0.9
@@ -223,12 +223,11 @@ class GroupThrottle:
             if self.body_budget is not None:
                 self.body_budget.forget()
             self._evidence_since = now
-        log.warning(
-            "site %s, API group %s: throttled (%s) after %d requests (%d bodyContent) in %.0f s; cooling down "
-            "%.1f s; now at most %d requests%s per %.0f s, concurrency %d",
-            self.site.name, self.name, cause, let_through, bodies, self.budget.period, self.cooldown,
-            int(self.budget.limit), f" and {self.body_budget.limit} bodyContent" if self.body_budget else "",
-            self.budget.period, self.concurrency.slots,
+        event(
+            "throttled; cooling down", level=logging.WARNING, site=self.site.name, api_group=self.name, cause=cause,
+            requests=let_through, bodies=bodies, period_seconds=round(self.budget.period),
+            cooldown_seconds=round(self.cooldown, 1), request_limit=int(self.budget.limit),
+            body_limit=self.body_budget.limit if self.body_budget else None, concurrency=self.concurrency.slots,
         )
         return True
 
@@ -263,5 +262,5 @@ class SiteThrottle:
         """Block every group of the site for ``seconds`` (GSB backup)."""
         until = _now() + max(0.0, seconds)
         if until > self.paused_until:
-            log.warning("site %s: pausing %.0f s (%s)", self.name, seconds, reason)
+            event("pausing the site", level=logging.WARNING, site=self.name, seconds=round(seconds), reason=reason)
             self.paused_until = until

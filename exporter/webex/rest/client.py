@@ -43,6 +43,7 @@ import aiohttp
 from ...config import Secret, SiteSettings
 from ...errors import ConfigError, FatalSiteError
 from ...model.dataset_spec import Dataset
+from ...obs.logs import event
 from ..throttle import SiteThrottle
 from .listing import RestListings
 from .oauth import TokenEndpoint, TokenManager
@@ -52,7 +53,6 @@ from .tokens import Tokens, TokenStore, seed_from_authorization_code, seed_from_
 
 __all__ = ["RestClient", "DEFAULT_MAX_REWALKS", "seed_tokens"]
 
-log = logging.getLogger(__name__)
 
 #: Times a listing is walked again after a walk that served one id on two pages.
 DEFAULT_MAX_REWALKS = 2
@@ -140,7 +140,7 @@ class RestClient(RestListings):
         wanted = [d for d in datasets if d.rest is not None]
         granted = await self.scopes()
         if not granted:
-            log.warning("site %s: the token's grant did not list its scopes; not checked", self.site.name)
+            event("the token's grant did not list its scopes; not checked", level=logging.WARNING, site=self.site.name)
             return
         check_scopes(granted, wanted, site=self.site.name)
 

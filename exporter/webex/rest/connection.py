@@ -25,13 +25,13 @@ from ...errors import (
     RedirectError,
     RetryAfterTooLongError,
 )
+from ...obs.logs import event
 from ..http_body import network_error, read_body
 from .classify import RawReply, RestVerdict
 from .oauth import TokenManager
 
 __all__ = ["RestConnection", "ACCEPT"]
 
-log = logging.getLogger(__name__)
 
 #: Error answers are read up to this many bytes (their message and trackingId are short).
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -55,7 +55,8 @@ class RestConnection:
     def _retired_path(self, what: str, code: str, said: str) -> OperationRetiredError:
         message = (f"site {self.site.name}: {what} is not available ({said}): the endpoint is retired or this site "
                    "cannot use it; the dataset is skipped")
-        log.warning("%s", message)
+        event("REST endpoint not available; the dataset is skipped", level=logging.WARNING, site=self.site.name,
+              error=message)
         return OperationRetiredError(message, operation=what.split(" ")[0], exception_id=code)
 
     def _endpoint_error(self, verdict: RestVerdict, what: str, said: str) -> FatalSiteError:
@@ -88,14 +89,15 @@ class RestConnection:
         self._held_message = (f"site {self.site.name}: {what}: the server asked us to wait {wait:.0f} s "
                               f"({verdict.code}, Retry-After), more than max_retry_after_seconds = {limit:g}; "
                               "stopping this site for this run")
-        log.error("%s", self._held_message)
+        event("Retry-After too long; stopping this site for this run", level=logging.ERROR, site=self.site.name,
+              error=self._held_message)
         return RetryAfterTooLongError(self._held_message, delay=wait)
 
     def _die(self, error: FatalSiteError) -> FatalSiteError:
         """Remember a fatal error: every later call raises it without sending anything."""
         if self._fatal is None:
             self._fatal = error
-            log.error("%s", error)
+            event("stopping the site", level=logging.ERROR, site=self.site.name, error=str(error))
         return error
 
     def _scrub(self, text: str) -> str:

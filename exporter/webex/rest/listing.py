@@ -20,6 +20,7 @@ import pyarrow as pa
 from ...errors import EndpointError, OperationRetiredError, WindowRangeError
 from ...model.dataset_spec import Dataset, RestListing
 from ...model.datasets import by_name
+from ...obs.logs import event
 from ...records import identity
 from ..gather import run_all
 from ..stats import RequestStats, StatsSink
@@ -30,7 +31,6 @@ from .results import RestFetch, RestStats
 
 __all__ = ["RestListings", "MAX_PAGES_PER_WALK", "MEETINGS_LIST_CAP", "format_time"]
 
-log = logging.getLogger(__name__)
 
 #: Pages one walk follows at most (100 per page: a million rows); more means a next-link loop.
 MAX_PAGES_PER_WALK = 10_000
@@ -244,8 +244,8 @@ class RestListings(RestPages):
             raise self._retired(dataset, "http404", f"{results[0].not_found}, and so for all {len(results)} "
                                                     f"{listing.id_param}s")
         if not_found:
-            log.info("site %s: %s: %d of %d %ss answered 404 (nothing to list)", self.site.name, dataset.name,
-                     not_found, len(results), listing.id_param)
+            event("parent ids answered 404 (nothing to list)", site=self.site.name, dataset=dataset.name,
+                  not_found=not_found, parents=len(results), id_param=listing.id_param)
         tables = [r.table for r in results if r.table.num_rows]
         table = pa.concat_tables(tables) if tables else rest_schema(dataset).empty_table()
         problems = [r.problem for r in results if r.problem]
@@ -291,13 +291,14 @@ class RestListings(RestPages):
                     return _Listing(table, unknown, bad, placeholders, len(walks), verified=False, problem=capped)
                 return _Listing(table, unknown, bad, placeholders, len(walks))
             if attempt < self.max_rewalks:
-                log.warning("site %s: %s: %s; listing it again (%d of %d)", self.site.name, what, problem,
-                            attempt + 1, self.max_rewalks)
+                event("listing incomplete; listing it again", level=logging.WARNING, site=self.site.name, listing=what,
+                      problem=problem, rewalk=attempt + 1, rewalks=self.max_rewalks)
         columns = [n for n in rest_schema(dataset).names if n not in ("site", "_preliminary")]
         table = identity.union_by_content([w.table(dataset) for w in walks], columns)
         counters = [w.counters() for w in walks]
         text = f"{what}: {problem} in each of {len(walks)} walks; landed unverified with every row seen"
-        log.warning("site %s: %s", self.site.name, text)
+        event("listing incomplete in every walk; landed unverified with every row seen", level=logging.WARNING,
+              site=self.site.name, listing=what, problem=problem, walks=len(walks))
         return _Listing(table, _max_counters(c[0] for c in counters), _max_counters(c[1] for c in counters),
                         _max_counters(c[2] for c in counters), len(walks), verified=False, problem=text)
 

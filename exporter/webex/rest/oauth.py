@@ -42,6 +42,7 @@ from ...errors import (
     ThrottledError,
     TransportError,
 )
+from ...obs.logs import event
 from ..backoff import backoff_delay
 from .classify import RawReply, RestOutcome, classify_rest, decode_json
 from .tokens import Tokens, TokenStore, reauthorize_hint, split_scopes
@@ -55,7 +56,6 @@ __all__ = [
     "parse_grant",
 ]
 
-log = logging.getLogger(__name__)
 
 #: Refresh when the access token has less than this left (Webex's last ~14 days).
 REFRESH_MARGIN_SECONDS = 600.0
@@ -239,8 +239,8 @@ class TokenEndpoint:
             else:
                 pause = backoff_delay(failures, base=settings.backoff_base_seconds, cap=settings.backoff_max_seconds,
                                       rng=self._rng)
-            log.info("site %s: token endpoint %s; retry %d of %d in %.2f s", self.site, said, failures,
-                     settings.max_attempts - 1, pause)
+            event("token endpoint failed; retrying", site=self.site, reason=said, retry=failures,
+                  retries=settings.max_attempts - 1, seconds=round(pause, 2))
             await asyncio.sleep(pause)
 
 
@@ -328,13 +328,13 @@ class TokenManager:
                 return disk.access_token  # type: ignore[return-value]  # _good(): it has one
             now = self.wall()
             if disk.refresh_expires_at is not None and disk.refresh_expires_at <= now:
-                log.warning("site %s: the stored refresh token expired at %s; trying it anyway", self.site,
-                            disk.refresh_expires_at)
+                event("the stored refresh token expired; trying it anyway", level=logging.WARNING, site=self.site,
+                      expired_at=disk.refresh_expires_at)
             try:
                 grant = await self.endpoint.refresh(disk.refresh_token)
             except ReauthorizeError as exc:
                 self._fatal = exc
-                log.error("%s", exc)
+                event("refresh token refused; stopping the site", level=logging.ERROR, site=self.site, error=str(exc))
                 raise
             tokens = grant.tokens(self.wall(), disk)
             self.store.save(tokens)  # on disk before the new access token is used anywhere
@@ -343,11 +343,10 @@ class TokenManager:
             self.refreshes += 1
         rotated = tokens.refresh_token != disk.refresh_token
         left = tokens.access_left(self.wall())
-        log.info("site %s: access token refreshed (good for %s)%s; saved to %s", self.site,
-                 "an unknown time" if math.isinf(left) else f"{left / 3600:.1f} h",
-                 ", refresh token rotated" if rotated else "", self.store.path)
+        event("access token refreshed", site=self.site, good_for="an unknown time" if math.isinf(left) else
+              f"{left / 3600:.1f} h", refresh_token_rotated=rotated, saved_to=str(self.store.path))
         if tokens.refresh_expires_at is not None and tokens.refresh_expires_at - self.wall() < 14 * 86_400:
-            log.warning("site %s: the refresh token expires in %.1f days; %s before then", self.site,
-                        (tokens.refresh_expires_at - self.wall()) / 86_400, reauthorize_hint(self.site))
+            event("the refresh token expires soon; reauthorize before then", level=logging.WARNING, site=self.site,
+                  days=round((tokens.refresh_expires_at - self.wall()) / 86_400, 1), how=reauthorize_hint(self.site))
         assert tokens.access_token is not None
         return tokens.access_token

@@ -5,7 +5,6 @@ cool-downs (429/423), backoff with jitter (5xx, resets, timeouts, JSON cut short
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from ...errors import (
     ThrottledError,
     TransportError,
 )
+from ...obs.logs import event
 from ..backoff import backoff_delay
 from ..stats import StatsSink
 from ..throttle import SiteThrottle
@@ -30,7 +30,6 @@ from .tokens import reauthorize_hint
 
 __all__ = ["RestPages", "REST_GROUP"]
 
-log = logging.getLogger(__name__)
 
 #: The API group of every REST request in the site's throttle.
 REST_GROUP = "rest"
@@ -85,7 +84,7 @@ class RestPages(RestConnection):
                 renewed = True
                 sink.bump("retries")
                 sink.bump("auth_requests")
-                log.info("site %s: %s: access token refused (%s); refreshing it once", self.site.name, what, said)
+                event("access token refused; refreshing it once", site=self.site.name, request=what, reason=said)
                 try:
                     await self.tokens.renew(token)
                 except FatalSiteError as exc:
@@ -116,8 +115,8 @@ class RestPages(RestConnection):
                 else:
                     pause = backoff_delay(failures, base=settings.backoff_base_seconds,
                                           cap=settings.backoff_max_seconds, rng=self._rng)
-                log.info("site %s: %s failed (%s), retry %d of %d in %.2f s", self.site.name, what, said, failures,
-                         settings.max_attempts - 1, pause)
+                event("request failed; retrying", site=self.site.name, request=what, reason=said, retry=failures,
+                      retries=settings.max_attempts - 1, seconds=round(pause, 2))
                 await asyncio.sleep(pause)
                 continue
             if outcome is RestOutcome.NOT_FOUND:

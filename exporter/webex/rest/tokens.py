@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...config import Secret
 from ...errors import ReauthorizeError, TokenStoreError
+from ...obs.logs import event
 
 if TYPE_CHECKING:
     from .oauth import TokenEndpoint
@@ -59,7 +60,6 @@ __all__ = [
     "seed_from_authorization_code",
 ]
 
-log = logging.getLogger(__name__)
 
 FILE_VERSION = 1
 #: Longest wait for another process's refresh before giving up (a refresh takes a second or two).
@@ -201,8 +201,8 @@ class TokenStore:
                 raise TokenStoreError(f"site {self.site}: the token file {self.path} is not a regular file")
             if info.st_mode & 0o077:
                 os.fchmod(fd, 0o600)
-                log.warning("site %s: the token file %s was readable by others (mode %o); now 0600",
-                            self.site, self.path, stat.S_IMODE(info.st_mode))
+                event("the token file was readable by others; now 0600", level=logging.WARNING, site=self.site,
+                      path=str(self.path), mode=f"{stat.S_IMODE(info.st_mode):o}")
             with os.fdopen(fd, "rb", closefd=False) as handle:
                 raw = handle.read(1024 * 1024)
         except OSError as exc:
@@ -340,7 +340,7 @@ async def seed_from_refresh_token(store: TokenStore, endpoint: TokenEndpoint, re
         grant = await endpoint.refresh(Secret(refresh_token.reveal().strip()))
         tokens = grant.tokens(store.wall(), previous_refresh=refresh_token)
         store.save(tokens)
-    log.info("site %s: OAuth tokens stored in %s (scopes: %s)", store.site, store.path, " ".join(tokens.scope) or "?")
+    event("OAuth tokens stored", site=store.site, path=str(store.path), scopes=" ".join(tokens.scope) or "?")
     return tokens
 
 
@@ -356,5 +356,5 @@ async def seed_from_authorization_code(
                                    f"refresh token; {reauthorize_hint(store.site)}")
         tokens = grant.tokens(store.wall())
         store.save(tokens)
-    log.info("site %s: OAuth tokens stored in %s (scopes: %s)", store.site, store.path, " ".join(tokens.scope) or "?")
+    event("OAuth tokens stored", site=store.site, path=str(store.path), scopes=" ".join(tokens.scope) or "?")
     return tokens
