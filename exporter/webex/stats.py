@@ -49,13 +49,16 @@ class StatsSink:
         self.targets = [t for t in targets if t is not None]
 
     def bump(self, name: str, amount: float = 1) -> None:
+        """Add ``amount`` to the counter ``name`` of every target that has it."""
         for t in self.targets:
             if hasattr(t, name):
                 setattr(t, name, getattr(t, name) + amount)
 
     def throttle(self, cause: str) -> None:
+        """Count one throttle answer of ``cause``."""
         for t in self.targets:
             t.throttles[cause] += 1
 
     def permit(self, permit: Permit) -> None:
+        """Count the time ``permit`` waited for our own request budget."""
         self.bump("budget_wait_seconds", permit.waited_budget)
