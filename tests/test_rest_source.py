@@ -153,9 +153,28 @@ def test_an_auto_site_switches_a_retired_operation_to_rest_once_and_says_so(sim_
     status = cli("status", "--format", "json", config=config, env=SECRET_ENV)
     assert status.returncode in (0, 1), status.stderr
     assert "exported through the REST APIs" in status.stdout
-    second = cli("run", config=config, env=SECRET_ENV, timeout=180)  # straight to REST: no second switch
-    assert second.returncode == 0 and "switching to the REST APIs" not in second.stderr
+    switch_state = _switch_state(catalog)
+    asked = sim.stats()["requests_by_operation"].get("LstmeetingusageHistory", 0)
+    assert asked >= 1
+    assert switch_state[0].startswith("XML operation retired"), switch_state
+    # A switch lasts: later runs commit REST windows (the lookback), and neither that nor a third
+    # run sends the dataset back to XML or moves the switch point (REST never lists before it).
+    for later in ("second", "third"):
+        again = cli("run", config=config, env=SECRET_ENV, timeout=180)
+        assert again.returncode == 0, later + again.stderr[-3000:]
+        assert "switching to the REST APIs" not in again.stderr, later
+        assert _switch_state(catalog) == switch_state, later
+    assert sim.stats()["requests_by_operation"].get("LstmeetingusageHistory", 0) == asked  # never asked again
     assert_rest_catalog_equals_truth(catalog, sim, "demo", "meeting_usage")
+
+
+def _switch_state(catalog: Path) -> tuple[str, Any]:
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        return con.execute("SELECT unavailable, rest_switched_at FROM sync_state "
+                           "WHERE site = 'demo' AND dataset = 'meeting_usage'").fetchall()[0]
+    finally:
+        con.close()
 
 
 def test_a_rest_backfill_killed_at_random_points_ends_equal_to_ground_truth(sim_factory, tmp_path):

@@ -24,6 +24,7 @@ from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event
 from ..records.identity import content_columns, content_hashes
+from ..store.state import REST_SWITCH_NOTE
 from ..webex.client import WebexClient
 from ..webex.paging import probe_window
 from ..webex.stats import RequestStats
@@ -32,7 +33,7 @@ from .context import RunContext, first_leaf
 from .landing import land, progress_key
 from .planning import CursorPlan, contiguous_runs, pack_windows, plan_dataset_windows
 from .progress import DatasetProgress
-from .rest_export import SWITCH_NOTE, export_rest_dataset
+from .rest_export import export_rest_dataset
 from .site_setup import zone_for
 from .window_fetch import WINDOW_ERRORS, add_stats, export_window, is_recent, probe_stats
 
@@ -116,7 +117,7 @@ async def _switch_to_rest(ctx: RunContext, rest: RestClient, site: SiteSettings,
           from_=since.isoformat() if since else None, error=str(exc))
     await rest.check_scopes([dataset])
     await export_rest_dataset(ctx, rest, site, dataset, outcome, state, not_before=since)
-    note = f"{SWITCH_NOTE} ({dataset.rest.path if dataset.rest else ''})"
+    note = f"{REST_SWITCH_NOTE} ({dataset.rest.path if dataset.rest else ''})"
     if since is not None:
         note += f" from {since.isoformat()}"
     await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, note, rest_switched_at=since)

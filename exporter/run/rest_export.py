@@ -33,11 +33,8 @@ if TYPE_CHECKING:
     from ..webex.rest.client import RestClient
     from ..webex.rest.results import RestFetch
 
-__all__ = ["export_rest_dataset", "rest_spans", "SWITCH_NOTE"]
+__all__ = ["export_rest_dataset", "rest_spans"]
 
-#: How a site on ``source = "auto"`` remembers (in ``sync_state.unavailable``, shown by
-#: ``status``) that a dataset's XML operation is retired and it is exported through REST.
-SWITCH_NOTE = "XML operation retired; exported through the REST APIs"
 #: Margin kept from the REST reach limit ("from cannot be earlier than 90 days ago"), so a
 #: request sent a little after planning is not refused.
 REACH_MARGIN = timedelta(hours=1)

@@ -18,7 +18,6 @@ from ..obs.logs import event
 from ..webex.protocol import scope_zone
 from ..webex.site_facts import fixed_offset_zone, inspect_site, zone_disagreement
 from .context import RunContext
-from .rest_export import SWITCH_NOTE
 
 if TYPE_CHECKING:
     from ..store.state import DatasetState
@@ -36,7 +35,7 @@ def uses_rest(site: SiteSettings, dataset: Dataset, state: DatasetState) -> bool
     and for REST-only datasets; on an ``auto`` site once its XML operation answered retired."""
     if site.source == "rest" or not dataset.xml:
         return True
-    return site.source == "auto" and dataset.rest is not None and (state.unavailable or "").startswith(SWITCH_NOTE)
+    return site.source == "auto" and dataset.rest is not None and state.switched_to_rest
 
 
 def zone_for(ctx: RunContext, site: SiteSettings, dataset: Dataset) -> ZoneInfo:

@@ -26,6 +26,7 @@ from ..records.identity import VERIFIED_COLUMN, identity_key, with_occurrences
 from .commit_records import record_path, write_commit_record
 from .lake import PRELIMINARY_COLUMN, Lake, StagedFile
 from .lake_shaping import conform, dedupe_latest, split_partitions, with_lineage
+from .state import REST_SWITCH_NOTE
 from .state_db import StateStore, ts
 from .window_ledger import clear_failures, record_failure, record_unverified, retire_verified
 
@@ -105,8 +106,10 @@ def land_window(
                 con, site=site, dataset=dataset, cursor_to=cursor_to, commit_id=commit_id, at=now
             )
             clear_failures(con, site, dataset, window)
-            con.execute("UPDATE sync_state SET unavailable = NULL, unavailable_since = NULL, rest_switched_at = NULL "
-                        "WHERE site = ? AND dataset = ?", [site, dataset])
+            # A commit disproves "retired, nowhere to go", not a switch to REST (it is REST committing).
+            con.execute("UPDATE sync_state SET unavailable = NULL, unavailable_since = NULL "
+                        "WHERE site = ? AND dataset = ? AND NOT starts_with(coalesce(unavailable, ''), ?)",
+                        [site, dataset, REST_SWITCH_NOTE])
             if verified:
                 retire_verified(con, site, dataset, window, commit_id, now)
             else:

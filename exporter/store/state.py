@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 from ..model.windows import Window
 
 __all__ = [
+    "REST_SWITCH_NOTE",
     "DatasetState",
     "FailedWindow",
     "GapWarning",
@@ -33,6 +34,12 @@ __all__ = [
     "remaining_windows",
     "subtract_window",
 ]
+
+
+#: How ``sync_state.unavailable`` begins once an ``auto`` site switched a dataset from a retired
+#: XML operation to REST.  Unlike a retirement with nowhere to go, a switch is not disproved by
+#: a later commit (those commits come from REST): it stays until someone changes the config.
+REST_SWITCH_NOTE = "XML operation retired; exported through the REST APIs"
 
 
 class _Span(Protocol):
@@ -106,8 +113,13 @@ class DatasetState:
     unverified: tuple[UnverifiedWindow, ...] = ()
     unavailable: str | None = None  # the site does not serve this dataset now (retired operation)
     #: When an ``auto`` site switched this dataset from XML to REST (the XML cursor then; None:
-    #: no switch noted, or a commit since cleared the note).
+    #: no switch, or XML had landed nothing when it happened).
     rest_switched_at: datetime | None = None
+
+    @property
+    def switched_to_rest(self) -> bool:
+        """Whether an ``auto`` site switched this dataset to REST (see :data:`REST_SWITCH_NOTE`)."""
+        return (self.unavailable or "").startswith(REST_SWITCH_NOTE)
 
     @property
     def unverified_windows(self) -> tuple[Window, ...]:

@@ -173,7 +173,7 @@ CREATE TABLE IF NOT EXISTS verified_files (  -- footers already read, by what th
 """
 
 #: The ``unavailable`` note an ``auto`` site writes when it switches a dataset to REST
-#: (``exporter.run.rest_export.SWITCH_NOTE`` + `` (<endpoint>) from <ISO time>``), as written
+#: (``exporter.store.state.REST_SWITCH_NOTE`` + `` (<endpoint>) from <ISO time>``), as written
 #: before ``rest_switched_at`` existed: frozen here, a migration reads the notes of its day.
 _SWITCH_NOTE_BEFORE_V8 = "XML operation retired; exported through the REST APIs"
 
