@@ -13,7 +13,7 @@ import signal
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
-from .config import QueuedFault, SimulatorConfig, load_profile
+from .config import QueuedFault, SimulatorConfig, SiteConfig, load_profile
 from .server import Simulator
 
 __all__ = ["cli_main", "config_from_options", "ENV_PREFIX", "DEFAULT_PORT"]
@@ -133,7 +133,7 @@ def config_from_options(*, profile: str | None = None, sites: str | int | Sequen
     return dataclasses.replace(config, **changes)
 
 
-def _sites(config: SimulatorConfig, spec: str | int | Sequence[str]) -> tuple:
+def _sites(config: SimulatorConfig, spec: str | int | Sequence[str]) -> tuple[SiteConfig, ...]:
     template = config.sites[0]
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         count = int(spec)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError
 from ..model.datasets import DATASETS
@@ -226,10 +226,11 @@ class SiteConfig:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)):
                 object.__setattr__(self, name, tuple(value))
-        tokens = self.access_tokens
+        # A profile gives a table (token -> user) or a list of tokens (signing in as the first user).
+        tokens: Mapping[str, str] | Iterable[str] | Iterable[tuple[str, str]] = self.access_tokens
         if not isinstance(tokens, Mapping) and all(isinstance(t, str) for t in tokens):
             first = self.users[0][0] if self.users else ""
-            tokens = [(t, first) for t in tokens]
+            tokens = [(t, first) for t in tokens if isinstance(t, str)]  # all are: the filter narrows the type
         object.__setattr__(self, "access_tokens", _pairs(tokens))
 
     @property
@@ -355,7 +356,7 @@ class SimulatorConfig:
         history visible 10 minutes after a session ends."""
         base = cls(
             seed=7,
-            sites=(SiteConfig("demo", access_tokens={"sim-token": "admin"}, return_scheduled_pmr_switch=True),),
+            sites=(SiteConfig("demo", access_tokens=(("sim-token", "admin"),), return_scheduled_pmr_switch=True),),
             days=3,
             meetings_per_day=6,
             attendees_per_meeting=3,
@@ -378,7 +379,7 @@ class SimulatorConfig:
         """Sessions per site-day of ``kind`` (meeting, training, event, support, access_anywhere)."""
         if kind == "meeting":
             return self.meetings_per_day
-        explicit = getattr(self, {"training": "training_per_day", "event": "events_per_day",
+        explicit: int | None = getattr(self, {"training": "training_per_day", "event": "events_per_day",
                                   "support": "support_per_day",
                                   "access_anywhere": "access_anywhere_per_day"}[kind])
         if explicit is not None:

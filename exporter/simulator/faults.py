@@ -45,6 +45,15 @@ def reset_connection(request: Any) -> None:
         request.transport.abort()
 
 
+@dataclasses.dataclass(slots=True)
+class _Pending:
+    """A queued fault still waiting: ``count`` more requests (of ``operation``, when set) get ``kind``."""
+
+    kind: str
+    count: int
+    operation: str | None
+
+
 class FaultState:
     """Decides, request by request, which fault (if any) applies; thread-safe."""
 
@@ -53,7 +62,7 @@ class FaultState:
         self._lock = threading.Lock()
         self._rng = random.Random(f"{seed}|faults")
         self._latency_rng = random.Random(f"{seed}|latency")
-        self._queue: list[list[Any]] = []
+        self._queue: list[_Pending] = []
         self._windows: dict[tuple[str, str], deque[tuple[float, int]]] = {}
         self._blocked: dict[tuple[str, str], float] = {}
         self._rest_windows: dict[str, deque[float]] = {}
@@ -65,7 +74,7 @@ class FaultState:
     def _arm(self, settings: FaultSettings, *, queue: bool, gsb: bool) -> None:
         self.settings = settings
         if queue:
-            self._queue = [[q.kind, q.count, q.operation] for q in settings.queue]
+            self._queue = [_Pending(q.kind, q.count, q.operation) for q in settings.queue]
         if gsb:
             now = self._monotonic()
             self._gsb_until = now + settings.gsb_backup_seconds if settings.gsb_backup_seconds else 0.0
@@ -100,12 +109,12 @@ class FaultState:
         if count < 1:
             raise ValueError("count must be at least 1")
         with self._lock:
-            self._queue.append([kind, count, operation])
+            self._queue.append(_Pending(kind, count, operation))
 
     def pending(self) -> list[QueuedFault]:
         """What is left in the one-shot queue."""
         with self._lock:
-            return [QueuedFault(k, n, op) for k, n, op in self._queue]
+            return [QueuedFault(p.kind, p.count, p.operation) for p in self._queue]
 
     def draw(self, operations: Sequence[str], kinds: frozenset[str] | None = None) -> str | None:
         """The fault for a request carrying ``operations``: queued first, then by rate.  With
@@ -113,12 +122,12 @@ class FaultState:
         lowered = {op.lower() for op in operations}
         with self._lock:
             for entry in self._queue:
-                kind, _, operation = entry
+                kind, operation = entry.kind, entry.operation
                 if kinds is not None and kind not in kinds:
                     continue
                 if operation is None or operation.lower() in lowered:
-                    entry[1] -= 1
-                    if entry[1] <= 0:
+                    entry.count -= 1
+                    if entry.count <= 0:
                         self._queue.remove(entry)
                     return kind
             for kind in FAULT_KINDS:
@@ -195,7 +204,7 @@ class FaultState:
         out = self.settings.to_dict()
         now = self._monotonic()
         with self._lock:
-            out["queue"] = [{"kind": k, "count": n, "operation": op} for k, n, op in self._queue]
+            out["queue"] = [{"kind": p.kind, "count": p.count, "operation": p.operation} for p in self._queue]
             out["gsb_backup_active"] = self._gsb_left > 0 or now < self._gsb_until
             out["throttled_groups"] = sorted(f"{s}/{g}" for (s, g), until in self._blocked.items() if now < until)
         return out

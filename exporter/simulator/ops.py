@@ -21,6 +21,7 @@ from .auth import Authenticator, Identity
 from .clock import SimClock
 from .config import SimulatorConfig, SiteConfig
 from .query import ListRequest, parse_list
+from .records import Record
 from .render import BodyXml, RecordWriter, escape, failure, list_content, success
 from .request import Refusal, child, children, text_of
 from .store import Filter, Store
@@ -31,6 +32,8 @@ __all__ = ["Operations", "Listing", "NO_RECORDS_REASON", "API_VERSION"]
 
 NO_RECORDS_REASON = "Sorry, no record found"
 API_VERSION = ("WebEx XML API V11.0.0", "SP26", "40.12.0")
+#: Rows of a listing (Operations has a method called ``list``, which hides the builtin in its body).
+_Rows = list[Record]
 
 
 @dataclass(slots=True)
@@ -39,8 +42,8 @@ class Listing:
 
     site: SiteConfig
     dataset: str
-    rows: list[tuple]
-    page: list[tuple]
+    rows: list[Record]
+    page: list[Record]
     request: ListRequest
 
 
@@ -127,8 +130,8 @@ class Operations:
         return Answer(success(xsi_type, content, (prefix,) + (("meet",) if prefix == "ep" else ())), len(page),
                       Listing(site, ds.name, rows, page, request))
 
-    def _unsettled_page(self, dataset: str, rows: list[tuple], first: int, maximum: int,
-                        columns: tuple[str, ...], now: int) -> list[tuple]:
+    def _unsettled_page(self, dataset: str, rows: _Rows, first: int, maximum: int,
+                        columns: tuple[str, ...], now: int) -> _Rows:
         """A page whose tie groups cut by its first or last index are filled by a fresh random draw
         from the whole group (Oracle ROWNUM paging): adjacent pages may repeat one tied row and skip
         another.  Rows that differ in an order column never change places; groups inside the page
@@ -136,7 +139,7 @@ class Operations:
         end = min(first + maximum, len(rows))
         getters = [self.store.value_getter(dataset, c, now) for c in columns]
 
-        def tie(rec: tuple) -> tuple:
+        def tie(rec: Record) -> tuple[Any, ...]:
             return tuple(g(rec) for g in getters)
 
         rng = random.Random(f"{self.config.seed}|ties|{next(self._tie_requests)}")
@@ -253,7 +256,7 @@ def _own(ds: Dataset, webex_id: str) -> Filter:
     return Filter(ds.natural_key[0], "owner", who)  # attendees by conf_id, recordings by record_id
 
 
-def _group(rows: list[tuple], i: int, tie: Callable[[tuple], Any]) -> tuple[int, int]:
+def _group(rows: list[Record], i: int, tie: Callable[[Record], Any]) -> tuple[int, int]:
     """``[low, high)``: the run of rows around index ``i`` tied with it in the order."""
     value = tie(rows[i])
     low, high = i, i + 1

@@ -122,7 +122,7 @@ def _order(body: etree._Element, ds: Dataset) -> tuple[tuple[str, bool], ...]:
     order = child(body, "order")
     if order is None:
         return ()
-    pairs: list[list] = []
+    pairs: list[tuple[str, bool]] = []
     for kid in order:
         name = (kid.tag.rpartition("}")[2] if isinstance(kid.tag, str) else "").lower()
         value = (kid.text or "").strip().upper()
@@ -130,11 +130,11 @@ def _order(body: etree._Element, ds: Dataset) -> tuple[tuple[str, bool], ...]:
             column = order_column(ds, value)
             if column is None:
                 raise Refusal(codes.INVALID_ARGUMENT, f"orderBy {value!r} is not valid for {ds.operation}")
-            pairs.append([column, False])
+            pairs.append((column, False))
         elif name == "orderad" and pairs:
             if value not in ("ASC", "DESC"):
                 raise Refusal(codes.INVALID_ARGUMENT, f"orderAD must be ASC or DESC, got {value!r}")
-            pairs[-1][1] = value == "DESC"
+            pairs[-1] = (pairs[-1][0], value == "DESC")
     if len(pairs) > MAX_ORDER_PAIRS:
         raise Refusal(codes.INVALID_ARGUMENT,
                       f"at most {MAX_ORDER_PAIRS} orderBy elements are allowed, got {len(pairs)}")

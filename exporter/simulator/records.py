@@ -14,7 +14,11 @@ from typing import Any, Mapping
 
 from ..model.dataset_spec import Dataset
 
-__all__ = ["Layout", "AUDIO_ONLY", "PMR", "END_COLUMNS", "order_column", "default_order", "mix", "total_key"]
+__all__ = ["Record", "Layout", "AUDIO_ONLY", "PMR", "END_COLUMNS", "order_column", "default_order", "mix", "total_key"]
+
+#: A stored record.  Its values' types follow the dataset's columns (known only at run time from the
+#: :class:`Layout`: int seconds, str, float, bool, JSON lists, the extra dict), so the element type is Any.
+Record = tuple[Any, ...]
 
 AUDIO_ONLY = 1  # listed only when the request says inclAudioOnly=true
 PMR = 2  # a scheduled Personal Room meeting: listed only with returnScheduledPMR (and the site switch)
@@ -64,7 +68,7 @@ def mix(*values: int) -> int:
     return x
 
 
-def _total_value(value: Any) -> tuple:
+def _total_value(value: Any) -> tuple[int, Any]:
     if value is None:
         return (0, 0)
     if isinstance(value, (list, dict)):
@@ -72,7 +76,7 @@ def _total_value(value: Any) -> tuple:
     return (1, value)
 
 
-def total_key(rec: tuple) -> tuple:
+def total_key(rec: Record) -> tuple[tuple[int, Any], ...]:
     """A total order over whole records (None first, JSON and extras by their text): breaks ties
     between records equal in (start, natural key), so even twins have one stored order."""
     return tuple(map(_total_value, rec))
@@ -118,19 +122,19 @@ class Layout:
         self._probe = itemgetter(self.start, self.key[0])
 
     def build(self, values: Mapping[str, Any], visible_at: int, preliminary_at: int, flags: int = 0,
-              extra: dict[str, str] | None = None) -> tuple:
+              extra: dict[str, str] | None = None) -> Record:
         """A stored record from column values (missing columns are None)."""
         return (*map(values.get, self.names), visible_at, preliminary_at, flags, extra)
 
-    def sort_key(self, rec: tuple) -> tuple:
+    def sort_key(self, rec: Record) -> tuple[Any, ...]:
         """Start time, then natural key: the default listing order (ties: :meth:`stored_key`)."""
         return (rec[self.start], *("" if rec[i] is None else rec[i] for i in self.key))
 
-    def stored_key(self, rec: tuple) -> tuple:
+    def stored_key(self, rec: Record) -> tuple[tuple[Any, ...], tuple[tuple[int, Any], ...]]:
         """The stored order, total even for equal natural keys: start, natural key, whole record."""
         return (self.sort_key(rec), total_key(rec))
 
-    def sort(self, rows: list[tuple]) -> None:
+    def sort(self, rows: list[Record]) -> None:
         """Sort in place by :meth:`stored_key`, fast when no None meets a value in a key column and
         natural keys are unique (only runs of equal keys are sorted again, by the whole record)."""
         try:
@@ -149,19 +153,27 @@ class Layout:
             rows[first - 1 : last + 1] = sorted(rows[first - 1 : last + 1], key=total_key)
             k += 1
 
-    def natural_key(self, rec: tuple) -> tuple:
+    def natural_key(self, rec: Record) -> tuple[Any, ...]:
         """The natural key values of a record."""
         return tuple(rec[i] for i in self.key)
 
-    def end_of(self, rec: tuple) -> int | None:
+    def end_index(self) -> int:
+        """Where the end column is, for datasets that have one (sessions, attendees)."""
+        if self.end is None:
+            raise LookupError(f"{self.dataset.name} has no end column")
+        return self.end
+
+    def end_of(self, rec: Record) -> int | None:
         """The record's end time (scheduled sessions: start plus planned minutes)."""
         if self.end is not None:
-            return rec[self.end]
-        if self.dataset.name == "scheduled_sessions":
-            return rec[self.start] + 60 * (rec[self.duration] or 0)
+            end: int | None = rec[self.end]
+            return end
+        if self.dataset.name == "scheduled_sessions" and self.duration is not None:
+            planned: int = rec[self.start] + 60 * (rec[self.duration] or 0)
+            return planned
         return None
 
-    def replace(self, rec: tuple, changes: Mapping[str, Any]) -> tuple:
+    def replace(self, rec: Record, changes: Mapping[str, Any]) -> Record:
         """A copy of ``rec`` with column values (and ``_visible_at`` / ``_extra``) replaced."""
         values = list(rec)
         for name, value in changes.items():

@@ -8,7 +8,7 @@ each ``serv:bodyContent`` declares ``xmlns:xsi`` itself and names its type; a FA
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..model.dataset_spec import Dataset
 from .timefmt import WireZone
@@ -84,6 +84,10 @@ _EXPRESSIONS = {"str": "esc(v)", "timestamp": "fmt(v, unpadded)", "bool": "('tru
                 "int": "str(v)", "float": "str(v)"}
 
 
+#: A compiled record writer: (values, format a timestamp, unpadded, capital MeetingUUID, extras) -> XML.
+_Write = Callable[[Sequence[Any], Callable[[int, bool], str], bool, bool, dict[str, str] | None], str]
+
+
 class RecordWriter:
     """Writes one dataset's records: nested parents, repeated JSON groups, drift, unpadded dates.
 
@@ -105,7 +109,7 @@ class RecordWriter:
     def _tags(self, element: str) -> tuple[str, str]:
         return f"<{self.prefix}:{element}>", f"</{self.prefix}:{element}>"
 
-    def _compile(self, dataset: Dataset, grouped: list[tuple[str | None, list[tuple[int, str, str]]]]) -> Any:
+    def _compile(self, dataset: Dataset, grouped: list[tuple[str | None, list[tuple[int, str, str]]]]) -> _Write:
         record_open, record_close = self._tags(dataset.record_element)
         src = ["def write(values, fmt, unpadded, capital, extra):", f"    out = [{record_open!r}]", "    a = out.append"]
         for n, (parent, columns) in enumerate(grouped):
@@ -134,7 +138,8 @@ class RecordWriter:
         src += [f"    a({record_close!r})", "    return ''.join(out)"]
         namespace: dict[str, Any] = {"esc": escape, "json_text": self._json, "extra_text": self._extra}
         exec(compile("\n".join(src), f"<record writer {dataset.name}>", "exec"), namespace)
-        return namespace["write"]
+        write: _Write = namespace["write"]
+        return write
 
     def _json(self, items: list[dict[str, Any]], open_: str, close: str) -> str:
         p = self.prefix

@@ -23,7 +23,7 @@ from aiohttp import web
 from .clock import SimClock
 from .config import SimulatorConfig, SiteConfig
 from .faults import FaultState, reset_connection
-from .records import mix
+from .records import Record, mix
 from .rest_ids import org_id, parse_instance_id, parse_recording_id, person_id, series_id
 from .rest_items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
 from .rest_oauth import AccessToken, RestTokens
@@ -306,7 +306,7 @@ class RestApi:
         lo, hi = self._window(ctx, max_days=30, reach_days=90)
         q, now, w = ctx.query, ctx.now, self.world
         meeting_id, number, title = q.get("meetingId"), q.get("meetingNumber"), q.get("meetingTitle")
-        rows: list[tuple[str, tuple, tuple]]
+        rows: list[tuple[str, Record, Record]]
         if meeting_id:
             parsed = parse_instance_id(meeting_id)
             if parsed is None:
@@ -326,11 +326,11 @@ class RestApi:
             raise _bad("At least one of meetingId, meetingNumber and meetingTitle should be specified")
         return self._page(ctx, rows, lambda row: self._attendee_wire(site, row, ctx.zone), limit=1000)
 
-    def _attendee_wire(self, site: SiteConfig, row: tuple[str, tuple, tuple], zone: Zone) -> dict[str, Any]:
+    def _attendee_wire(self, site: SiteConfig, row: tuple[str, Record, Record], zone: Zone) -> dict[str, Any]:
         """An attendee item as Webex writes it: meetingNumber now a number, now a string;
         participantType now ``ATTENDEE``, now ``attendee`` (chosen by the row's content)."""
         dataset, session, rec = row
-        item = to_wire(self.world.attendee_item(site, dataset, session, rec), zone)
+        item: dict[str, Any] = to_wire(self.world.attendee_item(site, dataset, session, rec), zone)
         h = self.world.row_hash(dataset, rec)
         if h % 1000 < self.rest.meeting_number_int_fraction * 1000 and item.get("meetingNumber", "").isdigit():
             item["meetingNumber"] = int(item["meetingNumber"])
@@ -355,7 +355,7 @@ class RestApi:
         site = self._site(ctx, required=False)
         lo, hi = self._window(ctx, max_days=None, reach_days=None)
         if state not in (None, "ended", "inProgress"):
-            rows: list[tuple] = []
+            rows: list[Record] = []
         else:
             rows = self.world.instance_rows(site, lo, hi, state, ctx.now, q.get("hostEmail") or None)
             rows = rows[: self.rest.meetings_list_cap]  # "a maximum of 10000 meeting instances can be listed"

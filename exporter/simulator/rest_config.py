@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from ..errors import ConfigError
 
@@ -163,7 +163,10 @@ class RestConfig:
         return out
 
 
-def _build(cls: Any, data: Mapping[str, Any], key: str) -> Any:
+_Table = TypeVar("_Table", "RestConfig", "SiteRest")
+
+
+def _build(cls: type[_Table], data: Mapping[str, Any], key: str) -> _Table:
     if isinstance(data, cls):
         return data
     if not isinstance(data, Mapping):

@@ -21,13 +21,13 @@ from __future__ import annotations
 import math
 import threading
 import zlib
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar, cast
 
 from ..model.datasets import DATASETS
 from ..model.timezones import TIME_ZONES
 from . import pools
 from .config import SimulatorConfig, SiteConfig
-from .records import mix
+from .records import Record, mix
 from .rest_ids import (
     instance_id,
     org_id,
@@ -56,6 +56,7 @@ SESSION_OF = {attendees: session for session, attendees in ATTENDEES_OF.items()}
 TRACKING_NAMES = ("Department", "Division", "Project", "Cost center", "Region", "Product", "Campaign", "Team",
                   "Program", "Customer")
 _IANA = {tz.label: tz.iana for tz in TIME_ZONES}
+_Index = TypeVar("_Index")
 _PMR_KEYS = range(600_000_000, 700_000_000)  # meeting numbers of Personal Rooms (world.Host.pmr_key)
 #: REST usage total -> the session column it comes from.
 _TOTALS = (
@@ -69,7 +70,7 @@ _TOTALS = (
 )
 
 
-def _row_hash(seed: int, rec: tuple, n: int) -> int:
+def _row_hash(seed: int, rec: Record, n: int) -> int:
     """A hash of a record's content (equal records, e.g. exact twins, hash alike)."""
     return mix(seed, 5, zlib.crc32(repr(rec[:n]).encode("utf-8")))
 
@@ -94,28 +95,29 @@ class RestWorld:
         self.rest = config.rest
         self.store = store
         self._lock = threading.Lock()
-        self._indexes: dict[tuple, tuple[tuple, Any]] = {}
+        # (index kind, site[, dataset]) -> (the store versions and day it was built for, the index)
+        self._indexes: dict[tuple[str, ...], tuple[tuple[int, ...], object]] = {}
         self._hosts: dict[str, dict[str, Host]] = {}
 
     # ------------------------------------------------------------------ lookups
 
-    def _index(self, name: tuple, datasets: Iterable[str], site: SiteConfig, now: int,
-               build: Callable[[], Any]) -> Any:
+    def _index(self, name: tuple[str, ...], datasets: Iterable[str], site: SiteConfig, now: int,
+               build: Callable[[], _Index]) -> _Index:
         stamp = (now // DAY, *(self.store.version(site, d) for d in datasets))
         with self._lock:
             hit = self._indexes.get(name)
             if hit is not None and hit[0] == stamp:
-                return hit[1]
+                return cast(_Index, hit[1])  # the name says which index it is, so which type
         value = build()
         with self._lock:
             self._indexes[name] = (stamp, value)
         return value
 
-    def sessions(self, site: SiteConfig, now: int) -> dict[int, tuple[str, tuple]]:
+    def sessions(self, site: SiteConfig, now: int) -> dict[int, tuple[str, Record]]:
         """confID -> (session dataset, record), for every session row of the site (visible or not)."""
 
-        def build() -> dict[int, tuple[str, tuple]]:
-            out: dict[int, tuple[str, tuple]] = {}
+        def build() -> dict[int, tuple[str, Record]]:
+            out: dict[int, tuple[str, Record]] = {}
             for dataset in SESSION_DATASETS.values():
                 conf = self.store.layouts[dataset].index["conf_id"]
                 for rec in self.store.raw_rows(site, dataset, now=now):
@@ -124,18 +126,18 @@ class RestWorld:
 
         return self._index(("sessions", site.name), SESSION_DATASETS.values(), site, now, build)
 
-    def _attendee_index(self, site: SiteConfig, dataset: str, now: int) -> dict[int, list[tuple]]:
-        def build() -> dict[int, list[tuple]]:
+    def _attendee_index(self, site: SiteConfig, dataset: str, now: int) -> dict[int, list[Record]]:
+        def build() -> dict[int, list[Record]]:
             conf = self.store.layouts[dataset].index["conf_id"]
-            out: dict[int, list[tuple]] = {}
+            out: dict[int, list[Record]] = {}
             for rec in self.store.raw_rows(site, dataset, now=now):
                 out.setdefault(rec[conf], []).append(rec)
             return out
 
         return self._index(("attendees", site.name, dataset), (dataset,), site, now, build)
 
-    def _recording_index(self, site: SiteConfig, now: int) -> dict[int, tuple]:
-        def build() -> dict[int, tuple]:
+    def _recording_index(self, site: SiteConfig, now: int) -> dict[int, Record]:
+        def build() -> dict[int, Record]:
             key = self.store.layouts["recording_access"].index["record_id"]
             return {rec[key]: rec for rec in self.store.raw_rows(site, "recording_access", now=now)}
 
@@ -171,17 +173,19 @@ class RestWorld:
         jitter = int(r.report_delay_jitter_hours * 3600)
         return int(r.report_delay_hours * 3600) + (mix(self.config.seed, 21, key) % (jitter + 1) if jitter else 0)
 
-    def report_time(self, dataset: str, rec: tuple) -> int:
+    def report_time(self, dataset: str, rec: Record) -> int:
         """When the REST reports of a session (or recording) become available (before its own XML
         history visibility, which a report row also needs)."""
         lay = self.store.layouts[dataset]
         if dataset == "recording_access":
-            return rec[lay.start] + self._delay(rec[lay.key[0]])
-        return rec[lay.end] + self._delay(rec[lay.index["conf_id"]])
+            created: int = rec[lay.start]
+            return created + self._delay(rec[lay.key[0]])
+        end: int = rec[lay.end_index()]
+        return end + self._delay(rec[lay.index["conf_id"]])
 
-    def _instance_state(self, rec: tuple, now: int) -> str | None:
+    def _instance_state(self, rec: Record, now: int) -> str | None:
         lay = self.store.layouts["meeting_usage"]
-        start, end = rec[lay.start], rec[lay.end]
+        start, end = rec[lay.start], rec[lay.end_index()]
         if start > now:
             return None
         if now < end:
@@ -190,7 +194,7 @@ class RestWorld:
 
     # ------------------------------------------------------------------ usage reports
 
-    def usage_rows(self, site: SiteConfig, dataset: str, lo: float, hi: float, now: int) -> list[tuple]:
+    def usage_rows(self, site: SiteConfig, dataset: str, lo: float, hi: float, now: int) -> list[Record]:
         """Session rows of ``dataset`` starting in ``[lo, hi)`` whose report is out, newest first."""
         first, last = math.ceil(lo), math.ceil(hi) - 1
         if last < first:
@@ -198,12 +202,11 @@ class RestWorld:
         rows = self.store.select(site, Selection(dataset, start_range=(first, last), audio_only=True), now)
         return [r for r in reversed(rows) if self.report_time(dataset, r) <= now]
 
-    def usage_item(self, site: SiteConfig, dataset: str, rec: tuple, now: int) -> dict[str, Any]:
+    def usage_item(self, site: SiteConfig, dataset: str, rec: Record, now: int) -> dict[str, Any]:
         """One ``/meetingReports/usage`` item."""
         lay = self.store.layouts[dataset]
         v = dict(zip(lay.names, self.store.present(dataset, rec, now)))
-        start = v.get("meeting_start_time", v.get("session_start_time"))
-        end = v.get("meeting_end_time", v.get("session_end_time"))
+        start, end = v[lay.names[lay.start]], v[lay.names[lay.end_index()]]  # meeting_* or session_*
         host = self.host(site, v.get("host_webex_id"))
         totals = {path: v.get(column) for path, column in _TOTALS}
         if dataset == "support_sessions":  # the XML support history carries fewer totals
@@ -234,14 +237,14 @@ class RestWorld:
 
     # ------------------------------------------------------------------ attendee reports
 
-    def session(self, site: SiteConfig, conf_id: int, now: int) -> tuple[str, tuple] | None:
+    def session(self, site: SiteConfig, conf_id: int, now: int) -> tuple[str, Record] | None:
         """(session dataset, record) of a confID inside retention, or None."""
         hit = self.sessions(site, now).get(conf_id)
         if hit is None or hit[1][self.store.layouts[hit[0]].start] < self._cutoff(now):
             return None
         return hit
 
-    def attendee_rows(self, site: SiteConfig, dataset: str, rec: tuple, now: int) -> list[tuple]:
+    def attendee_rows(self, site: SiteConfig, dataset: str, rec: Record, now: int) -> list[Record]:
         """A session's visible attendee report rows, by joinedTime descending (ties: stored order)."""
         if self.report_time(dataset, rec) > now:
             return []
@@ -252,10 +255,10 @@ class RestWorld:
         return sorted(rows, key=lambda r: r[lay.start], reverse=True)
 
     def attendee_groups(self, site: SiteConfig, lo: float, hi: float, now: int,
-                        match: Callable[[dict[str, Any]], bool]) -> list[tuple[str, tuple, tuple]]:
+                        match: Callable[[dict[str, Any]], bool]) -> list[tuple[str, Record, Record]]:
         """``(attendee dataset, session record, row)`` of every session starting in ``[lo, hi)`` that
         ``match`` (given the session's values) accepts: groups by their newest join, descending."""
-        groups: list[tuple[int, list[tuple[str, tuple, tuple]]]] = []
+        groups: list[tuple[int, list[tuple[str, Record, Record]]]] = []
         for dataset in SESSION_DATASETS.values():
             lay = self.store.layouts[dataset]
             for rec in self.store.raw_rows(site, dataset, math.ceil(lo), math.ceil(hi) - 1, now):
@@ -268,7 +271,7 @@ class RestWorld:
         groups.sort(key=lambda g: g[0], reverse=True)
         return [row for _, rows in groups for row in rows]
 
-    def attendee_item(self, site: SiteConfig, dataset: str, session: tuple, rec: tuple) -> dict[str, Any]:
+    def attendee_item(self, site: SiteConfig, dataset: str, session: Record, rec: Record) -> dict[str, Any]:
         """One ``/meetingReports/attendees`` item (``dataset``: the attendee dataset of ``rec``)."""
         lay = self.store.layouts[dataset]
         v = dict(zip(lay.names, rec[: lay.n]))
@@ -283,7 +286,7 @@ class RestWorld:
             "displayName": v.get("name", v.get("attendee_name")),
             "email": v.get("email", v.get("attendee_email")),
             "joinedTime": Time(rec[lay.start]),
-            "leftTime": Time(v.get("leave_time", v.get("end_time"))),
+            "leftTime": Time(rec[lay.end_index()]),  # leave_time or end_time
             "duration": v["duration"],
             "participantType": (v.get("participant_type") or "ATTENDEE").lower(),
             "ipAddress": v.get("ip_address"),
@@ -300,14 +303,14 @@ class RestWorld:
             "invited": invited == "Y" if invited is not None else (h >> 8) % 10 < 4,
         }
 
-    def row_hash(self, dataset: str, rec: tuple) -> int:
+    def row_hash(self, dataset: str, rec: Record) -> int:
         """The content hash the wire quirks of a row are chosen by."""
         return _row_hash(self.config.seed, rec, self.store.layouts[dataset].n)
 
     # ------------------------------------------------------------------ meeting instances
 
     def instance_rows(self, site: SiteConfig, lo: float, hi: float, state: str | None, now: int,
-                      host_email: str | None = None) -> list[tuple]:
+                      host_email: str | None = None) -> list[Record]:
         """Meeting Center sessions starting in ``[lo, hi)`` in ``state`` (``ended``, ``inProgress``;
         None: both), by start ascending.  No cap here: :class:`RestApi` cuts the listing."""
         first, last = math.ceil(lo), math.ceil(hi) - 1
@@ -325,7 +328,7 @@ class RestWorld:
             out.append(rec)
         return out
 
-    def instance_item(self, site: SiteConfig, rec: tuple, now: int) -> dict[str, Any]:
+    def instance_item(self, site: SiteConfig, rec: Record, now: int) -> dict[str, Any]:
         """One ``/meetings`` item (``meetingType=meeting``)."""
         lay = self.store.layouts["meeting_usage"]
         v = dict(zip(lay.names, rec[: lay.n]))
@@ -379,7 +382,7 @@ class RestWorld:
 
     # ------------------------------------------------------------------ participants
 
-    def participants(self, site: SiteConfig, rec: tuple, now: int) -> list[dict[str, Any]]:
+    def participants(self, site: SiteConfig, rec: Record, now: int) -> list[dict[str, Any]]:
         """The ``/meetingParticipants`` items of a Meeting Center session, by first join."""
         lay = self.store.layouts["meeting_usage"]
         v = dict(zip(lay.names, rec[: lay.n]))
@@ -388,7 +391,7 @@ class RestWorld:
         ix = a_lay.index
         rows = [r for r in self._attendee_index(site, "meeting_attendees", now).get(conf, ()) if r[a_lay.start] <= now]
         rows.sort(key=lambda r: r[a_lay.start])  # stable: ties keep the stored order
-        people: dict[str, list[tuple]] = {}
+        people: dict[str, list[Record]] = {}
         for r in rows:
             email, name = r[ix["email"]], r[ix["name"]]
             people.setdefault(email.lower() if email else f"name:{name}", []).append(r)
@@ -454,7 +457,7 @@ class RestWorld:
 
     # ------------------------------------------------------------------ recordings
 
-    def recording_rows(self, site: SiteConfig, lo: float, hi: float, owner: str | None, now: int) -> list[tuple]:
+    def recording_rows(self, site: SiteConfig, lo: float, hi: float, owner: str | None, now: int) -> list[Record]:
         """Recordings created in ``[lo, hi)`` whose report is out (only ``owner``'s, a lower-cased
         webExID, unless None), newest first."""
         first, last = math.ceil(lo), math.ceil(hi) - 1
@@ -465,7 +468,7 @@ class RestWorld:
         return [r for r in reversed(rows) if self.report_time("recording_access", r) <= now
                 and (owner is None or self._owner(site, r[key]) == owner)]
 
-    def recording(self, site: SiteConfig, record_id: int, now: int) -> tuple | None:
+    def recording(self, site: SiteConfig, record_id: int, now: int) -> Record | None:
         """A recording whose report is out, by XML recordID, or None."""
         rec = self._recording_index(site, now).get(record_id)
         lay = self.store.layouts["recording_access"]
@@ -473,11 +476,11 @@ class RestWorld:
             return None
         return rec if rec[lay.start] >= self._cutoff(now) else None
 
-    def recording_owner(self, site: SiteConfig, rec: tuple) -> str | None:
+    def recording_owner(self, site: SiteConfig, rec: Record) -> str | None:
         """The lower-cased webExID of the host whose session left the recording."""
         return self._owner(site, rec[self.store.layouts["recording_access"].key[0]])
 
-    def recording_item(self, site: SiteConfig, rec: tuple, now: int) -> dict[str, Any]:
+    def recording_item(self, site: SiteConfig, rec: Record, now: int) -> dict[str, Any]:
         """One ``/recordingReport/accessSummary`` item."""
         lay = self.store.layouts["recording_access"]
         v = dict(zip(lay.names, self.store.present("recording_access", rec, now)))
@@ -492,7 +495,7 @@ class RestWorld:
             "downloadCount": v["downloaded"] or 0,
         }
 
-    def access_details(self, site: SiteConfig, rec: tuple, now: int) -> list[dict[str, Any]]:
+    def access_details(self, site: SiteConfig, rec: Record, now: int) -> list[dict[str, Any]]:
         """``/recordingReport/accessDetail`` items of a recording, newest first: one per view (the
         stored count spread between creation and visibility, then each growth view when the counter
         grew) and one per download, so they add up to the summary's counters now."""

@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping
 from ..model.dataset_spec import Dataset
 from ..model.datasets import by_name
 from .config import SiteConfig
+from .records import Record
 from .rest_items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
 from .rest_wire import UTC_ZONE, Time, dumps, to_wire
 from .world import DAY
@@ -124,7 +125,7 @@ class RestTruth:
             for child in self._children(site, ds, parent, rec, now):
                 yield child, carry
 
-    def _top(self, site: SiteConfig, ds: Dataset, now: int) -> Iterator[tuple[tuple, dict[str, Any]]]:
+    def _top(self, site: SiteConfig, ds: Dataset, now: int) -> Iterator[tuple[Record, dict[str, Any]]]:
         """(record, item) of a top-level listing over its whole reach."""
         w = self.world
         assert ds.rest is not None
@@ -141,7 +142,7 @@ class RestTruth:
         else:  # pragma: no cover - every top-level REST listing is handled above
             raise KeyError(f"no REST ground truth for {ds.name}")
 
-    def _children(self, site: SiteConfig, ds: Dataset, parent: Dataset, rec: tuple,
+    def _children(self, site: SiteConfig, ds: Dataset, parent: Dataset, rec: Record,
                   now: int) -> Iterator[dict[str, Any]]:
         """The items a fan-out listing gets for one parent record."""
         w = self.world

@@ -26,7 +26,7 @@ from .clock import SimClock
 from .config import FaultSettings, SimulatorConfig
 from .faults import FaultState, api_group, reset_connection
 from .ops import NO_RECORDS_REASON, Answer, Operations
-from .records import coerce
+from .records import Record, coerce
 from .render import BodyXml, envelope, failure
 from .request import Envelope, Refusal, read_envelope
 from .rest_api import REST_PREFIX, RestApi
@@ -233,7 +233,7 @@ class Simulator:
         """Invalidate every session ticket issued so far."""
         return self.auth.expire_all()
 
-    def _dicts(self, site: str, dataset: str, rows: Sequence[tuple]) -> list[dict[str, Any]]:
+    def _dicts(self, site: str, dataset: str, rows: Sequence[Record]) -> list[dict[str, Any]]:
         config = self.store.site(site)
         pmr = dataset == "scheduled_sessions" and config.return_scheduled_pmr_switch
         now = self.clock.now_ts()
@@ -318,10 +318,11 @@ class Simulator:
                     answers.append(self.operations.get_api_version())
                 elif op == "authenticateuser":
                     answers.append(self.operations.authenticate_user(body.element, env.security, identity, refusal))
-                elif refusal is not None:
+                elif identity is None:
                     if isinstance(refusal, NoCredentials) and op == "lstsummarysession":
                         # 40.2.0: anonymous LstsummarySession answers "no record found".
                         raise Refusal(codes.NO_RECORDS, NO_RECORDS_REASON)
+                    assert refusal is not None  # authenticate() either returned an identity or refused
                     raise refusal
                 elif op == "getsite":
                     answers.append(self.operations.get_site(identity))

@@ -24,7 +24,7 @@ from ..model.datasets import by_name
 from . import pools
 from .clock import SimClock
 from .config import SimulatorConfig, SiteConfig
-from .records import AUDIO_ONLY, PMR, Layout, coerce, default_order, mix
+from .records import AUDIO_ONLY, PMR, Layout, Record, coerce, default_order, mix
 from .world import DAY, World, layouts
 
 __all__ = ["Selection", "Store", "Filter"]
@@ -69,7 +69,7 @@ class Selection:
 
 @dataclass(slots=True)
 class _Listing:
-    rows: list
+    rows: list[Record]
     version: int
     days: tuple[int, int, int]
     since: int
@@ -95,9 +95,9 @@ class Store:
         self.first_day = anchor // DAY - config.days + 1
         self.world = World(config, self.layouts, anchor)
         self._sites = {s.name.lower(): _SiteState(i, s) for i, s in enumerate(config.sites)}
-        self._buckets: dict[tuple[str, str], dict[int, list[tuple]]] = defaultdict(dict)
+        self._buckets: dict[tuple[str, str], dict[int, list[Record]]] = defaultdict(dict)
         self._versions: dict[tuple[str, str], int] = defaultdict(int)
-        self._cache: OrderedDict[tuple, _Listing] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, Selection], _Listing] = OrderedDict()
         self._lock = threading.RLock()
         self._blank = {
             name: tuple(i for i, c in enumerate(lay.dataset.columns) if c.parent in _PRELIMINARY_BLANK)
@@ -137,7 +137,7 @@ class Store:
         for dataset, d in touched:
             self.layouts[dataset].sort(self._buckets[(state.config.name, dataset)][d])
 
-    def _bucket(self, state: _SiteState, dataset: str, day: int, now: int) -> list[tuple]:
+    def _bucket(self, state: _SiteState, dataset: str, day: int, now: int) -> list[Record]:
         # Rows starting on `day` come from sessions starting that day or the day before.
         self._world_day(state, day - 1, now)
         self._world_day(state, day, now)
@@ -150,7 +150,7 @@ class Store:
 
     # ------------------------------------------------------------------ listing
 
-    def select(self, site: str | SiteConfig, sel: Selection, now: int | None = None) -> list[tuple]:
+    def select(self, site: str | SiteConfig, sel: Selection, now: int | None = None) -> list[Record]:
         """The records a request with ``sel`` lists now, in response order (do not modify)."""
         now = self.clock.now_ts() if now is None else now
         with self._lock:
@@ -176,7 +176,7 @@ class Store:
             return rows
 
     def raw_rows(self, site: str | SiteConfig, dataset: str, lo: int | None = None, hi: int | None = None,
-                 now: int | None = None) -> list[tuple]:
+                 now: int | None = None) -> list[Record]:
         """Every stored record of ``dataset`` starting in ``[lo, hi]`` and inside retention, visible
         or not (the REST side applies its own availability), in stored order (a new list)."""
         now = self.clock.now_ts() if now is None else now
@@ -186,7 +186,7 @@ class Store:
             cutoff = now - self.config.retention_days * DAY
             lo = cutoff if lo is None else max(lo, cutoff)
             last = now // DAY + 2 if hi is None else min(now // DAY + 2, hi // DAY)
-            out: list[tuple] = []
+            out: list[Record] = []
             for day in range(max(self.first_day, lo // DAY), last + 1):
                 for rec in self._bucket(state, dataset, day, now):
                     if rec[start] >= lo and (hi is None or rec[start] <= hi):
@@ -198,13 +198,13 @@ class Store:
         return self._versions[(self._state(site).config.name, dataset)]
 
     def _filter(self, state: _SiteState, lay: Layout, sel: Selection, days: tuple[int, int], lo: int,
-                hi: int | None, now: int) -> tuple[list[tuple], int]:
+                hi: int | None, now: int) -> tuple[list[Record], int]:
         slot = lay.preliminary if sel.preliminary else lay.visible
         mask = (0 if sel.audio_only else AUDIO_ONLY) | (0 if sel.pmr else PMR)
         flags = lay.flags
         predicate = self._predicate(lay, sel, now, self.world.owners.get(state.config.name, {}))
         start_of = itemgetter(lay.start)
-        rows: list[tuple] = []
+        rows: list[Record] = []
         next_change = 2**62
         for day in range(days[0], days[1] + 1):
             bucket = self._bucket(state, sel.dataset, day, now)
@@ -244,7 +244,7 @@ class Store:
         return rows, next_change
 
     def _predicate(self, lay: Layout, sel: Selection, now: int,
-                   owners: Mapping[int, str]) -> Callable[[tuple], bool] | None:
+                   owners: Mapping[int, str]) -> Callable[[Record], bool] | None:
         tests = []
         if sel.start_range and sel.any_of:
             tests.append(_start_test(lay, *sel.start_range))
@@ -261,7 +261,7 @@ class Store:
 
     # ------------------------------------------------------------------ presentation
 
-    def present(self, dataset: str, rec: tuple, now: int, *, preliminary: bool = False,
+    def present(self, dataset: str, rec: Record, now: int, *, preliminary: bool = False,
                 pmr_column: bool = False) -> list[Any]:
         """The column values a response shows for ``rec`` now (status fields follow the clock)."""
         lay = self.layouts[dataset]
@@ -269,7 +269,7 @@ class Store:
         if dataset == "scheduled_sessions":
             ix = lay.index
             actual, end = values[ix["actual_start_time"]], lay.end_of(rec)
-            running = actual is not None and actual <= now < end
+            running = actual is not None and end is not None and actual <= now < end
             values[ix["status"]] = "INPROGRESS" if running else "NOT_INPROGRESS"
             values[ix["host_joined"]] = values[ix["participants_joined"]] = running
             if actual is not None and actual > now:
@@ -291,23 +291,23 @@ class Store:
                 values[i] = None
         return values
 
-    def _revision(self, lay: Layout, rec: tuple) -> tuple[int, int] | None:
+    def _revision(self, lay: Layout, rec: Record) -> tuple[int, int] | None:
         """(when, hash) if the session row is one ``revision_fraction`` revises, else None."""
         c = self.config
         h = mix(c.seed, 1, rec[lay.key[0]])
         if h % 1_000_000 >= c.revision_fraction * 1_000_000:
             return None
         low, high = c.revision_delay_seconds
-        return rec[lay.end] + low + (h >> 20) % (high - low + 1), h
+        return rec[lay.end_index()] + low + (h >> 20) % (high - low + 1), h
 
-    def recording_growth(self, rec: tuple) -> tuple[int, int, int]:
+    def recording_growth(self, rec: Record) -> tuple[int, int, int]:
         """How a recording's counters grow: (seconds of growth after creation, views a day, downloads
         every three days).  After ``e`` seconds (at most the first) there are ``e * views // DAY``
         more views and ``e * downloads // (3 * DAY)`` more downloads."""
         h = mix(self.config.seed, 2, rec[self.layouts["recording_access"].key[0]])
         return self._growth, 1 + h % 8, 1 + (h >> 8) % 3
 
-    def _grow(self, lay: Layout, rec: tuple, values: list[Any], now: int) -> None:
+    def _grow(self, lay: Layout, rec: Record, values: list[Any], now: int) -> None:
         """Recording counters keep growing for ``recording_growth_days`` after creation."""
         ix = lay.index
         growth, per_day, per_3_days = self.recording_growth(rec)
@@ -318,7 +318,7 @@ class Store:
         if values[downloads] is not None:
             values[downloads] += elapsed * per_3_days // (3 * DAY)  # one more every 1..3 days
 
-    def value_getter(self, dataset: str, column: str, now: int) -> Callable[[tuple], Any]:
+    def value_getter(self, dataset: str, column: str, now: int) -> Callable[[Record], Any]:
         """``rec -> the value of column shown now`` (a revised column follows the clock)."""
         lay = self.layouts[dataset]
         i = lay.index[column]
@@ -326,7 +326,7 @@ class Store:
             return itemgetter(i)
         return lambda rec: self.present(dataset, rec, now)[i]
 
-    def extras(self, dataset: str, rec: tuple, drift_fraction: float) -> dict[str, str]:
+    def extras(self, dataset: str, rec: Record, drift_fraction: float) -> dict[str, str]:
         """Elements outside the registry a record carries: stored ones plus schema drift."""
         lay = self.layouts[dataset]
         stored = rec[lay.extra]
@@ -360,7 +360,7 @@ class Store:
         return [self.as_dict(config, dataset, r, now, preliminary=sel.preliminary, pmr_column=pmr,
                              drift_fraction=drift_fraction) for r in rows]
 
-    def as_dict(self, site: SiteConfig, dataset: str, rec: tuple, now: int, *, preliminary: bool = False,
+    def as_dict(self, site: SiteConfig, dataset: str, rec: Record, now: int, *, preliminary: bool = False,
                 pmr_column: bool = False, drift_fraction: float = 0.0) -> dict[str, Any]:
         """One record as column name -> typed value, plus ``site`` and ``extra``."""
         lay = self.layouts[dataset]
@@ -383,7 +383,7 @@ class Store:
 
     def add_rows(self, site: str | SiteConfig, dataset: str, count: int = 1, *, start: int | None = None,
                  end: int | None = None, visible_at: int | None = None,
-                 templates: Sequence[tuple] | None = None) -> list[tuple]:
+                 templates: Sequence[Record] | None = None) -> list[Record]:
         """Add ``count`` new rows (copies of existing ones with fresh keys), visible at ``visible_at``.
 
         Rows start inside ``[start, end]`` (default: where the copied rows start).  Late-arriving
@@ -416,8 +416,8 @@ class Store:
             self._touch(state.config.name, dataset)
             return added
 
-    def _fresh_copy(self, lay: Layout, state: _SiteState, template: tuple, start: int | None, end: int | None,
-                    visible_at: int) -> tuple:
+    def _fresh_copy(self, lay: Layout, state: _SiteState, template: Record, start: int | None, end: int | None,
+                    visible_at: int) -> Record:
         values = list(template)
         n = state.late_counter
         key_names = lay.dataset.natural_key
@@ -442,7 +442,7 @@ class Store:
         return tuple(values)
 
     def _find(self, state: _SiteState, lay: Layout, dataset: str, key: Mapping[str, Any] | Sequence[Any],
-              now: int) -> tuple[list[tuple], int]:
+              now: int) -> tuple[list[Record], int]:
         """The first record (in stored order) with natural ``key``: twins share a key."""
         if isinstance(key, Mapping):
             key = [key[name] for name in lay.dataset.natural_key]
@@ -460,7 +460,7 @@ class Store:
         raise LookupError(f"no {dataset} record with key {wanted!r} at site {state.config.name}")
 
     def revise(self, site: str | SiteConfig, dataset: str, key: Mapping[str, Any] | Sequence[Any],
-               changes: Mapping[str, Any]) -> tuple:
+               changes: Mapping[str, Any]) -> Record:
         """Change column values of one record (found by natural key); returns the new record."""
         now = self.clock.now_ts()
         with self._lock:
@@ -473,7 +473,7 @@ class Store:
             self._touch(state.config.name, dataset)
             return rec
 
-    def discard(self, site: str | SiteConfig, dataset: str, rec: tuple) -> tuple:
+    def discard(self, site: str | SiteConfig, dataset: str, rec: Record) -> Record:
         """Delete exactly ``rec`` (a stored record, as a listing holds it; one of twins); returns it."""
         now = self.clock.now_ts()
         with self._lock:
@@ -488,7 +488,7 @@ class Store:
             self._touch(state.config.name, dataset)
             return rec
 
-    def remove(self, site: str | SiteConfig, dataset: str, key: Mapping[str, Any] | Sequence[Any]) -> tuple:
+    def remove(self, site: str | SiteConfig, dataset: str, key: Mapping[str, Any] | Sequence[Any]) -> Record:
         """Delete one record (found by natural key: of twins, the first in stored order); returns it."""
         now = self.clock.now_ts()
         with self._lock:
@@ -500,12 +500,12 @@ class Store:
             return rec
 
 
-def _start_test(lay: Layout, low: int, high: int) -> Callable[[tuple], bool]:
+def _start_test(lay: Layout, low: int, high: int) -> Callable[[Record], bool]:
     start = lay.start
     return lambda r: low <= r[start] <= high
 
 
-def _end_test(lay: Layout, low: int, high: int) -> Callable[[tuple], bool]:
+def _end_test(lay: Layout, low: int, high: int) -> Callable[[Record], bool]:
     end_of = lay.end_of
     return lambda r: (end := end_of(r)) is not None and low <= end <= high
 
@@ -516,14 +516,15 @@ def _deltas(h: int) -> tuple[int, int, int]:
     return minutes, minutes * people, people
 
 
-def _filter_test(lay: Layout, f: Filter, now: int, owners: Mapping[int, str]) -> Callable[[tuple], bool]:
+def _filter_test(lay: Layout, f: Filter, now: int, owners: Mapping[int, str]) -> Callable[[Record], bool]:
     if f.op == "owner":
         i, who = lay.index[f.column], f.value
         return lambda r: owners.get(r[i]) == who
     if f.op == "status":
         lay_end, actual = lay.end_of, lay.index["actual_start_time"]
         want_running = f.value == "INPROGRESS"
-        return lambda r: ((r[actual] is not None and r[actual] <= now < lay_end(r)) == want_running)
+        return lambda r: ((r[actual] is not None and (end := lay_end(r)) is not None and r[actual] <= now < end)
+                          == want_running)
     i = lay.index[f.column]
     value = f.value
     if f.op == "eq":

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..model.datasets import DATASETS
 from ..model.timezones import TIME_ZONES
 from . import pools
 from .config import SimulatorConfig, SiteConfig
-from .records import AUDIO_ONLY, PMR, Layout, mix
+from .records import AUDIO_ONLY, PMR, Layout, Record, mix
 
 __all__ = ["World", "Host", "DAY", "TWIN_DATASETS"]
 
@@ -29,6 +30,11 @@ _PROFILES = 256
 _ATTENDEE_DATASETS = ("meeting_attendees", "training_attendees", "event_attendees", "support_attendees")
 #: Datasets that get exact and near twins (``twin_fraction``, ``near_twin_fraction``).
 TWIN_DATASETS = (*_ATTENDEE_DATASETS, "access_anywhere")
+#: One attendance span: (name, email, join, leave, minutes, dial_in, host).
+_Span = tuple[str, str | None, int, int, int, bool, bool]
+#: Where an attendee sits (company, address, phone, device): attendee column -> value.
+_Profile = dict[str, str | None]
+_T = TypeVar("_T")
 
 
 class _Slots:
@@ -36,20 +42,31 @@ class _Slots:
 
     __slots__ = ("key", "conf_name", "name", "email", "join", "leave", "duration", "ptype", "conf_id", "uuid",
                  "voip", "registered", "invited", "lead_source", "lead_score", "qa", "visible", "preliminary",
-                 "flags")
+                 "flags", "lead")
 
     def __init__(self, lay: Layout) -> None:
-        ix = lay.index.get
+        ix, need = lay.index.get, lay.index.__getitem__  # need: columns every attendee dataset has
         meeting = "meeting_key" in lay.index
-        self.key = ix("meeting_key") if meeting else ix("session_key")
-        self.conf_name = ix("conf_name")
-        self.name = ix("name") if meeting else ix("attendee_name")
-        self.email = ix("email") if meeting else ix("attendee_email")
-        self.join = ix("join_time") if meeting else ix("start_time")
-        self.leave = ix("leave_time") if meeting else ix("end_time")
-        self.duration, self.ptype, self.conf_id, self.uuid = ix("duration"), ix("participant_type"), ix("conf_id"), ix("meeting_uuid")
-        self.voip, self.registered, self.invited = ix("voip_duration"), ix("registered"), ix("invited")
-        self.lead_source, self.lead_score, self.qa = ix("lead_source_id"), ix("lead_score"), ix("reg_q_and_a")
+        self.key: int = need("meeting_key") if meeting else need("session_key")
+        self.conf_name: int | None = ix("conf_name")
+        self.name: int = need("name") if meeting else need("attendee_name")
+        self.email: int = need("email") if meeting else need("attendee_email")
+        self.join: int = need("join_time") if meeting else need("start_time")
+        self.leave: int = need("leave_time") if meeting else need("end_time")
+        self.duration: int = need("duration")
+        self.ptype: int = need("participant_type")
+        self.conf_id: int = need("conf_id")
+        self.uuid: int = need("meeting_uuid")
+        self.voip: int | None = ix("voip_duration")
+        self.registered: int | None = ix("registered")
+        self.invited: int | None = ix("invited")
+        self.lead_source: int | None = ix("lead_source_id")
+        self.lead_score: int | None = ix("lead_score")
+        self.qa: int | None = ix("reg_q_and_a")
+        #: (lead source, lead score, registration Q&A): the event attendee columns, else None.
+        self.lead: tuple[int, int, int] | None = None
+        if self.lead_source is not None and self.lead_score is not None and self.qa is not None:
+            self.lead = (self.lead_source, self.lead_score, self.qa)
         self.visible, self.preliminary, self.flags = lay.visible, lay.preliminary, lay.flags
 
 
@@ -75,6 +92,23 @@ class _Session:
 
     __slots__ = ("kind", "conf_id", "session_key", "conf_name", "host", "zone", "start", "end", "minutes",
                  "uuid", "flags", "recurring", "series_key", "tracking", "assist", "meeting_type")
+
+    kind: str
+    conf_id: int
+    session_key: int
+    conf_name: str
+    host: Host
+    zone: int  # a TIME_ZONES index
+    start: int
+    end: int
+    minutes: int
+    uuid: str | None
+    flags: int
+    recurring: bool
+    series_key: int
+    tracking: list[str | None]  # tracking codes 1-10
+    assist: tuple[str | None, str | None]  # (assist request, assist confirm)
+    meeting_type: str
 
 
 def _minutes(seconds: int) -> int:
@@ -117,11 +151,11 @@ class World:
 
     # ------------------------------------------------------------------ one day
 
-    def generate(self, site_index: int, site: SiteConfig, day: int) -> dict[str, list[tuple]]:
+    def generate(self, site_index: int, site: SiteConfig, day: int) -> dict[str, list[Record]]:
         """Every record of the sessions starting on UTC ``day`` (days since 1970-01-01)."""
         c = self.config
         rng = random.Random(f"{c.seed}|{site.name}|{day}")
-        out: dict[str, list[tuple]] = {name: [] for name in self.layouts}
+        out: dict[str, list[Record]] = {name: [] for name in self.layouts}
         self._owners = owners = self.owners.setdefault(site.name, {})
         seq = 0
         for kind in ("meeting", "training", "event", "support"):
@@ -197,7 +231,7 @@ class World:
             s.conf_name = pools.EVENT_NAMES[i % len(pools.EVENT_NAMES)]
         else:
             s.conf_name = pools.SUPPORT_NAMES[i % len(pools.SUPPORT_NAMES)].format(n=seq)
-        codes = [None] * 10
+        codes: list[str | None] = [None] * 10
         if rng.random() < 0.5:
             codes[0] = pools.TRACKING_CODES[rng.randrange(len(pools.TRACKING_CODES))]
             codes[1] = "" if rng.random() < 0.5 else None
@@ -220,7 +254,7 @@ class World:
         jitter = self.config.late_extra_jitter_seconds
         return mix(self.config.seed, *content) % (jitter + 1) if jitter else 0
 
-    def _emit(self, rng: random.Random, s: _Session, out: dict[str, list[tuple]]) -> None:
+    def _emit(self, rng: random.Random, s: _Session, out: dict[str, list[Record]]) -> None:
         """The rows of one session in every dataset it feeds."""
         people = self._attendees(rng, s)
         visible, prelim = self._visibility(rng, s.end)
@@ -279,7 +313,7 @@ class World:
             self._center_attendees("support_attendees", rng, s, people, out, row_visible, prelim)
         self._scheduled(rng, s, out)
 
-    def _attendees(self, rng: random.Random, s: _Session) -> list[tuple]:
+    def _attendees(self, rng: random.Random, s: _Session) -> list[_Span]:
         """Attendance spans ``(name, email, join, leave, minutes, dial_in, host)``: the host first, then
         guests; some dial in, some leave and come back (a second row for the same person)."""
         r = rng.random
@@ -289,7 +323,7 @@ class World:
         start, end = s.start, s.end
         third = max(1, (end - start) // 3)
         audio_only = bool(s.flags & AUDIO_ONLY)
-        rows: list[tuple] = []
+        rows: list[_Span] = []
         for j in range(count):
             if j == 0:
                 rows.append((s.host.name, s.host.email, start, end, _minutes(end - start), audio_only, True))
@@ -317,20 +351,21 @@ class World:
             self._guests[key] = hit
         return hit
 
-    def _profiles(self) -> tuple[list[dict], list[dict]]:
+    def _profiles(self) -> tuple[list[_Profile], list[_Profile]]:
         """Where attendees sit: a fixed pool of online and dial-in profiles (shared strings)."""
         rng = random.Random(f"{self.config.seed}|profiles")
         r = rng.random
 
-        def pick(seq: tuple) -> object:
+        def pick(seq: tuple[_T, ...]) -> _T:
             return seq[int(r() * len(seq))]
 
-        online, dial = [], []
+        online: list[_Profile] = []
+        dial: list[_Profile] = []
         for k in range(_PROFILES + _PROFILES // 4):
             city, state, country, zip_ = pick(pools.CITIES)
             dialled = k >= _PROFILES
             phone = f"+1 408 555 {int(r() * 10_000):04d}" if dialled or r() < 0.3 else ""
-            profile = {
+            profile: _Profile = {
                 "company": pick(pools.COMPANIES), "title": pick(pools.TITLES),
                 "address1": f"{1 + int(r() * 999)} Ørsted Allé" if r() < 0.5 else "",
                 "address2": "" if r() < 0.7 else "Suite 5 & 6",
@@ -342,8 +377,8 @@ class World:
             (dial if dialled else online).append(profile)
         return online, dial
 
-    def _center_attendees(self, dataset: str, rng: random.Random, s: _Session, people: list[tuple],
-                          out: dict, visible: int, prelim: int) -> None:
+    def _center_attendees(self, dataset: str, rng: random.Random, s: _Session, people: list[_Span],
+                          out: dict[str, list[Record]], visible: int, prelim: int) -> None:
         """Attendee rows of ``dataset`` (meeting, training, event or support attendees)."""
         r = rng.random
         online, dial = self._bases[dataset]
@@ -351,7 +386,6 @@ class World:
         rows = out[dataset]
         late_fraction, late_extra = self.config.late_fraction, self.config.late_extra_seconds
         flags = s.flags & AUDIO_ONLY
-        event = dataset == "event_attendees"
         for name, email, join, leave, minutes, dial_in, host in people:
             pool = dial if dial_in else online
             row = pool[int(r() * len(pool))].copy()
@@ -368,22 +402,23 @@ class World:
             row[sl.uuid] = s.uuid
             if sl.voip is not None:
                 row[sl.voip] = 0 if dial_in else minutes
-            if sl.registered is not None:
+            if sl.registered is not None and sl.invited is not None:  # both or neither
                 row[sl.registered] = "Y" if r() < 0.7 else "N"
                 row[sl.invited] = "Y" if r() < 0.4 else "N"
-            if event:
-                row[sl.lead_source] = pools.LEAD_SOURCES[int(r() * len(pools.LEAD_SOURCES))]
-                row[sl.lead_score] = round(r() * 10, 1)
+            if sl.lead is not None:  # event attendees
+                lead_source, lead_score, qa = sl.lead
+                row[lead_source] = pools.LEAD_SOURCES[int(r() * len(pools.LEAD_SOURCES))]
+                row[lead_score] = round(r() * 10, 1)
                 answers = [{"regQ": pools.REG_QUESTIONS[k], "regA": pools.REG_ANSWERS[int(r() * len(pools.REG_ANSWERS))]}
                            for k in range(int(r() * 4))]
-                row[sl.qa] = answers or None
+                row[qa] = answers or None
             row[sl.visible] = visible + late_extra + self._jitter(s.conf_id, join) \
                 if late_fraction and r() < late_fraction else visible
             row[sl.preliminary] = prelim
             row[sl.flags] = flags
             rows.append(tuple(row))
 
-    def _recording(self, rng: random.Random, s: _Session, out: dict) -> None:
+    def _recording(self, rng: random.Random, s: _Session, out: dict[str, list[Record]]) -> None:
         lay = self.layouts["recording_access"]
         created = s.end + rng.randint(120, 1800)
         visible, prelim = self._visibility(rng, created)
@@ -394,7 +429,7 @@ class World:
             "creation_time": created, "registered": rng.randint(0, 5), "downloaded": rng.randint(0, 10),
             "viewed": rng.randint(0, 40), "time_zone_id": s.zone}, visible, prelim))
 
-    def _scheduled(self, rng: random.Random, s: _Session, out: dict) -> None:
+    def _scheduled(self, rng: random.Random, s: _Session, out: dict[str, list[Record]]) -> None:
         lay = self.layouts["scheduled_sessions"]
         service, session_type = {"meeting": ("MeetingCenter", 3), "training": ("TrainingCenter", 11),
                                  "event": ("EventCenter", 9), "support": ("SupportCenter", 10)}[s.kind]
@@ -419,7 +454,7 @@ class World:
         }, s.start - 7 * DAY, s.start - 7 * DAY, s.flags))
 
     def _access_anywhere(self, rng: random.Random, site_index: int, site: SiteConfig, day: int, seq: int,
-                         out: dict) -> None:
+                         out: dict[str, list[Record]]) -> None:
         lay = self.layouts["access_anywhere"]
         host = self.hosts[site.name][rng.randrange(len(self.hosts[site.name]))]
         start = day * DAY + rng.randint(0, DAY - 60)
@@ -434,7 +469,7 @@ class World:
 
     # ------------------------------------------------------------------ twins
 
-    def _twins(self, rng: random.Random, out: dict[str, list[tuple]]) -> None:
+    def _twins(self, rng: random.Random, out: dict[str, list[Record]]) -> None:
         """Exact twins and near twins of attendee and Access Anywhere rows, as real sites have them.
 
         An exact twin equals its row in every field: a copy of an ordinary row or, for
@@ -446,7 +481,7 @@ class World:
         twin, near = c.twin_fraction, c.twin_fraction + c.near_twin_fraction
         for dataset in TWIN_DATASETS:
             rows = out[dataset]
-            added: list[tuple] = []
+            added: list[Record] = []
             labels: dict[int, int] = {}  # conf_id -> the last Call-in User_<n> of that meeting
             for rec in rows:
                 roll = rng.random()
@@ -460,7 +495,7 @@ class World:
                     added.append(self._near_twin(rng, dataset, rec))
             rows.extend(added)
 
-    def _call_in(self, rng: random.Random, dataset: str, rec: tuple, labels: dict[int, int]) -> tuple:
+    def _call_in(self, rng: random.Random, dataset: str, rec: Record, labels: dict[int, int]) -> Record:
         """A call-in user of ``rec``'s session joining when ``rec`` joined, labelled per meeting."""
         sl = self._slots[dataset]
         dial = self._bases[dataset][1]
@@ -480,7 +515,7 @@ class World:
             row[sl.voip] = 0
         return tuple(row)
 
-    def _near_twin(self, rng: random.Random, dataset: str, rec: tuple) -> tuple:
+    def _near_twin(self, rng: random.Random, dataset: str, rec: Record) -> Record:
         """``rec``'s person (same natural key) on a second device: other IP and client, stays longer."""
         lay = self.layouts[dataset]
         ix = lay.index
