@@ -171,7 +171,7 @@ def test_a_listing_cancelled_midway_reports_what_it_cost() -> None:
 def test_a_server_that_pages_smaller_than_asked_is_followed(monkeypatch: pytest.MonkeyPatch) -> None:
     """We ask for 500 per page; this server caps pages at 7 (its ``MAXIMUM_CAP`` lowered): the
     short first page sets the step, every record still arrives, in ceil(total / 7) pages."""
-    from exporter.simulator import query
+    from exporter.simulator.xmlapi import query
 
     monkeypatch.setattr(query, "MAXIMUM_CAP", 7)
     dataset = by_name("meeting_usage")

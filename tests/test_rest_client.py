@@ -38,7 +38,7 @@ from exporter.errors import (
 from exporter.model.dataset_spec import Dataset
 from exporter.model.datasets import ALL_DATASETS, by_name
 from exporter.simulator import Simulator, SiteConfig
-from exporter.simulator.rest_config import DEFAULT_SCOPES, NEXT_LINK_PARAMS, RestConfig, SiteRest
+from exporter.simulator.rest.config import DEFAULT_SCOPES, NEXT_LINK_PARAMS, RestConfig, SiteRest
 from exporter.webex.rest.client import RestClient, seed_tokens
 from exporter.webex.rest.decode import rest_schema
 from exporter.webex.rest.results import RestFetch

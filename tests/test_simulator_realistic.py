@@ -17,8 +17,8 @@ from exporter.errors import ConfigError
 from exporter.model import webex_codes as codes
 from exporter.model.datasets import by_name
 from exporter.simulator import SimulatorConfig, config_from_options, load_profile, probe
-from exporter.simulator.records import order_column
-from exporter.simulator.store import Selection
+from exporter.simulator.data.records import order_column
+from exporter.simulator.data.store import Selection
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
 SITE = "acme-cn"

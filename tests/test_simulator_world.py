@@ -11,7 +11,7 @@ import pytest
 from exporter.model.datasets import DATASETS, by_name
 from exporter.model.timezones import TIME_ZONES
 from exporter.simulator import Simulator, SimulatorConfig, SiteConfig
-from exporter.simulator.store import Selection
+from exporter.simulator.data.store import Selection
 
 
 def everything(sim: Simulator, site: str = "demo") -> dict[str, list[dict]]:
@@ -86,7 +86,7 @@ def test_generation_and_rendering_are_fast() -> None:
     elapsed = time.perf_counter() - began
     assert len(rows) > 5_000  # ~16k generated over three world days, the rest not visible yet
     assert elapsed < 5.0  # typically ~0.4 s; generous for slow, shared machines
-    from exporter.simulator.timefmt import WireZone
+    from exporter.simulator.xmlapi.timefmt import WireZone
 
     writer, zone = sim.operations.writers["meeting_attendees"], WireZone(4)
     began = time.perf_counter()

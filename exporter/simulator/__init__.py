@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from .cli import cli_main, config_from_options
 from .config import FAULT_KINDS, FaultSettings, QueuedFault, SimulatorConfig, SiteConfig, load_profile
-from .rest_config import DEFAULT_SCOPES as REST_SCOPES
-from .rest_config import RestConfig, SiteRest
+from .rest.config import DEFAULT_SCOPES as REST_SCOPES
+from .rest.config import RestConfig, SiteRest
 from .server import SERVICE_PATH, Simulator, run_in_thread
 
 __all__ = [

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 from ..errors import ConfigError
 from ..model.datasets import DATASETS
 from ..model.timezones import TIME_ZONES
-from .rest_config import RestConfig, SiteRest
+from .rest.config import RestConfig, SiteRest
 
 __all__ = [
     "FAULT_KINDS",

@@ -15,8 +15,8 @@ from lxml import etree
 
 from ..model.dataset_spec import Dataset
 from ..records.xmlsafe import local_name, parse_xml
-from .render import escape
-from .timefmt import WireZone
+from .xmlapi.render import escape
+from .xmlapi.timefmt import WireZone
 
 __all__ = ["security", "envelope", "body", "list_body", "Reply", "read_reply", "record_values", "post"]
 

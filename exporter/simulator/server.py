@@ -21,21 +21,21 @@ from aiohttp import web
 from ..errors import ConfigError, ParseError
 from ..model import webex_codes as codes
 from ..model.datasets import by_name
-from .auth import Authenticator, Identity, NoCredentials
 from .clock import SimClock
 from .config import FaultSettings, SimulatorConfig
+from .data.records import Record, coerce
+from .data.store import Store
 from .faults import FaultState, api_group, reset_connection
-from .ops import NO_RECORDS_REASON, Answer, Operations
-from .records import Record, coerce
-from .render import BodyXml, envelope, failure
-from .request import Envelope, Refusal, read_envelope
-from .rest_api import REST_PREFIX, RestApi
-from .rest_ids import instance_id, recording_id
-from .rest_items import RestWorld
-from .rest_oauth import RestTokens
-from .rest_truth import RestTruth
+from .rest.api import REST_PREFIX, RestApi
+from .rest.ids import instance_id, recording_id
+from .rest.items import RestWorld
+from .rest.oauth import RestTokens
+from .rest.truth import RestTruth
 from .stats import Stats
-from .store import Store
+from .xmlapi.auth import Authenticator, Identity, NoCredentials
+from .xmlapi.ops import NO_RECORDS_REASON, Answer, Operations
+from .xmlapi.render import BodyXml, envelope, failure
+from .xmlapi.request import Envelope, Refusal, read_envelope
 
 __all__ = ["Simulator", "run_in_thread", "SERVICE_PATH"]
 

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any, Callable, Mapping, Sequence
 
-from ..model.datasets import by_name
+from ...model.datasets import by_name
+from ..clock import SimClock
+from ..config import SimulatorConfig, SiteConfig
 from . import pools
-from .clock import SimClock
-from .config import SimulatorConfig, SiteConfig
 from .records import AUDIO_ONLY, PMR, Layout, Record, coerce, default_order, mix
 from .world import DAY, World, layouts
 

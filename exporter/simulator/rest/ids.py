@@ -17,7 +17,7 @@ import re
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from .records import mix
+from ..data.records import mix
 
 __all__ = [
     "site_hash",

@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-from ..model.timezones import zoneinfo_for
+from ...model.timezones import zoneinfo_for
 
 __all__ = ["WireZone", "parse_wire_time", "BadWireTime"]
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any, Mapping
 
-from ..model.dataset_spec import Dataset
+from ...model.dataset_spec import Dataset
 
 __all__ = ["Record", "Layout", "AUDIO_ONLY", "PMR", "END_COLUMNS", "order_column", "default_order", "mix", "total_key"]
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .records import mix
+from ..data.records import mix
 
 __all__ = ["Time", "PLACEHOLDER", "PLACEHOLDER_TEXT", "Zone", "UTC_ZONE", "zone_named", "to_wire",
            "RestError", "error_body", "TrackingIds", "dumps"]

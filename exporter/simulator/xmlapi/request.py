@@ -14,8 +14,8 @@ from typing import Iterable
 
 from lxml import etree
 
-from ..errors import ParseError
-from ..records.xmlsafe import local_name, parse_xml
+from ...errors import ParseError
+from ...records.xmlsafe import local_name, parse_xml
 
 __all__ = ["Refusal", "Body", "Envelope", "read_envelope", "children", "child", "text_of", "operation_name"]
 

@@ -13,20 +13,20 @@ from typing import Any, Callable
 
 from lxml import etree
 
-from ..model import webex_codes as codes
-from ..model.dataset_spec import Dataset
-from ..model.datasets import DATASETS
-from ..model.timezones import TIME_ZONES, zoneinfo_for
+from ...model import webex_codes as codes
+from ...model.dataset_spec import Dataset
+from ...model.datasets import DATASETS
+from ...model.timezones import TIME_ZONES, zoneinfo_for
+from ..clock import SimClock
+from ..config import SimulatorConfig, SiteConfig
+from ..data.records import Record
+from ..data.store import Filter, Store
+from ..data.world import Host
 from .auth import Authenticator, Identity
-from .clock import SimClock
-from .config import SimulatorConfig, SiteConfig
 from .query import ListRequest, parse_list
-from .records import Record
 from .render import BodyXml, RecordWriter, escape, failure, list_content, success
 from .request import Refusal, child, children, text_of
-from .store import Filter, Store
 from .timefmt import BadWireTime, WireZone, parse_wire_time
-from .world import Host
 
 __all__ = ["Operations", "Listing", "NO_RECORDS_REASON", "API_VERSION"]
 

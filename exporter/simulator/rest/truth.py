@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
-from ..model.dataset_spec import Dataset
-from ..model.datasets import by_name
-from .config import SiteConfig
-from .records import Record
-from .rest_items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
-from .rest_wire import UTC_ZONE, Time, dumps, to_wire
-from .world import DAY
+from ...model.dataset_spec import Dataset
+from ...model.datasets import by_name
+from ..config import SiteConfig
+from ..data.records import Record
+from ..data.world import DAY
+from .items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
+from .wire import UTC_ZONE, Time, dumps, to_wire
 
 __all__ = ["RestTruth", "land", "land_value"]
 

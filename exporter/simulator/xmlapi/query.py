@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from ..model import webex_codes as codes
-from ..model.dataset_spec import Dataset
-from ..model.timezones import TIME_ZONES
-from .config import SiteConfig
-from .records import order_column
+from ...model import webex_codes as codes
+from ...model.dataset_spec import Dataset
+from ...model.timezones import TIME_ZONES
+from ..config import SiteConfig
+from ..data.records import order_column
+from ..data.store import Filter, Selection
 from .request import Refusal, child, children, text_of
-from .store import Filter, Selection
 from .timefmt import BadWireTime, WireZone
 
 __all__ = ["ListRequest", "parse_list", "DEFAULT_MAXIMUM", "MAXIMUM_CAP", "MAX_ORDER_PAIRS"]

@@ -20,16 +20,16 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 
-from .clock import SimClock
-from .config import SimulatorConfig, SiteConfig
-from .faults import FaultState, reset_connection
-from .records import Record, mix
-from .rest_ids import org_id, parse_instance_id, parse_recording_id, person_id, series_id
-from .rest_items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
-from .rest_oauth import AccessToken, RestTokens
-from .rest_wire import UTC_ZONE, RestError, TrackingIds, Zone, error_body, to_wire, zone_named
-from .stats import Stats
-from .world import DAY
+from ..clock import SimClock
+from ..config import SimulatorConfig, SiteConfig
+from ..data.records import Record, mix
+from ..data.world import DAY
+from ..faults import FaultState, reset_connection
+from ..stats import Stats
+from .ids import org_id, parse_instance_id, parse_recording_id, person_id, series_id
+from .items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
+from .oauth import AccessToken, RestTokens
+from .wire import UTC_ZONE, RestError, TrackingIds, Zone, error_body, to_wire, zone_named
 
 __all__ = ["RestApi", "REST_PREFIX", "REST_FAULT_KINDS", "ENDPOINTS"]
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlencode
 
-from .clock import SimClock
-from .config import SimulatorConfig, SiteConfig
-from .rest_ids import org_id
-from .rest_wire import RestError
+from ..clock import SimClock
+from ..config import SimulatorConfig, SiteConfig
+from .ids import org_id
+from .wire import RestError
 
 __all__ = ["AccessToken", "RestTokens", "oauth_error"]
 

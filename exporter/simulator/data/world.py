@@ -14,10 +14,10 @@ import random
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..model.datasets import DATASETS
-from ..model.timezones import TIME_ZONES
+from ...model.datasets import DATASETS
+from ...model.timezones import TIME_ZONES
+from ..config import SimulatorConfig, SiteConfig
 from . import pools
-from .config import SimulatorConfig, SiteConfig
 from .records import AUDIO_ONLY, PMR, Layout, Record, mix
 
 __all__ = ["World", "Host", "DAY", "TWIN_DATASETS"]

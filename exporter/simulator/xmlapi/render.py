@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from ..model.dataset_spec import Dataset
+from ...model.dataset_spec import Dataset
 from .timefmt import WireZone
 
 __all__ = ["NAMESPACES", "escape", "BodyXml", "success", "failure", "envelope", "RecordWriter", "list_content"]

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 __all__ = ["RestConfig", "SiteRest", "DEFAULT_SCOPES", "NEXT_LINK_PARAMS", "DEFAULT_CLIENT_ID",
            "DEFAULT_CLIENT_SECRET"]

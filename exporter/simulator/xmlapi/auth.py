@@ -10,9 +10,9 @@ import secrets
 import threading
 from dataclasses import dataclass
 
-from ..model import webex_codes as codes
-from .clock import SimClock
-from .config import SimulatorConfig, SiteConfig
+from ...model import webex_codes as codes
+from ..clock import SimClock
+from ..config import SimulatorConfig, SiteConfig
 from .request import Refusal
 
 __all__ = ["Identity", "Ticket", "Authenticator", "NoCredentials"]

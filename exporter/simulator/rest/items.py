@@ -23,12 +23,14 @@ import threading
 import zlib
 from typing import Any, Callable, Iterable, TypeVar, cast
 
-from ..model.datasets import DATASETS
-from ..model.timezones import TIME_ZONES
-from . import pools
-from .config import SimulatorConfig, SiteConfig
-from .records import Record, mix
-from .rest_ids import (
+from ...model.datasets import DATASETS
+from ...model.timezones import TIME_ZONES
+from ..config import SimulatorConfig, SiteConfig
+from ..data import pools
+from ..data.records import Record, mix
+from ..data.store import Selection, Store
+from ..data.world import DAY, RECORD_BASE, Host
+from .ids import (
     instance_id,
     org_id,
     person_id,
@@ -38,9 +40,7 @@ from .rest_ids import (
     site_hash,
     uuid_from,
 )
-from .rest_wire import PLACEHOLDER, Time
-from .store import Selection, Store
-from .world import DAY, RECORD_BASE, Host
+from .wire import PLACEHOLDER, Time
 
 __all__ = ["RestWorld", "SESSION_DATASETS", "SERVICE_TYPES", "ATTENDEES_OF", "SESSION_OF", "TRACKING_NAMES"]
 
