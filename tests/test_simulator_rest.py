@@ -22,8 +22,8 @@ import pytest
 from exporter.model.dataset_spec import Dataset
 from exporter.model.datasets import ALL_DATASETS, by_name
 from exporter.simulator import SimulatorConfig, load_profile
-from exporter.simulator.config import SiteConfig
 from exporter.simulator.rest.config import RestConfig, SiteRest
+from exporter.simulator.site_config import SiteConfig
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc)
 SITE_URL = "demo.webex.com"

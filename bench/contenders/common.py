@@ -127,7 +127,9 @@ class Workload:
 
     def simulator_config(self) -> Any:
         """The :class:`exporter.simulator.SimulatorConfig` for this workload (imported lazily)."""
-        from exporter.simulator.config import FaultSettings, SimulatorConfig, SiteConfig
+        from exporter.simulator.config import SimulatorConfig
+        from exporter.simulator.fault_settings import FaultSettings
+        from exporter.simulator.site_config import SiteConfig
 
         everything = len(self.datasets) > 2 or any(
             d not in ("meeting_usage", "meeting_attendees") for d in self.datasets

@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 from .cli import cli_main, config_from_options
-from .config import FAULT_KINDS, FaultSettings, QueuedFault, SimulatorConfig, SiteConfig, load_profile
+from .config import SimulatorConfig, load_profile
+from .fault_settings import FAULT_KINDS, FaultSettings, QueuedFault
 from .rest.config import DEFAULT_SCOPES as REST_SCOPES
 from .rest.config import RestConfig, SiteRest
 from .server import SERVICE_PATH, Simulator, run_in_thread
+from .site_config import SiteConfig
 
 __all__ = [
     "FAULT_KINDS",

@@ -13,8 +13,10 @@ import signal
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import ConfigError
-from .config import QueuedFault, SimulatorConfig, SiteConfig, load_profile
+from .config import SimulatorConfig, load_profile
+from .fault_settings import QueuedFault
 from .server import Simulator
+from .site_config import SiteConfig
 
 __all__ = ["cli_main", "config_from_options", "ENV_PREFIX", "DEFAULT_PORT"]
 

@@ -2,7 +2,8 @@
 
 ``SimulatorConfig.from_dict`` validates a whole table (a profile file, or the ``[simulator]`` table of
 the exporter's ``config.toml``) and reports every problem at once as one :class:`ConfigError`.
-Fault knobs live in :class:`FaultSettings`, which can also be replaced while the server runs.
+Fault knobs live in :class:`.fault_settings.FaultSettings` (replaceable while the server runs), each
+site's in :class:`.site_config.SiteConfig`.
 """
 
 from __future__ import annotations
@@ -13,42 +14,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..model.datasets import DATASETS
 from ..model.timezones import TIME_ZONES
-from .rest.config import RestConfig, SiteRest
+from .fault_settings import FaultSettings
+from .rest.config import RestConfig
+from .site_config import SiteConfig
 
-__all__ = [
-    "FAULT_KINDS",
-    "ENCODINGS",
-    "QueuedFault",
-    "FaultSettings",
-    "SiteConfig",
-    "SimulatorConfig",
-    "load_profile",
-    "profile_path",
-]
+__all__ = ["SimulatorConfig", "load_profile", "profile_path", "OPERATIONS"]
 
-#: Every fault a request can be given, by rate or from the one-shot queue.
-FAULT_KINDS = (
-    "reset",  # close the connection without a response
-    "http5xx",  # HTTP 5xx (status from FaultSettings.http5xx_status), plain-text body
-    "http403",  # HTTP 403 Forbidden
-    "http429",  # HTTP 429 Too Many Requests with Retry-After
-    "throttle",  # SUCCESS-looking HTTP 200 carrying FAILURE 000045 for this request only
-    "truncate",  # HTTP 200 with the first part of the XML only
-    "malformed",  # HTTP 200 with XML that is not well-formed
-    "gsb_backup",  # this response says gsbStatus BACKUP
-    "mutate_add",  # after answering a list page, add a row to the listed window
-    "mutate_remove",  # after answering a list page, remove a row of that page from the store
-)
-ENCODINGS = ("UTF-8", "ISO-8859-1")
-#: What rate limits count.
-RATE_LIMIT_UNITS = ("requests", "bodies")
-
-DEFAULT_USERS = (("admin", "sim-password"),)
 
 #: 000053's reason; ``{number}`` becomes ``body_content_limit + 1`` (a template without it publishes no number).
 DEFAULT_BODY_CONTENT_LIMIT_REASON = "BodyContent count in request must be less than {number}"
@@ -59,221 +35,6 @@ OPERATIONS = frozenset(
     | {d.preliminary_operation.lower() for d in DATASETS if d.preliminary_operation}
     | {"authenticateuser", "getsite", "getapiversion", "lsttimezone", "getuser"}
 )
-
-
-def _pairs(value: Any) -> tuple[tuple[Any, Any], ...]:
-    """A mapping or a sequence of pairs as a sorted-by-insertion tuple of pairs (hashable, frozen)."""
-    if isinstance(value, Mapping):
-        return tuple((k, v) for k, v in value.items())
-    return tuple((k, v) for k, v in value)
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedFault:
-    """``count`` next requests (of ``operation`` when given) get fault ``kind``."""
-
-    kind: str
-    count: int = 1
-    operation: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FaultSettings:
-    """Every fault knob.  Zero / empty means off; all of them can change while the server runs.
-
-    Rates are probabilities per request drawn from an RNG seeded by the simulator seed, so a given
-    request sequence always gets the same faults.  ``rate_limit_per_minute`` applies to every API
-    group unless ``rate_limits`` names the group (``meeting_list``, ``user``, ``general``).
-    ``rate_limit_unit`` says what those limits count (``requests``, or ``bodies``: bodyContent
-    elements) in a sliding window of ``rate_limit_window_seconds``.
-    """
-
-    latency_ms: float = 0.0
-    latency_jitter_ms: float = 0.0
-    rate_limit_per_minute: int = 0
-    rate_limits: tuple[tuple[str, int], ...] = ()
-    throttle_cooldown_seconds: float = 60.0
-    rate_limit_unit: str = "requests"
-    rate_limit_window_seconds: float = 60.0
-    rates: tuple[tuple[str, float], ...] = ()
-    queue: tuple[QueuedFault, ...] = ()
-    retry_after_seconds: int = 1
-    http5xx_status: int = 503
-    gsb_backup_seconds: float = 0.0
-    gsb_backup_requests: int = 0
-    encoding: str = "UTF-8"
-    schema_drift_fraction: float = 0.0
-    capital_uuid_fraction: float = 0.0
-    #: REST requests per access token in the sliding window (0: unlimited); past it HTTP 429.
-    rest_rate_limit_per_minute: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rate_limits", _pairs(self.rate_limits))
-        object.__setattr__(self, "rates", _pairs(self.rates))
-        object.__setattr__(
-            self,
-            "queue",
-            tuple(q if isinstance(q, QueuedFault) else QueuedFault(**q) for q in self.queue),
-        )
-        problems = _fault_problems(self)
-        if problems:
-            raise ConfigError(problems)
-
-    def rate(self, kind: str) -> float:
-        """The probability of fault ``kind`` per request."""
-        return dict(self.rates).get(kind, 0.0)
-
-    def limit_for(self, group: str) -> int:
-        """Requests per minute allowed for an API group (0: unlimited)."""
-        return dict(self.rate_limits).get(group, self.rate_limit_per_minute)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, key: str = "faults") -> FaultSettings:
-        """Build from a TOML table: ``rates`` and ``rate_limits`` are tables, ``queue`` an array of tables."""
-        problems: list[str] = []
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        for name in sorted(set(data) - allowed):
-            problems.append(f"{key}.{name}: unknown key")
-        if problems:
-            raise ConfigError(problems)
-        values = dict(data)
-        if "queue" in values:
-            values["queue"] = tuple(QueuedFault(**q) if isinstance(q, Mapping) else q for q in values["queue"])
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-        except ConfigError as exc:
-            raise ConfigError([f"{key}.{p}" for p in exc.problems]) from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON/TOML-friendly dict that ``from_dict`` reads back."""
-        out = dataclasses.asdict(self)
-        out["rates"] = dict(self.rates)
-        out["rate_limits"] = dict(self.rate_limits)
-        out["queue"] = [dataclasses.asdict(q) for q in self.queue]
-        return out
-
-
-def _fault_problems(f: FaultSettings) -> list[str]:
-    problems = []
-    for name in ("latency_ms", "latency_jitter_ms", "throttle_cooldown_seconds", "gsb_backup_seconds"):
-        if getattr(f, name) < 0:
-            problems.append(f"{name}: must be >= 0")
-    for name in ("rate_limit_per_minute", "retry_after_seconds", "gsb_backup_requests", "rest_rate_limit_per_minute"):
-        value = getattr(f, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            problems.append(f"{name}: must be an integer >= 0, got {value!r}")
-    if f.rate_limit_unit not in RATE_LIMIT_UNITS:
-        problems.append(f"rate_limit_unit: must be one of {', '.join(RATE_LIMIT_UNITS)}, got {f.rate_limit_unit!r}")
-    if not isinstance(f.rate_limit_window_seconds, (int, float)) or not f.rate_limit_window_seconds > 0:
-        problems.append(f"rate_limit_window_seconds: must be > 0, got {f.rate_limit_window_seconds!r}")
-    for group, limit in f.rate_limits:
-        if not isinstance(limit, int) or limit < 0:
-            problems.append(f"rate_limits.{group}: must be an integer >= 0, got {limit!r}")
-    for kind, rate in f.rates:
-        if kind not in FAULT_KINDS:
-            problems.append(f"rates.{kind}: unknown fault kind (known: {', '.join(FAULT_KINDS)})")
-        elif not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
-            problems.append(f"rates.{kind}: must be a probability 0..1, got {rate!r}")
-    for index, q in enumerate(f.queue):
-        if q.kind not in FAULT_KINDS:
-            problems.append(f"queue[{index}].kind: unknown fault kind {q.kind!r} (known: {', '.join(FAULT_KINDS)})")
-        if not isinstance(q.count, int) or q.count < 1:
-            problems.append(f"queue[{index}].count: must be an integer >= 1")
-    if not 500 <= f.http5xx_status <= 599:
-        problems.append(f"http5xx_status: must be 500..599, got {f.http5xx_status}")
-    if f.encoding.upper() not in ENCODINGS:
-        problems.append(f"encoding: must be one of {', '.join(ENCODINGS)}, got {f.encoding!r}")
-    for name in ("schema_drift_fraction", "capital_uuid_fraction"):
-        if not 0 <= getattr(f, name) <= 1:
-            problems.append(f"{name}: must be 0..1")
-    return problems
-
-
-@dataclass(frozen=True, slots=True)
-class SiteConfig:
-    """One simulated Webex site: its users (webex_id -> password), tokens and switches.
-
-    ``access_tokens`` maps a token to the webex_id it signs in as (a list of tokens means the first
-    user).  ``scale`` multiplies the per-day session counts, so sites differ in size.
-    ``unpadded_date_fraction`` is the share of records whose dates are written unpadded
-    (``9/29/2019 2:4:3``), as real servers sometimes do.
-    ``non_admin_users`` are users (webExIDs of ``users``) who are ordinary hosts, not site admins:
-    signed in as one, a listing silently holds only that user's own data.
-    ``retired_operations`` are operation names (any case) answered with FAILURE 000080 and
-    given no ground truth.
-    ``rest`` is how the REST APIs address the site (``siteUrl``, initial refresh token, scopes).
-    """
-
-    name: str
-    users: tuple[tuple[str, str], ...] = DEFAULT_USERS
-    access_tokens: tuple[tuple[str, str], ...] = ()
-    default_time_zone_id: int = 20
-    return_scheduled_pmr_switch: bool = False
-    unpadded_date_fraction: float = 0.0
-    scale: float = 1.0
-    hosts: int = 12
-    non_admin_users: tuple[str, ...] = ()
-    retired_operations: tuple[str, ...] = ()
-    rest: SiteRest = SiteRest()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "users", _pairs(self.users))
-        if not isinstance(self.rest, SiteRest):
-            object.__setattr__(self, "rest", SiteRest.from_dict(self.rest))
-        for name in ("non_admin_users", "retired_operations"):
-            value = getattr(self, name)
-            if isinstance(value, (list, tuple)):
-                object.__setattr__(self, name, tuple(value))
-        # A profile gives a table (token -> user) or a list of tokens (signing in as the first user).
-        tokens: Mapping[str, str] | Iterable[str] | Iterable[tuple[str, str]] = self.access_tokens
-        if not isinstance(tokens, Mapping) and all(isinstance(t, str) for t in tokens):
-            first = self.users[0][0] if self.users else ""
-            tokens = [(t, first) for t in tokens if isinstance(t, str)]  # all are: the filter narrows the type
-        object.__setattr__(self, "access_tokens", _pairs(tokens))
-
-    @property
-    def users_dict(self) -> dict[str, str]:
-        """Users as webex_id -> password."""
-        return dict(self.users)
-
-    def is_admin(self, webex_id: str) -> bool:
-        """False for the ``non_admin_users`` (case-insensitive), True for every other user."""
-        return webex_id.lower() not in {u.lower() for u in self.non_admin_users}
-
-    @property
-    def site_url(self) -> str:
-        """The ``siteUrl`` the REST APIs know the site by (``<name>.webex.com`` unless configured)."""
-        return self.rest.url_for(self.name)
-
-    def is_retired(self, operation: str) -> bool:
-        """True when ``operation`` (any case) is one of the site's ``retired_operations``."""
-        return operation.lower() in {o.lower() for o in self.retired_operations}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, key: str = "sites[0]") -> SiteConfig:
-        """Build from a ``[[sites]]`` table; unknown keys are errors."""
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ConfigError([f"{key}.{name}: unknown key" for name in unknown])
-        if "rest" in data:
-            data = {**data, "rest": SiteRest.from_dict(data["rest"], key=f"{key}.rest")}
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON/TOML-friendly dict."""
-        out = dataclasses.asdict(self)
-        out["users"] = dict(self.users)
-        out["access_tokens"] = dict(self.access_tokens)
-        out["non_admin_users"] = list(self.non_admin_users)
-        out["retired_operations"] = list(self.retired_operations)
-        out["rest"] = self.rest.to_dict()
-        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
-from .config import FAULT_KINDS, FaultSettings, QueuedFault
+from .fault_settings import FAULT_KINDS, FaultSettings, QueuedFault
 
 __all__ = ["FaultState", "api_group", "reset_connection"]
 

@@ -22,9 +22,10 @@ from ..errors import ConfigError, ParseError
 from ..model import webex_codes as codes
 from ..model.datasets import by_name
 from .clock import SimClock
-from .config import FaultSettings, SimulatorConfig
+from .config import SimulatorConfig
 from .data.records import Record, coerce
 from .data.store import Store
+from .fault_settings import FaultSettings
 from .faults import FaultState, api_group, reset_connection
 from .rest.api import REST_PREFIX, RestApi
 from .rest.ids import instance_id, recording_id

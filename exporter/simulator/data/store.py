@@ -22,7 +22,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ...model.datasets import by_name
 from ..clock import SimClock
-from ..config import SimulatorConfig, SiteConfig
+from ..config import SimulatorConfig
+from ..site_config import SiteConfig
 from . import pools
 from .records import AUDIO_ONLY, PMR, Layout, Record, coerce, default_order, mix
 from .world import DAY, World, layouts

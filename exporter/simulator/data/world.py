@@ -16,7 +16,8 @@ from typing import TypeVar
 
 from ...model.datasets import DATASETS
 from ...model.timezones import TIME_ZONES
-from ..config import SimulatorConfig, SiteConfig
+from ..config import SimulatorConfig
+from ..site_config import SiteConfig
 from . import pools
 from .records import AUDIO_ONLY, PMR, Layout, Record, mix
 

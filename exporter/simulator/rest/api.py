@@ -21,10 +21,11 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 from aiohttp import web
 
 from ..clock import SimClock
-from ..config import SimulatorConfig, SiteConfig
+from ..config import SimulatorConfig
 from ..data.records import Record, mix
 from ..data.world import DAY
 from ..faults import FaultState, reset_connection
+from ..site_config import SiteConfig
 from ..stats import Stats
 from .ids import org_id, parse_instance_id, parse_recording_id, person_id, series_id
 from .items import ATTENDEES_OF, SESSION_DATASETS, RestWorld

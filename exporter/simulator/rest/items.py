@@ -25,11 +25,12 @@ from typing import Any, Callable, Iterable, TypeVar, cast
 
 from ...model.datasets import DATASETS
 from ...model.timezones import TIME_ZONES
-from ..config import SimulatorConfig, SiteConfig
+from ..config import SimulatorConfig
 from ..data import pools
 from ..data.records import Record, mix
 from ..data.store import Selection, Store
 from ..data.world import DAY, RECORD_BASE, Host
+from ..site_config import SiteConfig
 from .ids import (
     instance_id,
     org_id,

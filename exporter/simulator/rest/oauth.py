@@ -20,7 +20,8 @@ from typing import Any, Mapping
 from urllib.parse import urlencode
 
 from ..clock import SimClock
-from ..config import SimulatorConfig, SiteConfig
+from ..config import SimulatorConfig
+from ..site_config import SiteConfig
 from .ids import org_id
 from .wire import RestError
 

@@ -17,9 +17,9 @@ from typing import Any, Iterator, Mapping
 
 from ...model.dataset_spec import Dataset
 from ...model.datasets import by_name
-from ..config import SiteConfig
 from ..data.records import Record
 from ..data.world import DAY
+from ..site_config import SiteConfig
 from .items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
 from .wire import UTC_ZONE, Time, dumps, to_wire
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from ...model import webex_codes as codes
 from ..clock import SimClock
-from ..config import SimulatorConfig, SiteConfig
+from ..config import SimulatorConfig
+from ..site_config import SiteConfig
 from .request import Refusal
 
 __all__ = ["Identity", "Ticket", "Authenticator", "NoCredentials"]

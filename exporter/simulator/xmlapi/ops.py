@@ -18,10 +18,11 @@ from ...model.dataset_spec import Dataset
 from ...model.datasets import DATASETS
 from ...model.timezones import TIME_ZONES, zoneinfo_for
 from ..clock import SimClock
-from ..config import SimulatorConfig, SiteConfig
+from ..config import SimulatorConfig
 from ..data.records import Record
 from ..data.store import Filter, Store
 from ..data.world import Host
+from ..site_config import SiteConfig
 from .auth import Authenticator, Identity
 from .query import ListRequest, parse_list
 from .render import BodyXml, RecordWriter, escape, failure, list_content, success

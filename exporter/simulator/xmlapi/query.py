@@ -14,9 +14,9 @@ from lxml import etree
 from ...model import webex_codes as codes
 from ...model.dataset_spec import Dataset
 from ...model.timezones import TIME_ZONES
-from ..config import SiteConfig
 from ..data.records import order_column
 from ..data.store import Filter, Selection
+from ..site_config import SiteConfig
 from .request import Refusal, child, children, text_of
 from .timefmt import BadWireTime, WireZone
 
