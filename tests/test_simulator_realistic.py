@@ -18,7 +18,7 @@ from exporter.model import webex_codes as codes
 from exporter.model.datasets import by_name
 from exporter.simulator import SimulatorConfig, config_from_options, load_profile, probe
 from exporter.simulator.data.records import order_column
-from exporter.simulator.data.store import Selection
+from exporter.simulator.data.selection import Selection
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
 SITE = "acme-cn"

@@ -11,7 +11,7 @@ import pytest
 from exporter.model.datasets import DATASETS, by_name
 from exporter.model.timezones import TIME_ZONES
 from exporter.simulator import Simulator, SimulatorConfig, SiteConfig
-from exporter.simulator.data.store import Selection
+from exporter.simulator.data.selection import Selection
 
 
 def everything(sim: Simulator, site: str = "demo") -> dict[str, list[dict]]:

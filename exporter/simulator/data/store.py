@@ -16,56 +16,22 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from operator import itemgetter
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ...model.datasets import by_name
 from ..clock import SimClock
 from ..config import SimulatorConfig
 from ..site_config import SiteConfig
-from . import pools
-from .records import AUDIO_ONLY, PMR, Layout, Record, coerce, default_order, mix
+from .records import AUDIO_ONLY, PMR, Layout, Record, coerce, default_order
+from .selection import Selection, predicate_of
+from .views import RecordViews
 from .world import DAY, World, layouts
 
-__all__ = ["Selection", "Store", "Filter"]
+__all__ = ["Store"]
 
 _CACHE_SIZE = 64
 _LATE_BASE = 9_000_000_000_000_000_000  # keys of rows added after generation (never collide)
-_PRELIMINARY_BLANK = ("trackingCode", "assistService")  # preliminary history carries basic data only
-#: Session datasets whose rows ``revision_fraction`` revises days after the session, and the columns.
-REVISED_DATASETS = ("meeting_usage", "training_sessions", "event_sessions", "support_sessions")
-REVISED_COLUMNS = ("duration", "total_people_minutes", "total_participants")
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """One request filter: ``column`` compared with ``value`` by ``op`` (eq, ieq, prefix, in, status, or
-    owner: the lower-cased webExID ``value`` hosts the session or recording the column names)."""
-
-    column: str
-    op: str
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """What a list request selects, without paging: the cache key of a listing.
-
-    ``filters`` combine by AND, or by OR when ``any_of``; the scopes count as filters.  ``requires``
-    always combine by AND (service types, status).  ``audio_only`` / ``pmr`` admit flagged rows.
-    """
-
-    dataset: str
-    preliminary: bool = False
-    start_range: tuple[int, int] | None = None
-    end_range: tuple[int, int] | None = None
-    filters: tuple[Filter, ...] = ()
-    requires: tuple[Filter, ...] = ()
-    any_of: bool = False
-    order: tuple[tuple[str, bool], ...] = ()
-    audio_only: bool = True
-    pmr: bool = False
 
 
 @dataclass(slots=True)
@@ -85,13 +51,12 @@ class _SiteState:
     generated: set[int] = field(default_factory=set)
 
 
-class Store:
+class Store(RecordViews):
     """All simulated records; thread-safe (HTTP handlers and test threads share it)."""
 
     def __init__(self, config: SimulatorConfig, clock: SimClock) -> None:
-        self.config = config
+        super().__init__(config, layouts())
         self.clock = clock
-        self.layouts = layouts()
         anchor = clock.now_ts()
         self.first_day = anchor // DAY - config.days + 1
         self.world = World(config, self.layouts, anchor)
@@ -100,19 +65,6 @@ class Store:
         self._versions: dict[tuple[str, str], int] = defaultdict(int)
         self._cache: OrderedDict[tuple[str, Selection], _Listing] = OrderedDict()
         self._lock = threading.RLock()
-        self._blank = {
-            name: tuple(i for i, c in enumerate(lay.dataset.columns) if c.parent in _PRELIMINARY_BLANK)
-            for name, lay in self.layouts.items()
-        }
-        # Changes that follow the clock (present-time functions of a record): revisions, counters.
-        # dataset -> ((column index, position in _deltas), ...)
-        self._revised = {
-            name: tuple((self.layouts[name].index[c], k) for k, c in enumerate(REVISED_COLUMNS)
-                        if c in self.layouts[name].index)
-            for name in REVISED_DATASETS
-        } if config.revision_fraction else {}
-        self._growth = config.recording_growth_days * DAY
-
     # ------------------------------------------------------------------ generation
 
     def site(self, name: str) -> SiteConfig:
@@ -203,7 +155,7 @@ class Store:
         slot = lay.preliminary if sel.preliminary else lay.visible
         mask = (0 if sel.audio_only else AUDIO_ONLY) | (0 if sel.pmr else PMR)
         flags = lay.flags
-        predicate = self._predicate(lay, sel, now, self.world.owners.get(state.config.name, {}))
+        predicate = predicate_of(lay, sel, now, self.world.owners.get(state.config.name, {}))
         start_of = itemgetter(lay.start)
         rows: list[Record] = []
         next_change = 2**62
@@ -244,101 +196,6 @@ class Store:
             next_change = now + 1  # status changes with the clock: never reuse
         return rows, next_change
 
-    def _predicate(self, lay: Layout, sel: Selection, now: int,
-                   owners: Mapping[int, str]) -> Callable[[Record], bool] | None:
-        tests = []
-        if sel.start_range and sel.any_of:
-            tests.append(_start_test(lay, *sel.start_range))
-        if sel.end_range:
-            tests.append(_end_test(lay, *sel.end_range))
-        tests.extend(_filter_test(lay, f, now, owners) for f in sel.filters)
-        required = [_filter_test(lay, f, now, owners) for f in sel.requires]
-        if not tests and not required:
-            return None
-        combine = any if sel.any_of else all
-        if not tests:
-            return lambda r: all(t(r) for t in required)
-        return lambda r: all(t(r) for t in required) and combine(t(r) for t in tests)
-
-    # ------------------------------------------------------------------ presentation
-
-    def present(self, dataset: str, rec: Record, now: int, *, preliminary: bool = False,
-                pmr_column: bool = False) -> list[Any]:
-        """The column values a response shows for ``rec`` now (status fields follow the clock)."""
-        lay = self.layouts[dataset]
-        values = list(rec[: lay.n])
-        if dataset == "scheduled_sessions":
-            ix = lay.index
-            actual, end = values[ix["actual_start_time"]], lay.end_of(rec)
-            running = actual is not None and end is not None and actual <= now < end
-            values[ix["status"]] = "INPROGRESS" if running else "NOT_INPROGRESS"
-            values[ix["host_joined"]] = values[ix["participants_joined"]] = running
-            if actual is not None and actual > now:
-                values[ix["actual_start_time"]] = None
-            if not pmr_column:
-                values[ix["is_scheduled_pmr"]] = None
-        revised = self._revised.get(dataset)
-        if revised:
-            at = self._revision(lay, rec)
-            if at is not None and now >= at[0]:
-                deltas = _deltas(at[1])
-                for i, k in revised:
-                    if values[i] is not None:
-                        values[i] += deltas[k]
-        if self._growth and dataset == "recording_access":
-            self._grow(lay, rec, values, now)
-        if preliminary:
-            for i in self._blank[dataset]:
-                values[i] = None
-        return values
-
-    def _revision(self, lay: Layout, rec: Record) -> tuple[int, int] | None:
-        """(when, hash) if the session row is one ``revision_fraction`` revises, else None."""
-        c = self.config
-        h = mix(c.seed, 1, rec[lay.key[0]])
-        if h % 1_000_000 >= c.revision_fraction * 1_000_000:
-            return None
-        low, high = c.revision_delay_seconds
-        return rec[lay.end_index()] + low + (h >> 20) % (high - low + 1), h
-
-    def recording_growth(self, rec: Record) -> tuple[int, int, int]:
-        """How a recording's counters grow: (seconds of growth after creation, views a day, downloads
-        every three days).  After ``e`` seconds (at most the first) there are ``e * views // DAY``
-        more views and ``e * downloads // (3 * DAY)`` more downloads."""
-        h = mix(self.config.seed, 2, rec[self.layouts["recording_access"].key[0]])
-        return self._growth, 1 + h % 8, 1 + (h >> 8) % 3
-
-    def _grow(self, lay: Layout, rec: Record, values: list[Any], now: int) -> None:
-        """Recording counters keep growing for ``recording_growth_days`` after creation."""
-        ix = lay.index
-        growth, per_day, per_3_days = self.recording_growth(rec)
-        elapsed = min(max(now - rec[lay.start], 0), growth)
-        views, downloads = ix["viewed"], ix["downloaded"]
-        if values[views] is not None:
-            values[views] += elapsed * per_day // DAY  # 1..8 more views a day
-        if values[downloads] is not None:
-            values[downloads] += elapsed * per_3_days // (3 * DAY)  # one more every 1..3 days
-
-    def value_getter(self, dataset: str, column: str, now: int) -> Callable[[Record], Any]:
-        """``rec -> the value of column shown now`` (a revised column follows the clock)."""
-        lay = self.layouts[dataset]
-        i = lay.index[column]
-        if i not in {j for j, _ in self._revised.get(dataset, ())}:
-            return itemgetter(i)
-        return lambda rec: self.present(dataset, rec, now)[i]
-
-    def extras(self, dataset: str, rec: Record, drift_fraction: float) -> dict[str, str]:
-        """Elements outside the registry a record carries: stored ones plus schema drift."""
-        lay = self.layouts[dataset]
-        stored = rec[lay.extra]
-        out = dict(stored) if stored else {}
-        if drift_fraction:
-            h = (rec[lay.key[0]] * 1_103_515_245 + rec[lay.start] * 12_345) % 10_007
-            if h < drift_fraction * 10_007:
-                name, choices = pools.DRIFT_ELEMENTS[h % len(pools.DRIFT_ELEMENTS)]
-                out[name] = choices[h % len(choices)]
-        return out
-
     def ground_truth(self, site: str | SiteConfig, dataset: str, *, preliminary: bool = False,
                      drift_fraction: float = 0.0, now: int | None = None) -> list[dict[str, Any]]:
         """What a listing of ``dataset`` as the exporter requests it returns now, as typed dicts.
@@ -360,22 +217,6 @@ class Store:
         rows = self.select(config, sel, now)
         return [self.as_dict(config, dataset, r, now, preliminary=sel.preliminary, pmr_column=pmr,
                              drift_fraction=drift_fraction) for r in rows]
-
-    def as_dict(self, site: SiteConfig, dataset: str, rec: Record, now: int, *, preliminary: bool = False,
-                pmr_column: bool = False, drift_fraction: float = 0.0) -> dict[str, Any]:
-        """One record as column name -> typed value, plus ``site`` and ``extra``."""
-        lay = self.layouts[dataset]
-        values = self.present(dataset, rec, now, preliminary=preliminary, pmr_column=pmr_column)
-        out: dict[str, Any] = {}
-        for name, type_, value in zip(lay.names, lay.types, values):
-            if type_ == "timestamp" and value is not None:
-                value = datetime.fromtimestamp(value, timezone.utc)
-            elif type_ == "json" and value is not None:
-                value = [dict(item) for item in value]
-            out[name] = value
-        out["site"] = site.name
-        out["extra"] = self.extras(dataset, rec, drift_fraction)
-        return out
 
     # ------------------------------------------------------------------ mutations
 
@@ -499,43 +340,3 @@ class Store:
             rec = bucket.pop(i)
             self._touch(state.config.name, dataset)
             return rec
-
-
-def _start_test(lay: Layout, low: int, high: int) -> Callable[[Record], bool]:
-    start = lay.start
-    return lambda r: low <= r[start] <= high
-
-
-def _end_test(lay: Layout, low: int, high: int) -> Callable[[Record], bool]:
-    end_of = lay.end_of
-    return lambda r: (end := end_of(r)) is not None and low <= end <= high
-
-
-def _deltas(h: int) -> tuple[int, int, int]:
-    """How a revision changes duration, total_people_minutes and total_participants."""
-    minutes, people = 1 + (h >> 44) % 20, 1 + (h >> 56) % 3
-    return minutes, minutes * people, people
-
-
-def _filter_test(lay: Layout, f: Filter, now: int, owners: Mapping[int, str]) -> Callable[[Record], bool]:
-    if f.op == "owner":
-        i, who = lay.index[f.column], f.value
-        return lambda r: owners.get(r[i]) == who
-    if f.op == "status":
-        lay_end, actual = lay.end_of, lay.index["actual_start_time"]
-        want_running = f.value == "INPROGRESS"
-        return lambda r: ((r[actual] is not None and (end := lay_end(r)) is not None and r[actual] <= now < end)
-                          == want_running)
-    i = lay.index[f.column]
-    value = f.value
-    if f.op == "eq":
-        return lambda r: r[i] == value
-    if f.op == "ieq":
-        low = str(value).lower()
-        return lambda r: r[i] is not None and r[i].lower() == low
-    if f.op == "prefix":
-        low = str(value).lower()
-        return lambda r: r[i] is not None and r[i].lower().startswith(low)
-    if f.op == "in":
-        return lambda r: r[i] in value
-    raise ValueError(f"unknown filter op {f.op!r}")

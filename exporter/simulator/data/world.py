@@ -11,81 +11,24 @@ added last, from a random stream of their own, so every other row is the same wi
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import TypeVar
 
 from ...model.datasets import DATASETS
 from ...model.timezones import TIME_ZONES
 from ..config import SimulatorConfig
 from ..site_config import SiteConfig
 from . import pools
+from .people import ATTENDEE_DATASETS, AttendeeSlots, Host, RowTemplates, attendee_profiles, site_hosts, whole_minutes
 from .records import AUDIO_ONLY, PMR, Layout, Record, mix
+from .twins import Twins
 
-__all__ = ["World", "Host", "DAY", "TWIN_DATASETS"]
+__all__ = ["World", "DAY", "layouts"]
 
 DAY = 86_400
 CONF_BASE = 141_000_000_000_000_000  # confIDs look like the seed's 141672157056861215
 RECORD_BASE = 5_000_000_000
 _LABELS = {tz.id: tz.label for tz in TIME_ZONES}
-_PROFILES = 256
-_ATTENDEE_DATASETS = ("meeting_attendees", "training_attendees", "event_attendees", "support_attendees")
-#: Datasets that get exact and near twins (``twin_fraction``, ``near_twin_fraction``).
-TWIN_DATASETS = (*_ATTENDEE_DATASETS, "access_anywhere")
 #: One attendance span: (name, email, join, leave, minutes, dial_in, host).
 _Span = tuple[str, str | None, int, int, int, bool, bool]
-#: Where an attendee sits (company, address, phone, device): attendee column -> value.
-_Profile = dict[str, str | None]
-_T = TypeVar("_T")
-
-
-class _Slots:
-    """Indexes of the per-row fields of an attendee dataset (None where it has no such column)."""
-
-    __slots__ = ("key", "conf_name", "name", "email", "join", "leave", "duration", "ptype", "conf_id", "uuid",
-                 "voip", "registered", "invited", "lead_source", "lead_score", "qa", "visible", "preliminary",
-                 "flags", "lead")
-
-    def __init__(self, lay: Layout) -> None:
-        ix, need = lay.index.get, lay.index.__getitem__  # need: columns every attendee dataset has
-        meeting = "meeting_key" in lay.index
-        self.key: int = need("meeting_key") if meeting else need("session_key")
-        self.conf_name: int | None = ix("conf_name")
-        self.name: int = need("name") if meeting else need("attendee_name")
-        self.email: int = need("email") if meeting else need("attendee_email")
-        self.join: int = need("join_time") if meeting else need("start_time")
-        self.leave: int = need("leave_time") if meeting else need("end_time")
-        self.duration: int = need("duration")
-        self.ptype: int = need("participant_type")
-        self.conf_id: int = need("conf_id")
-        self.uuid: int = need("meeting_uuid")
-        self.voip: int | None = ix("voip_duration")
-        self.registered: int | None = ix("registered")
-        self.invited: int | None = ix("invited")
-        self.lead_source: int | None = ix("lead_source_id")
-        self.lead_score: int | None = ix("lead_score")
-        self.qa: int | None = ix("reg_q_and_a")
-        #: (lead source, lead score, registration Q&A): the event attendee columns, else None.
-        self.lead: tuple[int, int, int] | None = None
-        if self.lead_source is not None and self.lead_score is not None and self.qa is not None:
-            self.lead = (self.lead_source, self.lead_score, self.qa)
-        self.visible, self.preliminary, self.flags = lay.visible, lay.preliminary, lay.flags
-
-
-@dataclass(frozen=True, slots=True)
-class Host:
-    """A site user who hosts sessions."""
-
-    webex_id: str
-    first: str
-    last: str
-    email: str
-    user_id: int
-    pmr_key: int
-
-    @property
-    def name(self) -> str:
-        """Display name."""
-        return f"{self.first} {self.last}"
 
 
 class _Session:
@@ -112,11 +55,6 @@ class _Session:
     meeting_type: str
 
 
-def _minutes(seconds: int) -> int:
-    """Webex durations are whole minutes, rounded up."""
-    return max(1, -(-seconds // 60))
-
-
 class World:
     """Generates the records of one site-day for every dataset."""
 
@@ -124,31 +62,19 @@ class World:
         self.config = config
         self.layouts = layouts
         self.anchor_ts = anchor_ts  # the clock at start: an in-progress meeting is placed around it
-        self.hosts = {site.name: self._hosts(index, site) for index, site in enumerate(config.sites)}
+        self.hosts = {site.name: site_hosts(index, site) for index, site in enumerate(config.sites)}
         #: Per site: conf_id / record_id -> the lower-cased webExID of the session's host.
         self.owners: dict[str, dict[int, str]] = {site.name: {} for site in config.sites}
         self._owners: dict[int, str] = {}
         self._guests: dict[tuple[int, int], tuple[str, str | None]] = {}
-        online, dial = self._profiles()
-        self._slots = {name: _Slots(layouts[name]) for name in _ATTENDEE_DATASETS}
+        online, dial = attendee_profiles(self.config.seed)
+        self._slots = {name: AttendeeSlots(layouts[name]) for name in ATTENDEE_DATASETS}
         # Attendee rows start as a copy of a profile's row template: a list copy, not a dict build.
-        self._bases = {
+        self._bases: dict[str, RowTemplates] = {
             name: tuple([list(layouts[name].build(p, 0, 0)) for p in profiles] for profiles in (online, dial))
-            for name in _ATTENDEE_DATASETS
+            for name in ATTENDEE_DATASETS
         }
-
-    @staticmethod
-    def _hosts(site_index: int, site: SiteConfig) -> list[Host]:
-        """The site's hosts: its login users first (so they host sessions too), then generated ones."""
-        hosts = []
-        logins = [u for u, _ in site.users]
-        for i in range(max(site.hosts, len(logins))):
-            first, last, a_first, a_last = pools.PEOPLE[(i * 7 + site_index) % len(pools.PEOPLE)]
-            webex_id = logins[i] if i < len(logins) else f"{a_first}.{a_last}{i}"
-            email = f"{webex_id.lower()}@{site.name.lower()}.example.com"
-            hosts.append(Host(webex_id, first, last, email, 10_000_000 + site_index * 100_000 + i,
-                              600_000_000 + site_index * 10_000 + i))
-        return hosts
+        self._twin_rows = Twins(config, layouts, self._slots, self._bases)
 
     # ------------------------------------------------------------------ one day
 
@@ -171,7 +97,7 @@ class World:
             s = self._session(rng, site_index, site, day, seq, "meeting", 1)
             # Kept inside the anchor day: a world day only holds sessions that start on it.
             s.start, s.end = max(day * DAY, self.anchor_ts - 1200), self.anchor_ts + 6000
-            s.minutes = _minutes(s.end - s.start)
+            s.minutes = whole_minutes(s.end - s.start)
             # A plain meeting, listed whatever the request's audio-only / PMR flags say.
             s.flags, s.meeting_type, s.conf_name = 0, "MC", pools.MEETING_NAMES[0]
             seq += 1
@@ -182,7 +108,7 @@ class World:
             seq += 1
         if c.twin_fraction or c.near_twin_fraction:
             # A stream of its own: the rows above stay exactly what they are without twins.
-            self._twins(random.Random(f"{c.seed}|{site.name}|{day}|twins"), out)
+            self._twin_rows.add(random.Random(f"{c.seed}|{site.name}|{day}|twins"), out)
         return out
 
     def _session(self, rng: random.Random, site_index: int, site: SiteConfig, day: int, seq: int,
@@ -201,7 +127,7 @@ class World:
         if rng.random() < 0.01:
             seconds = rng.randint(4, 10) * 3600  # a marathon
         s.start, s.end = start, start + seconds
-        s.minutes = _minutes(seconds)
+        s.minutes = whole_minutes(seconds)
         s.uuid = None if rng.random() < 0.05 else f"{rng.getrandbits(128):032x}"
         s.flags = 0
         s.recurring = False
@@ -327,16 +253,16 @@ class World:
         rows: list[_Span] = []
         for j in range(count):
             if j == 0:
-                rows.append((s.host.name, s.host.email, start, end, _minutes(end - start), audio_only, True))
+                rows.append((s.host.name, s.host.email, start, end, whole_minutes(end - start), audio_only, True))
                 continue
             dial_in = audio_only or r() < 0.12
             name, email = self._guest(int(r() * len(pools.PEOPLE)), j, dial_in)
             join = start + int(r() * third)
             leave = join + 30 + int(r() * max(1, end - join - 30))
-            rows.append((name, email, join, leave, _minutes(leave - join), dial_in, False))
+            rows.append((name, email, join, leave, whole_minutes(leave - join), dial_in, False))
             if leave + 120 < end and r() < 0.08:
                 back = leave + 30 + int(r() * (end - leave - 90))
-                rows.append((name, email, back, end, _minutes(end - back), dial_in, False))
+                rows.append((name, email, back, end, whole_minutes(end - back), dial_in, False))
         return rows
 
     def _guest(self, person: int, j: int, dial_in: bool) -> tuple[str, str | None]:
@@ -351,32 +277,6 @@ class World:
                 hit = (f"{first} {last}", f"{a_first}.{a_last}{j}@{pools.DOMAINS[j % len(pools.DOMAINS)]}")
             self._guests[key] = hit
         return hit
-
-    def _profiles(self) -> tuple[list[_Profile], list[_Profile]]:
-        """Where attendees sit: a fixed pool of online and dial-in profiles (shared strings)."""
-        rng = random.Random(f"{self.config.seed}|profiles")
-        r = rng.random
-
-        def pick(seq: tuple[_T, ...]) -> _T:
-            return seq[int(r() * len(seq))]
-
-        online: list[_Profile] = []
-        dial: list[_Profile] = []
-        for k in range(_PROFILES + _PROFILES // 4):
-            city, state, country, zip_ = pick(pools.CITIES)
-            dialled = k >= _PROFILES
-            phone = f"+1 408 555 {int(r() * 10_000):04d}" if dialled or r() < 0.3 else ""
-            profile: _Profile = {
-                "company": pick(pools.COMPANIES), "title": pick(pools.TITLES),
-                "address1": f"{1 + int(r() * 999)} Ørsted Allé" if r() < 0.5 else "",
-                "address2": "" if r() < 0.7 else "Suite 5 & 6",
-                "city": city, "state": state, "country": country, "zip": zip_, "zip_code": zip_,
-                "phone": phone, "phone_number": phone,
-                "ip_address": None if dialled else f"10.{int(r() * 256)}.{int(r() * 256)}.{1 + int(r() * 254)}",
-                "client_agent": None if dialled else pick(pools.CLIENT_AGENTS),
-            }
-            (dial if dialled else online).append(profile)
-        return online, dial
 
     def _center_attendees(self, dataset: str, rng: random.Random, s: _Session, people: list[_Span],
                           out: dict[str, list[Record]], visible: int, prelim: int) -> None:
@@ -465,77 +365,7 @@ class World:
             "conf_id": CONF_BASE + site_index * 10**14 + day * 10**6 + seq, "user_name": host.webex_id,
             "computer_name": f"{rng.randint(1000, 9999)}_{host.webex_id}",
             "client_ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-            "start_time": start, "end_time": end, "duration": _minutes(end - start)}, visible, prelim))
-
-
-    # ------------------------------------------------------------------ twins
-
-    def _twins(self, rng: random.Random, out: dict[str, list[Record]]) -> None:
-        """Exact twins and near twins of attendee and Access Anywhere rows, as real sites have them.
-
-        An exact twin equals its row in every field: a copy of an ordinary row or, for
-        ``call_in_twin_share`` of them, two ``Call-in User_<n>`` rows (no e-mail, the same join
-        second; ``<n>`` restarts per meeting, so the two share the label).  A near twin shares the
-        natural key but not the device: other IP address and client, a later leave time.
-        """
-        c = self.config
-        twin, near = c.twin_fraction, c.twin_fraction + c.near_twin_fraction
-        for dataset in TWIN_DATASETS:
-            rows = out[dataset]
-            added: list[Record] = []
-            labels: dict[int, int] = {}  # conf_id -> the last Call-in User_<n> of that meeting
-            for rec in rows:
-                roll = rng.random()
-                if roll < twin:
-                    if dataset != "access_anywhere" and rng.random() < c.call_in_twin_share:
-                        pair = self._call_in(rng, dataset, rec, labels)
-                        added += (pair, pair)
-                    else:
-                        added.append(rec)
-                elif roll < near:
-                    added.append(self._near_twin(rng, dataset, rec))
-            rows.extend(added)
-
-    def _call_in(self, rng: random.Random, dataset: str, rec: Record, labels: dict[int, int]) -> Record:
-        """A call-in user of ``rec``'s session joining when ``rec`` joined, labelled per meeting."""
-        sl = self._slots[dataset]
-        dial = self._bases[dataset][1]
-        row = dial[int(rng.random() * len(dial))].copy()
-        for i in (sl.key, sl.conf_name, sl.conf_id, sl.uuid, sl.registered, sl.invited, sl.lead_source,
-                  sl.lead_score, sl.qa, sl.visible, sl.preliminary, sl.flags):
-            if i is not None:
-                row[i] = rec[i]
-        conf_id = rec[sl.conf_id]
-        labels[conf_id] = n = labels.get(conf_id, 0) + 1
-        row[sl.name] = f"Call-in User_{n}"
-        row[sl.email] = "" if rng.random() < 0.5 else None
-        join, leave = rec[sl.join], rec[sl.leave]
-        row[sl.join], row[sl.leave], row[sl.duration] = join, leave, _minutes(leave - join)
-        row[sl.ptype] = "ATTENDEE"
-        if sl.voip is not None:
-            row[sl.voip] = 0
-        return tuple(row)
-
-    def _near_twin(self, rng: random.Random, dataset: str, rec: Record) -> Record:
-        """``rec``'s person (same natural key) on a second device: other IP and client, stays longer."""
-        lay = self.layouts[dataset]
-        ix = lay.index
-        row = list(rec)
-        later = 60 + int(rng.random() * 1800)
-        if dataset == "access_anywhere":
-            row[ix["client_ip"]] = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-            start, end = rec[ix["start_time"]], rec[ix["end_time"]] + later
-            row[ix["end_time"]], row[ix["duration"]] = end, _minutes(end - start)
-            return tuple(row)
-        sl = self._slots[dataset]
-        online = self._bases[dataset][0]
-        device = online[int(rng.random() * len(online))]
-        row[ix["ip_address"]], row[ix["client_agent"]] = device[ix["ip_address"]], device[ix["client_agent"]]
-        join, leave = rec[sl.join], rec[sl.leave] + later
-        row[sl.leave], row[sl.duration] = leave, _minutes(leave - join)
-        if sl.voip is not None:
-            row[sl.voip] = row[sl.duration]
-        return tuple(row)
+            "start_time": start, "end_time": end, "duration": whole_minutes(end - start)}, visible, prelim))
 
 
 def layouts() -> dict[str, Layout]:

@@ -27,9 +27,11 @@ from ...model.datasets import DATASETS
 from ...model.timezones import TIME_ZONES
 from ..config import SimulatorConfig
 from ..data import pools
+from ..data.people import Host
 from ..data.records import Record, mix
-from ..data.store import Selection, Store
-from ..data.world import DAY, RECORD_BASE, Host
+from ..data.selection import Selection
+from ..data.store import Store
+from ..data.world import DAY, RECORD_BASE
 from ..site_config import SiteConfig
 from .ids import (
     instance_id,

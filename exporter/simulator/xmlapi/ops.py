@@ -19,9 +19,10 @@ from ...model.datasets import DATASETS
 from ...model.timezones import TIME_ZONES, zoneinfo_for
 from ..clock import SimClock
 from ..config import SimulatorConfig
+from ..data.people import Host
 from ..data.records import Record
-from ..data.store import Filter, Store
-from ..data.world import Host
+from ..data.selection import Filter
+from ..data.store import Store
 from ..site_config import SiteConfig
 from .auth import Authenticator, Identity
 from .query import ListRequest, parse_list

@@ -15,7 +15,7 @@ from ...model import webex_codes as codes
 from ...model.dataset_spec import Dataset
 from ...model.timezones import TIME_ZONES
 from ..data.records import order_column
-from ..data.store import Filter, Selection
+from ..data.selection import Filter, Selection
 from ..site_config import SiteConfig
 from .request import Refusal, child, children, text_of
 from .timefmt import BadWireTime, WireZone
