@@ -10,24 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterator, Mapping, Sequence
 
 from aiohttp import web
 
-from ..errors import ConfigError, ParseError
+from ..errors import ParseError
 from ..model import webex_codes as codes
 from ..model.datasets import by_name
 from .clock import SimClock
 from .config import SimulatorConfig
+from .controls import Controls
 from .data.records import Record, coerce
 from .data.store import Store
 from .fault_settings import FaultSettings
 from .faults import FaultState, api_group, reset_connection
-from .rest.api import REST_PREFIX, RestApi
+from .rest.api import RestApi
+from .rest.gate import REST_PREFIX
 from .rest.ids import instance_id, recording_id
 from .rest.items import RestWorld
 from .rest.oauth import RestTokens
@@ -43,19 +44,6 @@ __all__ = ["Simulator", "run_in_thread", "SERVICE_PATH"]
 SERVICE_PATH = "/WBXService/XMLService"
 _PRE_RESPONSE_FAULTS = {"reset", "http403", "http429", "http5xx"}
 RETIRED_REASON = "This API has been retired. Please use the Webex REST APIs instead."
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data, default=_json_default, ensure_ascii=False), status=status,
-                        content_type="application/json")
 
 
 def _parse_time(value: Any) -> int | None:
@@ -130,16 +118,7 @@ class Simulator:
         """The aiohttp application (XML service and controls)."""
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_post(SERVICE_PATH, self._xml_service)
-        app.router.add_get("/_sim/ground-truth", self._http_ground_truth)
-        app.router.add_get("/_sim/clock", self._http_clock)
-        app.router.add_post("/_sim/clock", self._http_clock)
-        app.router.add_get("/_sim/faults", self._http_faults)
-        app.router.add_post("/_sim/faults", self._http_faults)
-        app.router.add_get("/_sim/stats", self._http_stats)
-        app.router.add_post("/_sim/stats", self._http_stats)
-        app.router.add_post("/_sim/mutate", self._http_mutate)
-        app.router.add_get("/_sim/info", self._http_info)
-        app.router.add_get("/_sim/rest-ground-truth", self._http_rest_ground_truth)
+        Controls(self).mount(app)
         self.rest_api.mount(app)
         return app
 
@@ -378,107 +357,6 @@ class Simulator:
                 self.store.discard(listing.site, listing.dataset, listing.page[0])
             self.counters.fault(fault)
             return
-
-    # ------------------------------------------------------------------ HTTP controls
-
-    async def _http_ground_truth(self, request: web.Request) -> web.Response:
-        q = request.query
-        try:
-            rows = self.ground_truth(q.get("site", ""), q.get("dataset", ""),
-                                     preliminary=q.get("preliminary", "").lower() in ("1", "true", "yes"))
-        except KeyError as exc:
-            return _json({"error": str(exc.args[0])}, 404)
-        return _json(rows)
-
-    async def _http_rest_ground_truth(self, request: web.Request) -> web.Response:
-        q = request.query
-        try:
-            rows = self.rest_ground_truth(q.get("site", ""), q.get("dataset", ""))
-        except KeyError as exc:
-            return _json({"error": str(exc.args[0])}, 404)
-        return _json(rows)
-
-    async def _http_clock(self, request: web.Request) -> web.Response:
-        if request.method == "POST":
-            data = await request.json()
-            try:
-                if "now" in data:
-                    when = datetime.fromisoformat(str(data["now"]).replace("Z", "+00:00"))
-                    self.clock.set(when, frozen=bool(data.get("frozen", True)))
-                if "advance_seconds" in data:
-                    self.clock.advance(float(data["advance_seconds"]))
-                if data.get("frozen") is False and "now" not in data:
-                    self.clock.resume()
-                elif data.get("frozen") is True and "now" not in data:
-                    self.clock.freeze()
-            except (TypeError, ValueError) as exc:
-                return _json({"error": str(exc)}, 400)
-        return _json({"now": self.clock.now(), "frozen": self.clock.frozen})
-
-    async def _http_faults(self, request: web.Request) -> web.Response:
-        if request.method == "POST":
-            data = dict(await request.json())
-            try:
-                if data.pop("reset", False):
-                    self.faults.replace(self.config.faults)
-                for item in data.pop("enqueue", []):
-                    self.faults.enqueue(item["kind"], int(item.get("count", 1)), item.get("operation"))
-                if data:
-                    if "queue" in data:
-                        data["queue"] = tuple(data["queue"])
-                    self.faults.update(**data)
-            except (ConfigError, TypeError, ValueError, KeyError) as exc:
-                return _json({"error": str(exc)}, 400)
-        return _json(self.faults.describe())
-
-    async def _http_stats(self, request: web.Request) -> web.Response:
-        if request.method == "POST":
-            data = await request.json()
-            if data.get("reset"):
-                self.counters.reset()
-        return _json(self.stats())
-
-    async def _http_mutate(self, request: web.Request) -> web.Response:
-        data = await request.json()
-        action = data.get("action")
-        try:
-            if action == "add_late_rows":
-                rows = self.add_late_rows(data["site"], data["dataset"], int(data.get("count", 1)),
-                                          start=data.get("start"), end=data.get("end"),
-                                          visible_at=data.get("visible_at"))
-                return _json({"added": rows})
-            if action == "revise":
-                return _json({"revised": self.revise_record(data["site"], data["dataset"], data["key"],
-                                                            data["changes"])})
-            if action == "remove":
-                return _json({"removed": self.remove_record(data["site"], data["dataset"], data["key"])})
-            if action == "expire_tickets":
-                return _json({"expired": self.expire_tickets()})
-            if action == "expire_rest_tokens":
-                return _json({"expired": self.expire_rest_tokens()})
-        except (KeyError, LookupError, TypeError, ValueError) as exc:
-            return _json({"error": str(exc)}, 400)
-        return _json({"error": f"unknown action {action!r}; use add_late_rows, revise, remove, expire_tickets, "
-                               "expire_rest_tokens"}, 400)
-
-    async def _http_info(self, request: web.Request) -> web.Response:
-        rest = self.config.rest
-        return _json({
-            "url": self.url,
-            "rest": {"url": self.rest_url if self.url else None, "client_id": rest.client_id,
-                     "client_secret": rest.client_secret, "rotate_refresh_tokens": rest.rotate_refresh_tokens,
-                     "sites": [{"name": s.name, "site_url": s.site_url,
-                                "refresh_token": self.rest_tokens.initial_refresh_token(s),
-                                "current_refresh_token": self.rest_tokens.current_refresh_token(s),
-                                "scopes": list(s.rest.scopes)} for s in self.config.sites]},
-            "now": self.clock.now(),
-            "sites": [{"name": s.name, "users": dict(s.users), "access_tokens": dict(s.access_tokens),
-                       "default_time_zone_id": s.default_time_zone_id,
-                       "return_scheduled_pmr_switch": s.return_scheduled_pmr_switch,
-                       "non_admin_users": list(s.non_admin_users),
-                       "retired_operations": list(s.retired_operations)} for s in self.config.sites],
-        })
-
 
 @contextlib.contextmanager
 def run_in_thread(config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,

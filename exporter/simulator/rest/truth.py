@@ -20,7 +20,8 @@ from ...model.datasets import by_name
 from ..data.records import Record
 from ..data.world import DAY
 from ..site_config import SiteConfig
-from .items import ATTENDEES_OF, SESSION_DATASETS, RestWorld
+from .index import ATTENDEES_OF, SESSION_DATASETS
+from .items import RestWorld
 from .wire import UTC_ZONE, Time, dumps, to_wire
 
 __all__ = ["RestTruth", "land", "land_value"]
