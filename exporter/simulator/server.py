@@ -1,5 +1,5 @@
 """The simulator: an aiohttp.web server for ``POST /WBXService/XMLService``, the REST APIs under
-``/v1/`` (:mod:`.rest_api`) and the ``/_sim/`` controls.
+``/v1/`` (:mod:`.rest.api`) and the ``/_sim/`` controls.
 
 :class:`Simulator` ties the parts together (clock, store, auth, faults, stats) and offers the same
 controls as Python methods.  ``run_in_thread`` runs one for synchronous code and tests.
@@ -134,7 +134,7 @@ class Simulator:
 
     def rest_ground_truth(self, site: str, dataset: str) -> list[dict[str, Any]]:
         """What a complete REST export of ``dataset`` lands now: dicts keyed by the dataset's REST
-        columns (plus carry columns and ``site``), typed as landed (see :mod:`.rest_truth`)."""
+        columns (plus carry columns and ``site``), typed as landed (see :mod:`.rest.truth`)."""
         return self.rest_truth.rows(self.store.site(site), dataset, self.clock.now_ts())
 
     def rest_refresh_token(self, site: str, *, current: bool = False) -> str:

@@ -6,7 +6,7 @@ Natural keys need not be unique: twins (equal keys, maybe equal in every field) 
 by side in one deterministic order.  Days are generated on first use.  A listing (the filtered,
 ordered records a request pages through) is cached until the store changes or the clock reaches
 the next moment a row appears or expires, so paging a 50k-row window costs one filter pass, not
-one per page.  Revisions and recording counters are applied when a record is presented: they are
+one per page.  Revisions and recording counters are applied when a record is presented (:mod:`.views`): they are
 functions of the record and the clock.
 """
 

@@ -1,5 +1,5 @@
 """The world's records as Webex REST items: the same sessions, attendees and recordings the XML
-API serves (:mod:`.store`), seen through the REST endpoints.
+API serves (:mod:`..data.store`), seen through the REST endpoints.
 
 - ``/meetingReports/usage``: one item per session row (meeting usage, training, event, support
   sessions), with the values shown now (revisions included);
@@ -10,7 +10,7 @@ API serves (:mod:`.store`), seen through the REST endpoints.
 - ``/recordingReport/accessSummary`` / ``accessDetail``: the recordings, and one access row per
   view and per download, so the detail rows always add up to the summary's counters.
 
-Items are logical (:mod:`.rest_wire`): the wire quirks are added by the API, ground truth lands
+Items are logical (:mod:`.wire`): the wire quirks are added by the API, ground truth lands
 these values as they are.  Availability: a report row needs its XML history visible *and* the
 session ended ``report_delay_hours`` (+ jitter) ago; an instance is listed as ended
 ``meetings_delay_seconds`` after it ends; participants are live data (no history delay).
@@ -47,7 +47,7 @@ __all__ = ["RestWorld", "TRACKING_NAMES"]
 TRACKING_NAMES = ("Department", "Division", "Project", "Cost center", "Region", "Product", "Campaign", "Team",
                   "Program", "Customer")
 _IANA = {tz.label: tz.iana for tz in TIME_ZONES}
-_PMR_KEYS = range(600_000_000, 700_000_000)  # meeting numbers of Personal Rooms (world.Host.pmr_key)
+_PMR_KEYS = range(600_000_000, 700_000_000)  # meeting numbers of Personal Rooms (data.people.Host.pmr_key)
 #: REST usage total -> the session column it comes from.
 _TOTALS = (
     ("totalPeopleMinutes", "total_people_minutes"), ("totalCallInMinutes", "total_call_in_minutes"),

@@ -1,6 +1,6 @@
 """The REST wire format: times in the request's ``timezone`` header, JSON items, Webex error bodies.
 
-Items are built as *logical* dicts (:mod:`.rest_items`): plain JSON values, with times as
+Items are built as *logical* dicts (:mod:`.items`): plain JSON values, with times as
 :class:`Time` (POSIX seconds; ``ms`` for the fields Webex writes with milliseconds) and the
 ``1970-01-01T00:00:00.000Z`` "not yet known" value as :data:`PLACEHOLDER`.  :func:`to_wire`
 turns them into what goes out (None-valued fields are left out, as Webex omits them);
