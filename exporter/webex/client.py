@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,13 +48,13 @@ from ..errors import (
     ParseError,
     RedirectError,
 )
-from ..obs.logs import event
 from .classify import DEFAULT_CODES, CodeTable, Outcome, Verdict, classify, redirect_target
 from .decoding import ResponseDecoder
 from .gather import run_all
 from .http_body import network_error, read_body
 from .protocol import Body, BodyResponse, build_request
 from .resend import Attempts, Resender
+from .site_stop import SiteStop
 from .stats import RequestStats, StatsSink
 from .throttle import SiteThrottle
 
@@ -119,10 +118,7 @@ class WebexClient(Resender):
         self._ticket: Secret | None = None
         self._renew_at = float("-inf")
         self._auth_lock = asyncio.Lock()
-        self._fatal: FatalSiteError | None = None
-        #: A Retry-After above max_retry_after_seconds: nothing is sent before this loop time.
-        self._held_until = float("-inf")
-        self._held_message = ""
+        self._stop = SiteStop(site.name)
         parts = urlsplit(site.url)
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -204,7 +200,7 @@ class WebexClient(Resender):
             if outcome is Outcome.AUTH_FATAL or (
                 outcome is Outcome.REAUTH and (authenticating or ticket is None or attempts.reauthenticated)
             ):
-                raise self._die(AuthError(
+                raise self._stop.die(AuthError(
                     f"site {self.site.name}: credentials refused by {body.operation} ({verdict.code}"
                     f"{': ' + self._scrub(verdict.reason) if verdict.reason else ''}); auth '{self.site.auth}' for "
                     f"webex_id {self.site.webex_id!r}. Not retried: retries can lock the account. Fix the credentials."
@@ -293,8 +289,7 @@ class WebexClient(Resender):
         else:
             error = CertificateError(f"site {self.site.name}: {reason}; not retried: the server is not who {url} "
                                      "says (fix the url or the trust store)")
-        event("stopping the site", level=logging.ERROR, site=self.site.name, error=str(error))
-        return error
+        return self._stop.die(error)  # remembered like refused credentials: nothing more is sent
 
 def _complete(results: list[BodyResponse | None]) -> list[BodyResponse]:
     """The answers once every body has one (the loops above guarantee it)."""

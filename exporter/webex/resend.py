@@ -55,7 +55,7 @@ class Resender(SessionKeeper):
         what = body.label or body.operation
         outcome = verdict.outcome
         if verdict.retry_after is not None and verdict.retry_after > settings.max_retry_after_seconds:
-            raise self._hold(verdict, verdict.retry_after)
+            raise self._stop.hold(verdict.retry_after, verdict.code, self.site.throttle.max_retry_after_seconds)
         if outcome is Outcome.REAUTH:
             attempts.reauthenticated = True
             sink.bump("retries")

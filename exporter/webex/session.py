@@ -1,20 +1,18 @@
 """The XML client's session side: the session ticket (obtained with AuthenticateUser, renewed
 before its timeToLive runs out, and once more when the server refuses it) and the site's stop
-state every request checks before it is sent (a fatal error; a Retry-After hold above
-``max_retry_after_seconds``).  :class:`~exporter.webex.client.WebexClient` builds on it."""
+state every request checks before it is sent (:class:`~exporter.webex.site_stop.SiteStop`).  :class:`~exporter.webex.client.WebexClient` builds on it."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from ..config import Secret, SiteSettings
-from ..errors import AuthError, FatalSiteError, RetryAfterTooLongError
+from ..errors import AuthError
 from ..obs.logs import event
-from .classify import Verdict
 from .protocol import Body, BodyResponse, authenticate_body
+from .site_stop import SiteStop
 from .stats import StatsSink
 
 __all__ = ["SessionKeeper", "USER_GROUP", "RENEW_FRACTION", "DEFAULT_TICKET_TTL"]
@@ -35,9 +33,7 @@ class SessionKeeper(ABC):
     _ticket: Secret | None
     _renew_at: float
     _auth_lock: asyncio.Lock
-    _fatal: FatalSiteError | None
-    _held_until: float
-    _held_message: str
+    _stop: SiteStop
 
     @abstractmethod
     async def _call_batch(
@@ -50,14 +46,14 @@ class SessionKeeper(ABC):
 
     async def _credentials(self, sink: StatsSink, *, force: bool = False) -> Secret | None:
         """The session ticket to send (renewed when due), or None for password auth."""
-        self._raise_if_dead()
+        self._stop.check()
         if self.site.auth == "password":
             return None
         if not force and self._ticket is not None and self._now() < self._renew_at:
             return self._ticket
         stale = self._ticket
         async with self._auth_lock:
-            self._raise_if_dead()
+            self._stop.check()
             # Someone else renewed while we waited for the lock: use theirs.
             if self._ticket is not stale or (not force and self._ticket is not None and self._now() < self._renew_at):
                 return self._ticket
@@ -71,7 +67,7 @@ class SessionKeeper(ABC):
         (answer,) = await self._call_batch([authenticate_body(token)], USER_GROUP, sink, authenticating=True)
         ticket = answer.text("sessionTicket")
         if not ticket:
-            raise self._die(AuthError(f"site {self.site.name}: AuthenticateUser returned no sessionTicket"))
+            raise self._stop.die(AuthError(f"site {self.site.name}: AuthenticateUser returned no sessionTicket"))
         try:
             ttl = float(answer.text("timeToLive") or DEFAULT_TICKET_TTL)
         except ValueError:
@@ -81,32 +77,6 @@ class SessionKeeper(ABC):
         self._renew_at = started + max(ttl, 0.0) * RENEW_FRACTION
         event("session ticket obtained", site=self.site.name, auth=self.site.auth,
               renew_in_seconds=round(self._renew_at - started))
-
-    def _raise_if_dead(self) -> None:
-        if self._fatal is not None:
-            # A fresh instance per caller: one shared exception would collect every caller's traceback.
-            raise type(self._fatal)(str(self._fatal))
-        left = self._held_until - asyncio.get_running_loop().time()
-        if left > 0:
-            raise RetryAfterTooLongError(self._held_message, delay=left)
-
-    def _hold(self, verdict: Verdict, wait: float) -> RetryAfterTooLongError:
-        """The server asked for a wait above our limit: stop the site for this run rather than
-        sleep; nothing is sent to it before that time (a later run in ``serve`` asks again)."""
-        limit = self.site.throttle.max_retry_after_seconds
-        self._held_until = max(self._held_until, asyncio.get_running_loop().time() + wait)
-        self._held_message = (f"site {self.site.name}: the server asked us to wait {wait:.0f} s ({verdict.code}, "
-                              f"Retry-After), more than max_retry_after_seconds = {limit:g}; stopping this site for "
-                              "this run")
-        event("Retry-After too long; stopping this site for this run", level=logging.ERROR, site=self.site.name,
-              error=self._held_message)
-        return RetryAfterTooLongError(self._held_message, delay=wait)
-
-    def _die(self, error: FatalSiteError) -> FatalSiteError:
-        """Remember a fatal error: every later call on this client raises it without sending."""
-        self._fatal = error
-        event("stopping the site", level=logging.ERROR, site=self.site.name, error=str(error))
-        return error
 
     def _scrub(self, text: str) -> str:
         """``text`` with every secret we hold masked (servers sometimes echo what they got)."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +43,7 @@ from ...config import Secret, SiteSettings
 from ...errors import ConfigError, FatalSiteError
 from ...model.dataset_spec import Dataset
 from ...obs.logs import event
+from ..site_stop import SiteStop
 from ..throttle import SiteThrottle
 from .listing import RestListings
 from .oauth import TokenEndpoint, TokenManager
@@ -96,9 +96,7 @@ class RestClient(RestListings):
         self.store = store or TokenStore(self.rest.token_file, site=site.name, wall=self._wall)
         self.endpoint = TokenEndpoint(self.rest, self._post_form, site=site.name, settings=site.throttle, rng=self._rng)
         self.tokens = TokenManager(self.store, self.endpoint, site=site.name, wall=self._wall)
-        self._fatal: FatalSiteError | None = None
-        self._held_until = -math.inf
-        self._held_message = ""
+        self._stop = SiteStop(site.name)
         self._cache: dict[tuple[str, datetime, datetime], asyncio.Future[RestFetch]] = {}
         parts = urlsplit(self.rest.base_url)
         self._endpoint = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
@@ -132,7 +130,7 @@ class RestClient(RestListings):
         try:
             return await self.tokens.scopes()
         except FatalSiteError as exc:
-            raise self._die(exc) from None
+            raise self._stop.die(exc) from None
 
     async def check_scopes(self, datasets: Iterable[Dataset]) -> None:
         """Raise :class:`MissingScopeError` naming the datasets whose scopes the token lacks (a

@@ -1,12 +1,10 @@
 """The REST client's connection to one site: the HTTP exchange (no redirects followed, bodies
-read with a bound), secrets scrubbed from what the server says, and the stop state: a fatal
-error remembered (every later call raises it without sending), a Retry-After hold, the errors
-that stop a site or skip a dataset.  The one module of :mod:`exporter.webex.rest` that touches
+read with a bound), secrets scrubbed from what the server says, and the errors that stop a site
+(kept in :class:`~exporter.webex.site_stop.SiteStop`) or skip a dataset.  The one module of :mod:`exporter.webex.rest` that touches
 aiohttp."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from urllib.parse import urlencode
@@ -23,10 +21,10 @@ from ...errors import (
     OperationRetiredError,
     ParseError,
     RedirectError,
-    RetryAfterTooLongError,
 )
 from ...obs.logs import event
 from ..http_body import network_error, read_body
+from ..site_stop import SiteStop
 from .classify import RawReply, RestVerdict
 from .oauth import TokenManager
 
@@ -48,9 +46,7 @@ class RestConnection:
     tokens: TokenManager
     _session: aiohttp.ClientSession | None
     _endpoint: str
-    _fatal: FatalSiteError | None
-    _held_until: float
-    _held_message: str
+    _stop: SiteStop
 
     def _retired_path(self, what: str, code: str, said: str) -> OperationRetiredError:
         message = (f"site {self.site.name}: {what} is not available ({said}): the endpoint is retired or this site "
@@ -71,34 +67,7 @@ class RestConnection:
         else:
             error = EndpointError(f"site {self.site.name}: {what} answered {said}; this site's data lives elsewhere "
                                   "(another region?): fix [sites.rest] base_url")
-        return self._die(error)
-
-    def _raise_if_dead(self) -> None:
-        if self._fatal is not None:
-            raise type(self._fatal)(str(self._fatal))
-        left = self._held_until - asyncio.get_running_loop().time()
-        if left > 0:
-            raise RetryAfterTooLongError(self._held_message, delay=left)
-
-    def _hold(self, verdict: RestVerdict, what: str) -> RetryAfterTooLongError:
-        """A Retry-After above our limit: stop the site for this run rather than sleep; nothing
-        is sent before that time (a later run in ``serve`` asks again)."""
-        wait = verdict.delay or 0.0
-        limit = self.site.throttle.max_retry_after_seconds
-        self._held_until = max(self._held_until, asyncio.get_running_loop().time() + wait)
-        self._held_message = (f"site {self.site.name}: {what}: the server asked us to wait {wait:.0f} s "
-                              f"({verdict.code}, Retry-After), more than max_retry_after_seconds = {limit:g}; "
-                              "stopping this site for this run")
-        event("Retry-After too long; stopping this site for this run", level=logging.ERROR, site=self.site.name,
-              error=self._held_message)
-        return RetryAfterTooLongError(self._held_message, delay=wait)
-
-    def _die(self, error: FatalSiteError) -> FatalSiteError:
-        """Remember a fatal error: every later call raises it without sending anything."""
-        if self._fatal is None:
-            self._fatal = error
-            event("stopping the site", level=logging.ERROR, site=self.site.name, error=str(error))
-        return error
+        return self._stop.die(error)
 
     def _scrub(self, text: str) -> str:
         """``text`` with every secret we hold masked (servers sometimes echo what they got)."""

@@ -342,7 +342,7 @@ class RestListings(RestPages):
             try:
                 url = repair_next_url(target, request_url=asked, base_url=self.rest.base_url, first_params=params)
             except EndpointError as exc:
-                raise self._die(type(exc)(f"site {self.site.name}: {what}: {exc}")) from None
+                raise self._stop.die(type(exc)(f"site {self.site.name}: {what}: {exc}")) from None
             if _url_key(url) in seen:
                 walk.problem = f"the next link of page {len(walk.pages)} leads back to an earlier page"
                 return walk

@@ -44,6 +44,7 @@ from ...errors import (
 )
 from ...obs.logs import event
 from ..backoff import backoff_delay
+from ..site_stop import SiteStop
 from .classify import RawReply, RestOutcome, classify_rest, decode_json
 from .tokens import Tokens, TokenStore, reauthorize_hint, split_scopes
 
@@ -264,16 +265,12 @@ class TokenManager:
         self.margin = margin
         self.refreshes = 0
         self._tokens: Tokens | None = None
-        self._fatal: AuthError | None = None
+        self._stop = SiteStop(site)  # a refused refresh token: nothing more is asked
         #: Lifetime of the access token we got ourselves (None: read from the file, unknown).
         self._lifetime: float | None = None
 
     def __repr__(self) -> str:
         return f"TokenManager(site={self.site!r}, store={self.store!r}, refreshes={self.refreshes})"
-
-    def _raise_if_dead(self) -> None:
-        if self._fatal is not None:
-            raise type(self._fatal)(str(self._fatal))
 
     def _good(self, tokens: Tokens | None, rejected: Secret | None = None) -> bool:
         if tokens is None or tokens.access_token is None or tokens.access_token == rejected:
@@ -285,7 +282,7 @@ class TokenManager:
 
     async def access_token(self) -> Secret:
         """A good access token (refreshing first when it has less than ``margin`` left)."""
-        self._raise_if_dead()
+        self._stop.check()
         if self._good(self._tokens):
             return self._tokens.access_token  # type: ignore[union-attr,return-value]  # _good(): tokens with an access token
         if self._tokens is None:
@@ -297,7 +294,7 @@ class TokenManager:
     async def renew(self, rejected: Secret) -> Secret:
         """The server refused ``rejected`` (a 401): a new access token, refreshed unless another
         task or process has refreshed since ``rejected`` was handed out."""
-        self._raise_if_dead()
+        self._stop.check()
         if self._good(self._tokens, rejected):
             return self._tokens.access_token  # type: ignore[union-attr,return-value]  # _good(): tokens with an access token
         return await self._refresh(rejected=rejected)
@@ -321,7 +318,7 @@ class TokenManager:
 
     async def _refresh(self, *, rejected: Secret | None) -> Secret:
         async with self.store.locked():
-            self._raise_if_dead()
+            self._stop.check()
             disk = self.store.load()
             if self._good(disk, rejected):
                 self._tokens, self._lifetime = disk, None  # refreshed by another task or process while we waited
@@ -333,8 +330,7 @@ class TokenManager:
             try:
                 grant = await self.endpoint.refresh(disk.refresh_token)
             except ReauthorizeError as exc:
-                self._fatal = exc
-                event("refresh token refused; stopping the site", level=logging.ERROR, site=self.site, error=str(exc))
+                self._stop.die(exc, message="refresh token refused; stopping the site")
                 raise
             tokens = grant.tokens(self.wall(), disk)
             self.store.save(tokens)  # on disk before the new access token is used anywhere

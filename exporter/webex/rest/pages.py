@@ -61,11 +61,11 @@ class RestPages(RestConnection):
         failures = throttles = 0
         renewed = False
         while True:
-            self._raise_if_dead()
+            self._stop.check()
             token = await self._access_token()
             async with group.slot() as permit:
                 sink.permit(permit)
-                self._raise_if_dead()  # a hold may have begun while we waited for the budget
+                self._stop.check()  # a hold may have begun while we waited for the budget
                 sink.bump("requests")
                 reply = await self._exchange("GET", url, {**ACCEPT, "Authorization": f"Bearer {token.reveal()}",
                                                           "timezone": "UTC"})
@@ -78,7 +78,7 @@ class RestPages(RestConnection):
             said = self._scrub(verdict.describe())
             if outcome is RestOutcome.EXPIRED:
                 if renewed:
-                    raise self._die(AuthError(
+                    raise self._stop.die(AuthError(
                         f"site {self.site.name}: {what}: the server refused a freshly refreshed access token ({said}); "
                         f"{reauthorize_hint(self.site.name)}"))
                 renewed = True
@@ -88,7 +88,7 @@ class RestPages(RestConnection):
                 try:
                     await self.tokens.renew(token)
                 except FatalSiteError as exc:
-                    raise self._die(exc) from None
+                    raise self._stop.die(exc) from None
                 continue
             if outcome is RestOutcome.THROTTLED:
                 throttles += 1
@@ -102,7 +102,8 @@ class RestPages(RestConnection):
                                          cause=verdict.code)
                 continue  # the next slot waits for the cool-down
             if outcome is RestOutcome.HOLD:
-                raise self._hold(verdict, what)
+                raise self._stop.hold(verdict.delay or 0.0, verdict.code, self.site.throttle.max_retry_after_seconds,
+                                       what=what)
             if outcome is RestOutcome.RETRY:
                 failures += 1
                 if failures >= settings.max_attempts:
@@ -124,7 +125,7 @@ class RestPages(RestConnection):
             if outcome is RestOutcome.GONE:
                 raise self._retired_path(what, verdict.code, said)
             if outcome is RestOutcome.FORBIDDEN:
-                raise self._die(MissingScopeError(
+                raise self._stop.die(MissingScopeError(
                     f"site {self.site.name}: {what} was refused ({said}): the token lacks a scope this endpoint needs, "
                     "or the user who authorized it lacks the admin role. Fix the integration's scopes or the user's "
                     f"roles, then {reauthorize_hint(self.site.name)}"))
@@ -140,4 +141,4 @@ class RestPages(RestConnection):
         try:
             return await self.tokens.access_token()
         except FatalSiteError as exc:
-            raise self._die(exc) from None
+            raise self._stop.die(exc) from None
