@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -231,3 +233,35 @@ def test_workers_that_never_start_fall_back_to_inline_parsing(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "workers 0 in_pool 0" in done.stdout
     assert done.stderr.count("parsing on the event loop from now on") == 1
+
+
+_CTRL_C_WHILE_STARTING = """
+import asyncio, os, signal, sys, time
+from exporter.webex.decoding import ResponseDecoder
+
+caught = []
+signal.signal(signal.SIGINT, lambda *_: caught.append(1))
+
+async def main():
+    decoder = ResponseDecoder(2, inline_below=0)
+    decoder._pool()  # the workers are now fresh interpreters, still importing
+    for pause in (0.0, 0.05, 0.3):
+        time.sleep(pause)
+        os.killpg(0, signal.SIGINT)  # a terminal's Ctrl-C: every process of the group
+    await decoder.start()
+    failed = [repr(f.exception()) for f in decoder._starting if f.exception() is not None]
+    decoder.close()
+    print(f"caught={len(caught)} failed={failed}")
+
+asyncio.run(main())
+"""
+
+
+def test_ctrl_c_while_the_workers_start_reaches_only_the_exporter() -> None:
+    """Ctrl-C goes to the whole process group: a worker still starting (importing lxml and
+    pyarrow) neither dies of it nor prints a traceback; the exporter itself gets every one."""
+    done = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_STARTING], capture_output=True, text=True,
+                          timeout=120, start_new_session=True, cwd=os.getcwd())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "caught=3 failed=[]", done.stdout + done.stderr[-3000:]
+    assert "KeyboardInterrupt" not in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]

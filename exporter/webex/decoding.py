@@ -175,11 +175,18 @@ class ResponseDecoder:
             context = multiprocessing.get_context("spawn")
             executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started,
                                            initargs=(os.getpid(),))
+            # Workers start with Ctrl-C blocked (a child inherits the mask): a terminal's Ctrl-C goes to
+            # every process of the group, and a worker still importing (before _worker_started ignores
+            # it) would print a KeyboardInterrupt traceback.  Blocked, not ignored, here: the parent's
+            # own Ctrl-C meanwhile waits, and arrives as soon as the mask is restored.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
                 starting = [executor.submit(_warm_up) for _ in range(self.workers)]  # starts the processes
             except BaseException:
                 executor.shutdown(wait=False, cancel_futures=True)
                 raise
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self._executor, self._starting = executor, starting
         return self._executor
 
