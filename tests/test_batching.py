@@ -83,14 +83,14 @@ def test_a_caller_cancelled_during_a_failed_shared_request_is_not_sent_again() -
     """Two callers share a request that fails (one body is refused).  The one cancelled while it
     was in flight is not resent on its own; the other is, and gets its ApiError.  Every request
     the server saw is counted once, in the callers' stats."""
-    from exporter.webex.stats import RequestStats
+    from exporter.model.counters import Counters
 
     async def main() -> None:
         async with simulated(bodies_per_request=10) as (sim, client, _site):
             sim.set_faults(latency_ms=150)
             batcher = batcher_for(client, LIST_GROUP)
             bogus = Body("java:com.webex.service.binding.history.LstNoSuchHistory", label="LstNoSuchHistory probe")
-            stats_a, stats_b = RequestStats(), RequestStats()
+            stats_a, stats_b = Counters(), Counters()
             a = asyncio.create_task(batcher.call(pages(1, 2, 3), stats=stats_a))
             b = asyncio.create_task(batcher.call([bogus], stats=stats_b))
             for _ in range(5000):  # until the shared request is on its way (its answer takes 150 ms)

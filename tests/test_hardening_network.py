@@ -249,7 +249,7 @@ def test_cooldowns_double_while_the_server_keeps_throttling_and_reset_on_success
             group = client.throttle.group("meeting_list")
             sim.queue_fault("throttle", 3)
             await asyncio.wait_for(client.call([usage_body()]), 5)
-            assert client.stats.throttled == 3
+            assert client.stats.throttles == 3
             assert client.stats.throttle_wait_seconds == pytest.approx(0.6, abs=0.05)
             assert group.streak == 0
             sim.queue_fault("throttle", 1)

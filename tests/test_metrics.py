@@ -16,7 +16,7 @@ def test_metrics_and_health_endpoints():
         metrics = Metrics(warehouse=None)
         port = await metrics.start("127.0.0.1", 0)
         outcome = DatasetOutcome("acme", "meeting_usage", windows_committed=3, records=120, requests=7, retries=2,
-                                 throttles=3, cursor=datetime.now(timezone.utc) - timedelta(hours=2))
+                                 cursor=datetime.now(timezone.utc) - timedelta(hours=2))
         outcome.throttles_by_cause.update({"000045": 2, "http429": 1})
         metrics.observe_run(RunReport("r1", datetime.now(timezone.utc), outcomes=[outcome]))
         try:

@@ -254,7 +254,7 @@ def test_a_crashed_run_resumes_without_refetching_committed_windows(settings: Wa
 def test_finish_run_writes_runs_rows_and_last_outcome(settings: WarehouseSettings) -> None:
     report = Report("run-1", T0, T0 + timedelta(minutes=5), [
         Outcome(SITE, DATASET, windows_committed=3, windows_failed=1, records=42, pages=5, requests=7,
-                retries=2, throttles=1, unknown_elements=Counter({"newThing": 3}), bad_values=Counter({"duration": 1}),
+                retries=2, throttles_by_cause=Counter({"000045": 1}), unknown_elements=Counter({"newThing": 3}), bad_values=Counter({"duration": 1}),
                 errors=["[w]: ApiError: x"]),
         Outcome("other", DATASET),
     ], site_errors={"other": "AuthError: refused"})

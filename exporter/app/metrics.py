@@ -72,11 +72,7 @@ class Metrics:
             self.requests.labels(*labels).inc(o.requests)
             self.records.labels(*labels).inc(o.records)
             self.retries.labels(*labels).inc(o.retries)
-            causes = dict(getattr(o, "throttles_by_cause", {}) or {})
-            unexplained = o.throttles - sum(causes.values())
-            if unexplained > 0:
-                causes["unknown"] = causes.get("unknown", 0) + unexplained
-            for cause, count in causes.items():
+            for cause, count in o.throttles_by_cause.items():  # o.throttles is their sum
                 self.throttles.labels(*labels, cause).inc(count)
             self.windows_failed.labels(*labels).inc(o.windows_failed)
             self.windows_unverified.labels(*labels).inc(getattr(o, "windows_unverified", 0))

@@ -4,11 +4,11 @@ metrics and the warehouse's ``runs`` table."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import AuthError
+from .counters import Counters
 
 __all__ = ["RunOptions", "DatasetOutcome", "RunReport"]
 
@@ -26,8 +26,9 @@ class RunOptions:
 
 
 @dataclass(slots=True)
-class DatasetOutcome:
-    """Counters for one (site, dataset) in one run; also written to the ``runs`` table."""
+class DatasetOutcome(Counters):
+    """What one (site, dataset) did in one run; also written to the ``runs`` table.  Its
+    :class:`~exporter.model.counters.Counters` are the sum of every listing's and probe's."""
 
     site: str
     dataset: str
@@ -40,15 +41,6 @@ class DatasetOutcome:
     site_stopped: str | None = None
     refused: bool = False  # the site refused our credentials (or they lack the admin privilege)
     records: int = 0
-    pages: int = 0
-    requests: int = 0
-    retries: int = 0
-    throttles: int = 0
-    throttles_by_cause: Counter[str] = field(default_factory=Counter)
-    throttle_wait_seconds: float = 0.0
-    rescans: int = 0
-    unknown_elements: Counter[str] = field(default_factory=Counter)
-    bad_values: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     cursor: datetime | None = None
 

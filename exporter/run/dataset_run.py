@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from ..config import SiteSettings
 from ..errors import IncompleteListingError, OperationRetiredError
+from ..model.counters import Counters
 from ..model.dataset_spec import Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
@@ -27,7 +28,6 @@ from ..records.identity import content_columns, content_hashes
 from ..store.state import REST_SWITCH_NOTE
 from ..webex.client import WebexClient
 from ..webex.paging import probe_window
-from ..webex.stats import RequestStats
 from ..webex.window_fetch import Probe
 from .context import RunContext, first_leaf
 from .landing import land, progress_key
@@ -35,7 +35,7 @@ from .planning import CursorPlan, contiguous_runs, pack_windows, plan_dataset_wi
 from .progress import DatasetProgress
 from .rest_export import export_rest_dataset
 from .site_setup import zone_for
-from .window_fetch import WINDOW_ERRORS, add_stats, export_window, is_recent, probe_stats
+from .window_fetch import WINDOW_ERRORS, export_window, is_recent
 
 if TYPE_CHECKING:
     from ..store.state import DatasetState
@@ -216,7 +216,7 @@ class DatasetRun:
             return parts
         doubtful = failure.doubtful if isinstance(failure, IncompleteListingError) else frozenset()
         hashes = content_hashes(rows, content_columns(self.dataset, rows)).to_pylist() if doubtful else []
-        stats = probe_stats()
+        stats = Counters()  # the probes' requests
         zone = zone_for(self.ctx, self.site, self.dataset)
         try:
             probes = await asyncio.gather(*(probe_window(self.client, self.dataset, part, site=self.site, zone=zone,
@@ -224,7 +224,7 @@ class DatasetRun:
         except WINDOW_ERRORS:
             return parts
         finally:
-            add_stats(self.outcome, stats)
+            self.outcome.add(stats)
         self.outcome.pages += len(parts)  # one (one-record) page each
         again = []
         for part, probe in zip(parts, probes, strict=True):
@@ -256,13 +256,13 @@ class DatasetRun:
             await self.one(run[0])
             return
         whole = Window(run[0].start, run[-1].end)
-        stats = probe_stats()
+        stats = Counters()  # the probes' requests
         try:
             probe = await probe_window(self.client, self.dataset, whole, site=self.site,
                                        zone=zone_for(self.ctx, self.site, self.dataset), stats=stats)
         except WINDOW_ERRORS:
             probe = None
-        add_stats(self.outcome, stats)
+        self.outcome.add(stats)
         if probe is None:
             await asyncio.gather(*(self.one(w) for w in run))
             return
@@ -290,7 +290,7 @@ class DatasetRun:
             self.outcome.pages += 1  # a page received all the same
         await asyncio.gather(*listings)
 
-    async def _land_empty(self, window: Window, probed: int, stats: RequestStats) -> None:
+    async def _land_empty(self, window: Window, probed: int, stats: Counters) -> None:
         await land(self.ctx, self.site, self.dataset, window, None, self.outcome, self.tracker, self.cursor_plan)
         event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(window), records=0,
               total=0, pages=0, requests=stats.requests, probed=probed)

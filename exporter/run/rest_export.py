@@ -106,7 +106,7 @@ async def export_rest_dataset(
         if listing.path == "/meetings" and fetched.rows >= list_cap and span.end - span.start > MIN_SPLIT:
             middle = span.start + (span.end - span.start) / 2
             middle = middle.replace(second=0, microsecond=0)
-            _add_rest_stats(outcome, fetched)  # what the capped listing cost still counts
+            outcome.add(fetched)  # what the capped listing cost still counts
             event("REST listing capped: listing it again in halves", level=logging.INFO, site=site.name, dataset=dataset.name,
                   window=str(span), rows=fetched.rows)
             halves = await asyncio.gather(listed(Window(span.start, middle)), listed(Window(middle, span.end)))
@@ -127,7 +127,7 @@ async def export_rest_dataset(
             await record_failed_window(ctx, site, dataset, span, outcome, cursor_plan, exc)
             return
         for fetched in parts:
-            _add_rest_stats(outcome, fetched)
+            outcome.add(fetched)
         problems = [f.problem or "the listing could not be shown complete" for f in parts if not f.verified]
         tables = [f.table for f in parts]
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -139,7 +139,7 @@ async def export_rest_dataset(
               records=table.num_rows, listings=len(parts), pages=sum(f.pages for f in parts),
               requests=sum(f.requests for f in parts), retries=sum(f.retries for f in parts),
               throttles=sum(f.throttles for f in parts), seconds=round(asyncio.get_running_loop().time() - started, 3),
-              unknown_elements=sum(sum(f.unknown_fields.values()) for f in parts),
+              unknown_elements=sum(sum(f.unknown_elements.values()) for f in parts),
               bad_values=sum(sum(f.bad_values.values()) for f in parts))
 
     try:
@@ -154,14 +154,3 @@ async def export_rest_dataset(
         await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, message)
     tracker.done()
 
-
-def _add_rest_stats(outcome: DatasetOutcome, fetched: RestFetch) -> None:
-    """Fold a ``RestFetch`` into the dataset outcome's counters."""
-    outcome.pages += fetched.pages
-    outcome.requests += fetched.requests
-    outcome.retries += fetched.retries
-    outcome.throttles += fetched.throttles
-    if fetched.throttles:
-        outcome.throttles_by_cause.update({"rest 429": fetched.throttles})
-    outcome.unknown_elements.update(fetched.unknown_fields)
-    outcome.bad_values.update(fetched.bad_values)

@@ -21,7 +21,6 @@ from ..obs.logs import event
 from ..webex.client import WebexClient
 from ..webex.gather import run_all
 from ..webex.paging import DEFAULT_MAX_RESCANS, fetch_window, new_listing_age
-from ..webex.stats import RequestStats
 from ..webex.window_fetch import Probe, WindowFetch
 from .context import RunContext
 from .landing import land, progress_key, record_failed_window
@@ -29,16 +28,11 @@ from .planning import CursorPlan
 from .progress import DatasetProgress
 from .site_setup import zone_for
 
-__all__ = ["WINDOW_ERRORS", "add_stats", "export_window", "is_recent", "probe_stats"]
+__all__ = ["WINDOW_ERRORS", "export_window", "is_recent"]
 
 #: What fails one listing but not the site: the window is recorded as failed (or a pack listed
 #: window by window); auth and site pauses go up to the site instead.
 WINDOW_ERRORS = (WindowFailedError, ParseError, RetryableError)
-
-
-def probe_stats() -> RequestStats:
-    """Fresh counters for a probe's requests (folded into the outcome with :func:`add_stats`)."""
-    return RequestStats()
 
 
 async def export_window(
@@ -74,7 +68,7 @@ async def export_window(
         return
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     for fetch in stats:
-        add_stats(outcome, fetch)
+        outcome.add(fetch)
     problems = [f"{'preliminary ' if f.preliminary else ''}{f.problem}" for f in stats if not f.verified]
     await land(ctx, site, dataset, window, table, outcome, tracker, cursor_plan,
                 problem="; ".join(problems) if problems else None)
@@ -97,7 +91,7 @@ async def _fetch_final_and_preliminary(
     window do not wait behind every listing that started after its final one.  What a failed
     listing cost goes into ``outcome`` here (a successful one's, when it lands)."""
     age = new_listing_age()
-    lost = functools.partial(add_stats, outcome)
+    lost = outcome.add
     # A packed listing that cannot be verified at once is not rescanned: its windows are listed
     # one by one (each rescanned, and landed unverified at worst), so a bad day costs one day.
     rescans = 0 if packed else DEFAULT_MAX_RESCANS
@@ -119,19 +113,3 @@ def is_recent(ctx: RunContext, window: Window) -> bool:
     """Preliminary history matters only where final history may not be complete yet."""
     return window.end > ctx.now - timedelta(days=max(ctx.settings.export.lookback_days, 2))
 
-
-def add_stats(outcome: DatasetOutcome, fetched: WindowFetch | RequestStats) -> None:
-    """Fold a ``WindowFetch`` (or a probe's ``RequestStats``) into the outcome's counters."""
-    outcome.requests += fetched.requests
-    outcome.retries += fetched.retries
-    outcome.throttle_wait_seconds += fetched.throttle_wait_seconds
-    if isinstance(fetched, RequestStats):  # a probe: its throttles are a Counter by cause
-        outcome.throttles_by_cause.update(fetched.throttles)
-        outcome.throttles += fetched.throttled
-        return
-    outcome.throttles_by_cause.update(fetched.throttles_by_cause)
-    outcome.throttles += fetched.throttles
-    outcome.pages += fetched.pages
-    outcome.rescans += fetched.rescans
-    outcome.unknown_elements.update(fetched.unknown_elements)
-    outcome.bad_values.update(fetched.bad_values)

@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import FatalSiteError, SitePausedError
+from ..model.counters import Counters
 from .client import WebexClient
 from .protocol import Body, BodyResponse
-from .stats import RequestStats
 
 __all__ = ["FIRST", "REST", "CallBatcher", "batcher_for", "DEFAULT_LINGER_SECONDS"]
 
@@ -51,7 +51,7 @@ class _Waiter:
     """One caller's bodies, answered together once every part of them is."""
 
     bodies: list[Body]
-    stats: RequestStats | None
+    stats: Counters | None
     answers: list[BodyResponse | None] = field(init=False)
     taken: int = 0  # bodies already put into a batch
     unanswered: int = field(init=False)
@@ -104,7 +104,7 @@ class CallBatcher:
         self.shared_requests = 0
 
     async def call(
-        self, bodies: Sequence[Body], *, stats: RequestStats | None = None, priority: Priority = (REST, 0)
+        self, bodies: Sequence[Body], *, stats: Counters | None = None, priority: Priority = (REST, 0)
     ) -> list[BodyResponse]:
         """Answers for ``bodies``, in order, sent together with other callers' bodies when possible
         (lower ``priority`` first)."""
@@ -173,7 +173,7 @@ class CallBatcher:
         if len(live) == 1:
             await self._deliver_alone(live[0])
             return
-        stats = RequestStats()
+        stats = Counters()
         bodies = [body for part in live for body in part.bodies]
         try:
             answers = await self.client.call(bodies, self.api_group, stats=stats)
@@ -199,7 +199,7 @@ class CallBatcher:
             part.answered(answers[offset : offset + size])
             offset += size
 
-    def _account(self, live: list[_Part], stats: RequestStats) -> None:
+    def _account(self, live: list[_Part], stats: Counters) -> None:
         """Count a shared request (its retries too, answered or failed) once: to the first caller
         that is still waiting, or the first at all; the others rode along for free."""
         self.shared_requests += stats.requests

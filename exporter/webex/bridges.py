@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
+from ..model.counters import Counters
 from ..model.windows import Window
 from ..obs.logs import event
 from ..records import identity
 from .page_reader import Page, PageReader
-from .stats import RequestStats
 from .window_fetch import WindowFetch
 
 __all__ = ["BridgeChecks"]
@@ -25,7 +25,7 @@ class BridgeChecks(PageReader):
     """The boundary checks of one ``fetch_window`` call (see the module docstring)."""
 
     async def _verify_boundaries(
-        self, window: Window, pages: list[Page], step: int, total: int, fetch: WindowFetch, stats: RequestStats
+        self, window: Window, pages: list[Page], step: int, total: int, fetch: WindowFetch, stats: Counters
     ) -> tuple[pa.Table | None, str | None]:
         """Check rows a consistent scan holds on more than one page (see the module docstring).
 

@@ -48,6 +48,7 @@ from ..errors import (
     ParseError,
     RedirectError,
 )
+from ..model.counters import Counters
 from .classify import DEFAULT_CODES, CodeTable, Outcome, Verdict, classify, redirect_target
 from .decoding import ResponseDecoder
 from .gather import run_all
@@ -55,7 +56,7 @@ from .http_body import network_error, read_body
 from .protocol import Body, BodyResponse, build_request
 from .resend import Attempts, Resender
 from .site_stop import SiteStop
-from .stats import RequestStats, StatsSink
+from .stats import StatsSink
 from .throttle import SiteThrottle
 
 if TYPE_CHECKING:  # batching imports this module: a runtime import would be circular
@@ -109,7 +110,7 @@ class WebexClient(Resender):
         self.site = site
         self.decoder = decoder or ResponseDecoder(0)
         self.throttle = throttle or SiteThrottle(site.name, site.throttle)
-        self.stats = RequestStats()
+        self.stats = Counters()
         self._session = session
         self._clock = clock
         self._codes = codes
@@ -144,7 +145,7 @@ class WebexClient(Resender):
     # ----------------------------------------------------------------------------- public API
 
     async def call(
-        self, bodies: Sequence[Body], api_group: str = LIST_GROUP, *, stats: RequestStats | None = None
+        self, bodies: Sequence[Body], api_group: str = LIST_GROUP, *, stats: Counters | None = None
     ) -> list[BodyResponse]:
         """Send ``bodies`` and return one :class:`BodyResponse` per body, in order.
 
@@ -187,8 +188,7 @@ class WebexClient(Resender):
             payload = build_request(self.site, batch, ticket=ticket)
             async with group.slot(len(batch)) as permit:
                 sink.permit(permit)
-                sink.bump("requests")
-                sink.bump("bodies", len(batch))
+                sink.add(Counters(requests=1, bodies=len(batch)))
                 reply = await self._post(payload, batch)
             verdicts = self._verdicts(reply, len(batch))
             # The most serious answer decides what happens to the request as a whole.

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from ..config import SiteSettings
+from ..model.counters import Counters
 from ..model.dataset_spec import Dataset
 from ..model.windows import Window
 from ..records import parse
@@ -19,7 +20,6 @@ from ..records.arrow_schema import arrow_schema
 from .batching import FIRST, REST, batcher_for
 from .client import WebexClient
 from .protocol import Body, BodyResponse, list_body
-from .stats import RequestStats
 from .window_fetch import Probe, WindowFetch
 
 __all__ = ["PageReader", "Page", "PageCallback", "page_body"]
@@ -86,7 +86,7 @@ class PageReader:
 
     # ------------------------------------------------------------------------------- pages
 
-    async def _page(self, window: Window, start_from: int, fetch: WindowFetch, stats: RequestStats) -> Page:
+    async def _page(self, window: Window, start_from: int, fetch: WindowFetch, stats: Counters) -> Page:
         probe, self.probe = self.probe, None  # the first call's: the top window's first scan; a rescan asks again
         if probe is not None:
             return self._received(window, [1], [probe.answer], fetch, report=False)[0]
@@ -94,7 +94,7 @@ class PageReader:
         return page
 
     async def _pages(
-        self, window: Window, starts: Sequence[int], fetch: WindowFetch, stats: RequestStats, *, report: bool = True,
+        self, window: Window, starts: Sequence[int], fetch: WindowFetch, stats: Counters, *, report: bool = True,
         priority: int = REST,
     ) -> list[Page]:
         """Request the pages at ``starts`` in one call (one HTTP request, several bodyContent).  A

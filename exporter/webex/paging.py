@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from ..config import SiteSettings
 from ..errors import ExporterError, IncompleteListingError
+from ..model.counters import Counters
 from ..model.dataset_spec import Dataset
 from ..model.windows import Window
 from ..obs.logs import event
@@ -44,8 +45,7 @@ from .client import WebexClient
 from .gather import run_all
 from .page_reader import Page, PageCallback, page_body
 from .protocol import scope_zone
-from .stats import RequestStats
-from .window_fetch import Probe, WindowFetch, add_counts
+from .window_fetch import Probe, WindowFetch
 
 __all__ = ["fetch_window", "probe_window", "DEFAULT_MAX_RESCANS", "MAX_SPLIT_DEPTH", "new_listing_age"]
 
@@ -115,7 +115,7 @@ async def probe_window(
     *,
     site: SiteSettings,
     zone: ZoneInfo | None = None,
-    stats: RequestStats | None = None,
+    stats: Counters | None = None,
     maximum_num: int | None = None,
 ) -> Probe:
     """``matchingRecords/total`` for ``window``, from its first page (one body, batched with
@@ -140,12 +140,12 @@ class _Lister(BridgeChecks):
     async def window(self, window: Window, *, depth: int) -> WindowFetch:
         """List ``window`` (splitting it when it is too big) until a scan is consistent.  When
         that fails, what the attempt cost (requests, pages, rescans) is added to ``self.lost``."""
-        stats = RequestStats()
+        stats = Counters()
         fetch = WindowFetch(self.dataset.name, window, self.schema.empty_table(), 0, preliminary=self.preliminary)
         try:
             return await self._list(window, depth, fetch, stats)
         except (ExporterError, asyncio.CancelledError):
-            self._add_stats(fetch, stats)
+            fetch.add(stats)
             self._lose(fetch)
             raise
 
@@ -154,9 +154,9 @@ class _Lister(BridgeChecks):
         if self.lost is None:
             self.lost = WindowFetch(self.dataset.name, fetch.window, self.schema.empty_table(), 0,
                                     preliminary=self.preliminary)
-        add_counts(self.lost, fetch)
+        self.lost.add(fetch)
 
-    async def _list(self, window: Window, depth: int, fetch: WindowFetch, stats: RequestStats) -> WindowFetch:
+    async def _list(self, window: Window, depth: int, fetch: WindowFetch, stats: Counters) -> WindowFetch:
         scans: list[pa.Table] = []  # every failed scan's rows: an unverified landing keeps them all
         while True:
             first = await self._page(window, 1, fetch, stats)
@@ -195,7 +195,7 @@ class _Lister(BridgeChecks):
                   problem=problem, rescan=fetch.rescans, rescans=self.max_rescans)
 
     async def _scan(
-        self, window: Window, first: Page, total: int, fetch: WindowFetch, stats: RequestStats
+        self, window: Window, first: Page, total: int, fetch: WindowFetch, stats: Counters
     ) -> tuple[list[Page], int, str | None]:
         """All pages after the first; the scan's pages, the server's page size and the first
         inconsistency (None: clean)."""
@@ -217,30 +217,23 @@ class _Lister(BridgeChecks):
 
     # ------------------------------------------------------------------------------- results
 
-    def _finish(self, fetch: WindowFetch, stats: RequestStats, table: pa.Table, total: int) -> WindowFetch:
+    def _finish(self, fetch: WindowFetch, stats: Counters, table: pa.Table, total: int) -> WindowFetch:
         fetch.table = table
         fetch.total = total
-        self._add_stats(fetch, stats)
+        fetch.add(stats)
         return fetch
 
     def _combine(
-        self, window: Window, fetch: WindowFetch, stats: RequestStats, parts: list[WindowFetch]
+        self, window: Window, fetch: WindowFetch, stats: Counters, parts: list[WindowFetch]
     ) -> WindowFetch:
-        self._add_stats(fetch, stats)
+        fetch.add(stats)
         fetch.table = pa.concat_tables([fetch.table] + [p.table for p in parts])
         fetch.total = sum(p.total for p in parts)
         fetch.splits += 1
         for part in parts:
-            add_counts(fetch, part)
+            fetch.add(part)
             if not part.verified:
                 fetch.verified = False
                 fetch.problem = fetch.problem or f"{part.window}: {part.problem}"
         return fetch
 
-    @staticmethod
-    def _add_stats(fetch: WindowFetch, stats: RequestStats) -> None:
-        fetch.requests += stats.requests
-        fetch.retries += stats.retries
-        fetch.throttles += stats.throttled
-        fetch.throttles_by_cause.update(stats.throttles)
-        fetch.throttle_wait_seconds += stats.throttle_wait_seconds

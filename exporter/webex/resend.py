@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..config import Secret
 from ..errors import BodyContentLimitError, SitePausedError, ThrottledError, TransportError
+from ..model.counters import Counters
 from ..obs.logs import event
 from .backoff import backoff_delay
 from .classify import Outcome, Verdict
@@ -58,7 +59,7 @@ class Resender(SessionKeeper):
             raise self._stop.hold(verdict.retry_after, verdict.code, self.site.throttle.max_retry_after_seconds)
         if outcome is Outcome.REAUTH:
             attempts.reauthenticated = True
-            sink.bump("retries")
+            sink.add(Counters(retries=1))
             event("session ticket refused; re-authenticating once", level=logging.WARNING, site=self.site.name,
                   code=verdict.code)
             if self._ticket is ticket:
@@ -71,7 +72,7 @@ class Resender(SessionKeeper):
             # The server's Retry-After as it is; without one our cool-down, doubling while it lasts.
             group.report_throttle(permit, verdict.retry_after, verdict.cause)
             delay = group.cooldown
-            sink.bump("throttle_wait_seconds", max(0.0, group.blocked_until - blocked))
+            sink.add(Counters(throttle_wait_seconds=max(0.0, group.blocked_until - blocked)))
             if attempts.throttles >= settings.max_attempts:
                 raise ThrottledError(
                     f"site {self.site.name}: {what} throttled {attempts.throttles} times in a row ({verdict.cause}); "
@@ -85,18 +86,17 @@ class Resender(SessionKeeper):
                 raise SitePausedError(f"site {self.site.name} still answers from its backup (gsbStatus BACKUP) after "
                                       f"{MAX_GSB_PAUSES} pauses of {delay:.0f} s; stopping the site for this run",
                                       delay=delay)
-            sink.bump("pauses")
-            sink.bump("retries")
+            sink.add(Counters(pauses=1, retries=1))
             paused = max(self.throttle.paused_until, asyncio.get_running_loop().time())
             self.throttle.pause(delay, "gsbStatus BACKUP")
-            sink.bump("throttle_wait_seconds", max(0.0, self.throttle.paused_until - paused))
+            sink.add(Counters(throttle_wait_seconds=max(0.0, self.throttle.paused_until - paused)))
         else:  # Outcome.RETRY
             attempts.failures += 1
             if attempts.failures >= settings.max_attempts:
                 reason = f" {self._scrub(verdict.reason)}" if verdict.reason else ""
                 raise TransportError(f"site {self.site.name}: {what} failed {attempts.failures} times; last: "
                                      f"{verdict.code}{reason}")
-            sink.bump("retries")
+            sink.add(Counters(retries=1))
             if verdict.delay is not None:  # the server's Retry-After, within our backoff cap
                 pause = min(verdict.delay, max(settings.backoff_max_seconds, 0.0))
             else:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from ..config import Secret, SiteSettings
 from ..errors import AuthError
+from ..model.counters import Counters
 from ..obs.logs import event
 from .protocol import Body, BodyResponse, authenticate_body
 from .site_stop import SiteStop
@@ -63,7 +64,7 @@ class SessionKeeper(ABC):
     async def _exchange_ticket(self, sink: StatsSink) -> None:
         token = self.site.access_token if self.site.auth == "token" else None
         started = self._now()
-        sink.bump("auth_requests")
+        sink.add(Counters(auth_requests=1))
         (answer,) = await self._call_batch([authenticate_body(token)], USER_GROUP, sink, authenticating=True)
         ticket = answer.text("sessionTicket")
         if not ticket:

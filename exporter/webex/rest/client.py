@@ -41,13 +41,14 @@ import aiohttp
 
 from ...config import Secret, SiteSettings
 from ...errors import ConfigError, FatalSiteError
+from ...model.counters import Counters
 from ...model.dataset_spec import Dataset
 from ...obs.logs import event
 from ..site_stop import SiteStop
 from ..throttle import SiteThrottle
 from .listing import RestListings
 from .oauth import TokenEndpoint, TokenManager
-from .results import RestFetch, RestStats
+from .results import RestFetch
 from .scopes import check_scopes
 from .tokens import Tokens, TokenStore, seed_from_authorization_code, seed_from_refresh_token
 
@@ -85,7 +86,9 @@ class RestClient(RestListings):
         self.site = site
         self.rest = site.rest
         self.throttle = throttle or SiteThrottle(site.name, site.throttle)
-        self.stats = RestStats()
+        #: Every request's cost; ``auth_requests`` counts the 401s answered by renewing the access
+        #: token (the token endpoint's own requests are ``endpoint.requests``).
+        self.stats = Counters()
         self.max_rewalks = max(0, max_rewalks)
         #: Items per page asked at most (default: each listing's ``max_page``).
         self.max_page = max_page

@@ -18,16 +18,17 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import pyarrow as pa
 
 from ...errors import EndpointError, OperationRetiredError, WindowRangeError
+from ...model.counters import Counters
 from ...model.dataset_spec import Dataset, RestListing
 from ...model.datasets import by_name
 from ...obs.logs import event
 from ...records import identity
 from ..gather import run_all
-from ..stats import RequestStats, StatsSink
+from ..stats import StatsSink
 from .decode import DecodedPage, decode_items, rest_schema
 from .links import next_link, repair_next_url
 from .pages import RestPages
-from .results import RestFetch, RestStats
+from .results import REST_THROTTLE_CAUSE, RestFetch
 
 __all__ = ["RestListings", "MAX_PAGES_PER_WALK", "MEETINGS_LIST_CAP", "format_time"]
 
@@ -101,6 +102,11 @@ def _url_key(url: str) -> tuple[Any, ...]:
             tuple(sorted(parse_qsl(parts.query, keep_blank_values=True))))
 
 
+def _reported_throttles(count: int) -> Counter[str]:
+    """``count`` throttles as a listing reports them: all under :data:`REST_THROTTLE_CAUSE`."""
+    return Counter({REST_THROTTLE_CAUSE: count}) if count else Counter()
+
+
 def _link_values(headers: Mapping[str, str]) -> list[str]:
     getall = getattr(headers, "getall", None)
     if getall is not None:
@@ -112,14 +118,14 @@ def _link_values(headers: Mapping[str, str]) -> list[str]:
 class RestListings(RestPages):
     """Window listings of one site's REST client (see the module docstring)."""
 
-    stats: RestStats
+    stats: Counters
     max_rewalks: int
     max_page: int | None
     _wall: Callable[[], float]
     _cache: dict[tuple[str, datetime, datetime], asyncio.Future[RestFetch]]
 
     async def fetch_window(
-        self, dataset: Dataset, start: datetime, end: datetime, *, stats: RequestStats | None = None
+        self, dataset: Dataset, start: datetime, end: datetime, *, stats: Counters | None = None
     ) -> RestFetch:
         """List ``[start, end)`` of ``dataset`` through its REST listing (module docstring).
 
@@ -169,17 +175,19 @@ class RestListings(RestPages):
     # ----------------------------------------------------------------------------- listings
 
     async def _top_cached(self, dataset: Dataset, start: datetime, end: datetime,
-                          stats: RequestStats | None) -> RestFetch:
+                          stats: Counters | None) -> RestFetch:
         """A top-level listing, asked once per (dataset, window) for the client's lifetime: a
         second caller gets the first's rows, marked ``cached`` and costing nothing."""
         key = (dataset.name, start, end)
         waiting = self._cache.get(key)
         if waiting is not None:
             result = await asyncio.shield(waiting)
-            return dataclasses.replace(result, pages=0, requests=0, retries=0, throttles=0, cached=True,
-                                       unknown_fields=Counter(result.unknown_fields),
-                                       bad_values=Counter(result.bad_values),
-                                       placeholders=Counter(result.placeholders))
+            # The rows (and what they held) again, at no cost.
+            cached = dataclasses.replace(result, cached=True, placeholders=Counter(result.placeholders))
+            cached.reset()
+            cached.unknown_elements.update(result.unknown_elements)
+            cached.bad_values.update(result.bad_values)
+            return cached
         future: asyncio.Future[RestFetch] = asyncio.get_running_loop().create_future()
         self._cache[key] = future
         try:
@@ -195,9 +203,9 @@ class RestListings(RestPages):
         future.set_result(result)
         return result
 
-    async def _top(self, dataset: Dataset, start: datetime, end: datetime, stats: RequestStats | None) -> RestFetch:
+    async def _top(self, dataset: Dataset, start: datetime, end: datetime, stats: Counters | None) -> RestFetch:
         listing = self._listing_of(dataset)
-        local = RestStats()
+        local = Counters()
         sink = StatsSink(self.stats, local, stats)
         params = [("siteUrl", self.rest.site_url), ("from", format_time(start)), ("to", format_time(end)),
                   ("max", self._page_size(listing)), *listing.params]
@@ -206,15 +214,16 @@ class RestListings(RestPages):
             raise self._retired(dataset, "http404", done.not_found)
         return RestFetch(
             dataset=dataset.name, start=start, end=end, table=done.table, pages=local.pages, requests=local.requests,
-            retries=local.retries, throttles=local.throttled, unknown_fields=done.unknown, bad_values=done.bad,
+            retries=local.retries, throttles_by_cause=_reported_throttles(local.throttles), unknown_elements=done.unknown,
+            bad_values=done.bad,
             placeholders=done.placeholders, verified=done.verified, problem=done.problem, walks=done.walks,
         )
 
-    async def _fan_out(self, dataset: Dataset, start: datetime, end: datetime, stats: RequestStats | None) -> RestFetch:
+    async def _fan_out(self, dataset: Dataset, start: datetime, end: datetime, stats: Counters | None) -> RestFetch:
         listing = self._listing_of(dataset)
         parent_dataset = by_name(listing.parent or "")
         parent = await self.fetch_window(parent_dataset, start, end, stats=stats)
-        local = RestStats(pages=parent.pages, requests=parent.requests, retries=parent.retries)
+        local = Counters(pages=parent.pages, requests=parent.requests, retries=parent.retries)
         sink = StatsSink(self.stats, local, stats)
         # Distinct parent ids in the parent's order, each with its first row's carry values.
         wanted = [listing.parent_id, *(source for source, _ in listing.carry)]
@@ -263,7 +272,8 @@ class RestListings(RestPages):
             placeholders.update(r.placeholders)
         return RestFetch(
             dataset=dataset.name, start=start, end=end, table=table, pages=local.pages, requests=local.requests,
-            retries=local.retries, throttles=local.throttled + parent.throttles, unknown_fields=unknown,
+            retries=local.retries, throttles_by_cause=_reported_throttles(local.throttles + parent.throttles),
+            unknown_elements=unknown,
             bad_values=bad, placeholders=placeholders, verified=not problems, problem=problem,
             walks=sum(r.walks for r in results), parents=len(results), not_found=not_found,
         )
@@ -331,7 +341,7 @@ class RestListings(RestPages):
             if not isinstance(document, dict):
                 walk.not_found = document or "http404"
                 return walk
-            sink.bump("pages")
+            sink.add(Counters(pages=1))
             items = document["items"]
             if not items:
                 return walk

@@ -20,6 +20,7 @@ from ...errors import (
     ThrottledError,
     TransportError,
 )
+from ...model.counters import Counters
 from ...obs.logs import event
 from ..backoff import backoff_delay
 from ..stats import StatsSink
@@ -66,7 +67,7 @@ class RestPages(RestConnection):
             async with group.slot() as permit:
                 sink.permit(permit)
                 self._stop.check()  # a hold may have begun while we waited for the budget
-                sink.bump("requests")
+                sink.add(Counters(requests=1))
                 reply = await self._exchange("GET", url, {**ACCEPT, "Authorization": f"Bearer {token.reveal()}",
                                                           "timezone": "UTC"})
             verdict = classify_rest(reply.status, reply.headers, reply.body, cooldown_seconds=settings.cooldown_seconds,
@@ -82,8 +83,7 @@ class RestPages(RestConnection):
                         f"site {self.site.name}: {what}: the server refused a freshly refreshed access token ({said}); "
                         f"{reauthorize_hint(self.site.name)}"))
                 renewed = True
-                sink.bump("retries")
-                sink.bump("auth_requests")
+                sink.add(Counters(retries=1, auth_requests=1))
                 event("access token refused; refreshing it once", site=self.site.name, request=what, reason=said)
                 try:
                     await self.tokens.renew(token)
@@ -95,7 +95,7 @@ class RestPages(RestConnection):
                 sink.throttle(verdict.code)
                 blocked = max(group.blocked_until, asyncio.get_running_loop().time())
                 group.report_throttle(permit, verdict.retry_after, verdict.code)
-                sink.bump("throttle_wait_seconds", max(0.0, group.blocked_until - blocked))
+                sink.add(Counters(throttle_wait_seconds=max(0.0, group.blocked_until - blocked)))
                 if throttles >= settings.max_attempts:
                     raise ThrottledError(f"site {self.site.name}: {what} throttled {throttles} times in a row "
                                          f"({said}); giving up for now", delay=group.cooldown,
@@ -108,7 +108,7 @@ class RestPages(RestConnection):
                 failures += 1
                 if failures >= settings.max_attempts:
                     raise TransportError(f"site {self.site.name}: {what} failed {failures} times; last: {said}")
-                sink.bump("retries")
+                sink.add(Counters(retries=1))
                 if verdict.halve_page:
                     url = _halve_max(url)
                 if verdict.delay is not None:  # the server's Retry-After, within our backoff cap

@@ -1,5 +1,5 @@
 """What a REST listing returns: :class:`RestFetch` (one window's typed rows, its cost, whether it
-could be verified) and :class:`RestStats` (request counters plus pages)."""
+could be verified)."""
 
 from __future__ import annotations
 
@@ -9,46 +9,33 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from ..stats import RequestStats
+from ...model.counters import Counters
 
-__all__ = ["RestFetch", "RestStats"]
+__all__ = ["REST_THROTTLE_CAUSE", "RestFetch"]
 
-
-@dataclass(slots=True)
-class RestStats(RequestStats):
-    """:class:`~exporter.webex.stats.RequestStats` plus the pages read.  ``auth_requests`` counts the
-    401s answered by renewing the access token (the token endpoint's own requests are
-    ``client.endpoint.requests``)."""
-
-    pages: int = 0
-
-    def add(self, other: RequestStats) -> None:
-        """Add ``other``'s counts to these."""
-        RequestStats.add(self, other)
-        self.pages += getattr(other, "pages", 0)
+#: The one cause a listing reports its throttles under, whatever the answer (429 or 423): what the
+#: runs table and the metrics have always shown for REST.  The client's own counters
+#: (``client.stats``) keep the real ``http429`` / ``http423``.
+REST_THROTTLE_CAUSE = "rest 429"
 
 
 @dataclass(slots=True)
-class RestFetch:
+class RestFetch(Counters):
     """What listing one window produced.
 
-    ``table`` is in ``decode.rest_schema(dataset)``: every row the listing returned.  ``pages``,
-    ``requests``, ``retries``, ``throttles`` are what this fetch cost (a fan-out's include its
-    parent listing unless that came from the cache; ``cached`` fetches cost nothing).
-    ``verified`` is False when no walk could be shown complete (``problem`` says why; the rows
-    are then the union of every walk).  ``parents``: parent ids a fan-out asked about;
-    ``not_found``: of those, the ones the server answered 404 (nothing to list)."""
+    ``table`` is in ``decode.rest_schema(dataset)``: every row the listing returned.  The
+    :class:`~exporter.model.counters.Counters` are what this fetch cost: ``pages``, ``requests``,
+    ``retries`` and throttles (under :data:`REST_THROTTLE_CAUSE`), a fan-out's including its parent
+    listing unless that came from the cache (``cached`` fetches cost nothing); and the rows'
+    ``unknown_elements`` (undeclared fields) and ``bad_values``.  ``verified`` is False when no
+    walk could be shown complete (``problem`` says why; the rows are then the union of every
+    walk).  ``parents``: parent ids a fan-out asked about; ``not_found``: of those, the ones the
+    server answered 404 (nothing to list)."""
 
     dataset: str
     start: datetime
     end: datetime
     table: pa.Table
-    pages: int = 0
-    requests: int = 0
-    retries: int = 0
-    throttles: int = 0
-    unknown_fields: Counter[str] = field(default_factory=Counter)
-    bad_values: Counter[str] = field(default_factory=Counter)
     placeholders: Counter[str] = field(default_factory=Counter)
     verified: bool = True
     problem: str | None = None
