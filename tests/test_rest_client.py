@@ -246,6 +246,7 @@ def test_a_429_is_honoured_for_its_retry_after_on_the_loop_clock(tmp_path: Path)
             assert loop.time() - started >= 1.0
             assert fetch.throttles == 1 and fetch.requests == 2 and fetch.verified
             assert client.throttle.group("rest").trips == 1
+            assert fetch.throttle_wait_seconds >= 1.0  # the wait reaches the runs table and metrics
 
     asyncio.run(main())
 

@@ -214,7 +214,8 @@ class RestListings(RestPages):
             raise self._retired(dataset, "http404", done.not_found)
         return RestFetch(
             dataset=dataset.name, start=start, end=end, table=done.table, pages=local.pages, requests=local.requests,
-            retries=local.retries, throttles_by_cause=_reported_throttles(local.throttles), unknown_elements=done.unknown,
+            retries=local.retries, throttles_by_cause=_reported_throttles(local.throttles),
+            throttle_wait_seconds=local.throttle_wait_seconds, unknown_elements=done.unknown,
             bad_values=done.bad,
             placeholders=done.placeholders, verified=done.verified, problem=done.problem, walks=done.walks,
         )
@@ -223,7 +224,8 @@ class RestListings(RestPages):
         listing = self._listing_of(dataset)
         parent_dataset = by_name(listing.parent or "")
         parent = await self.fetch_window(parent_dataset, start, end, stats=stats)
-        local = Counters(pages=parent.pages, requests=parent.requests, retries=parent.retries)
+        local = Counters(pages=parent.pages, requests=parent.requests, retries=parent.retries,
+                         throttle_wait_seconds=parent.throttle_wait_seconds)
         sink = StatsSink(self.stats, local, stats)
         # Distinct parent ids in the parent's order, each with its first row's carry values.
         wanted = [listing.parent_id, *(source for source, _ in listing.carry)]
@@ -273,6 +275,7 @@ class RestListings(RestPages):
         return RestFetch(
             dataset=dataset.name, start=start, end=end, table=table, pages=local.pages, requests=local.requests,
             retries=local.retries, throttles_by_cause=_reported_throttles(local.throttles + parent.throttles),
+            throttle_wait_seconds=local.throttle_wait_seconds,
             unknown_elements=unknown,
             bad_values=bad, placeholders=placeholders, verified=not problems, problem=problem,
             walks=sum(r.walks for r in results), parents=len(results), not_found=not_found,
