@@ -36,6 +36,21 @@
     │                                  TransportError (which it becomes once max_attempts is used up)
     └── WarehouseError                 landing or catalog failure; committed data stays intact
 
+Every error can say whom it happened to: ``site``, ``dataset`` and ``window`` (all optional,
+keyword-only on the root's constructor, None when unknown).  They are not filled at each
+``raise``: the run attaches them once, at the boundary where they are known
+(:meth:`ExporterError.add_context`, which fills only what is still unset and returns the same
+exception, so ``raise exc.add_context(site=...)`` keeps its type, args and traceback): where one
+site's run stops (``run/pipeline.py``), where a dataset's run catches (``run/dataset_run.py``) and
+where a window's listing fails (``run/window_fetch.py``, ``run/landing.py``, ``run/rest_export.py``).
+:attr:`ExporterError.context` gives the set fields as strings (for log fields and the runs and
+failures records); the CLI prints the ones a message does not already mention.  The context holds
+names and bounds only, never credentials.  One exception object can fail several windows at once
+(requests batched together): the first boundary's window stays on it, so a window's own boundary
+logs and records its own window, not ``exc.window``.
+
+The exit code comes from the type alone (``app/cli.py``), never from the message.
+
 Foreign exceptions (aiohttp, asyncio, lxml, duckdb, pyarrow) are translated into these at one
 boundary per layer: ``client.py`` for the network, ``xmlsafe.py`` for XML, ``lake.py`` and
 ``catalog.py`` for storage; ``rest/client.py`` for the REST source's network.  Nothing here
@@ -48,6 +63,9 @@ short), ``OperationRetiredError`` (404/410 on an endpoint).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, Self
 
 __all__ = [
     "ApiError",
@@ -78,11 +96,70 @@ __all__ = [
     "WarehouseError",
     "WindowFailedError",
     "WindowRangeError",
+    "WindowBounds",
 ]
 
 
+class WindowBounds(Protocol):
+    """What an error's context needs of a window: a ``model.windows.Window`` (not imported: nothing
+    here imports from the rest of the package), shown by ``str()`` as ``[start, end)``."""
+
+    @property
+    def start(self) -> datetime:
+        """Inclusive start (UTC)."""
+        ...
+
+    @property
+    def end(self) -> datetime:
+        """Exclusive end (UTC)."""
+        ...
+
+
 class ExporterError(Exception):
-    """Root of every error the exporter raises on purpose."""
+    """Root of every error the exporter raises on purpose.
+
+    ``site``, ``dataset`` and ``window`` say whom it happened to (None: not known, or not attached
+    yet); see :meth:`add_context`.  Class attributes as well, so that a subclass whose constructor
+    does not pass them on still has them."""
+
+    site: str | None = None
+    dataset: str | None = None
+    window: WindowBounds | None = None
+
+    def __init__(
+        self, *args: object, site: str | None = None, dataset: str | None = None, window: WindowBounds | None = None
+    ) -> None:
+        super().__init__(*args)
+        self.site = site
+        self.dataset = dataset
+        self.window = window
+
+    def add_context(
+        self, *, site: str | None = None, dataset: str | None = None, window: WindowBounds | None = None
+    ) -> Self:
+        """Fill whichever of ``site``, ``dataset``, ``window`` is still unset (an inner boundary
+        knew better) and return this same exception: ``raise exc.add_context(site=name)``."""
+        if self.site is None:
+            self.site = site
+        if self.dataset is None:
+            self.dataset = dataset
+        if self.window is None:
+            self.window = window
+        return self
+
+    @property
+    def context(self) -> dict[str, str]:
+        """The set context fields, ``site``, ``dataset``, ``window`` (as ``[start, end)``), in that
+        order: log fields and record columns (``event(..., **exc.context)``)."""
+        fields = {"site": self.site, "dataset": self.dataset,
+                  "window": None if self.window is None else str(self.window)}
+        return {key: value for key, value in fields.items() if value is not None}
+
+    def where(self) -> str:
+        """The context its message does not already mention, for a one-line report
+        (``"site demo, dataset meeting_usage"``); empty when there is none."""
+        message = str(self)
+        return ", ".join(f"{key} {value}" for key, value in self.context.items() if value not in message)
 
 
 class ConfigError(ExporterError):
