@@ -36,6 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _exit_code(exc: ExporterError) -> int:
+    """The exit code for an error, from its type alone (never its message)."""
     if isinstance(exc, ConfigError):
         return EXIT_CONFIG
     if isinstance(exc, (AuthError, FatalSiteError)):
@@ -58,7 +59,8 @@ def _boundary(func: F) -> F:
 
             if debug:
                 raise
-            message = redact(str(exc))
+            where = exc.where()  # the site, dataset, window it carries that its message does not name
+            message = redact(f"{where}: {exc}" if where else str(exc))
             click.echo(f"error: {message}", err=True)
             sys.exit(_exit_code(exc))
         except KeyboardInterrupt:

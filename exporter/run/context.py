@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 from ..config import Settings
@@ -47,8 +47,14 @@ class RunContext:
         return self.now - timedelta(hours=self.settings.export.settle_hours)
 
 
-def first_leaf(group: BaseException) -> BaseException:
-    """The first real exception inside (possibly nested) task-group exception groups."""
-    while isinstance(group, BaseExceptionGroup) and group.exceptions:
-        group = group.exceptions[0]
-    return group
+_E = TypeVar("_E", bound=BaseException)
+
+
+def first_leaf(group: BaseExceptionGroup[_E]) -> _E:
+    """The first real exception inside (possibly nested) task-group exception groups: one of
+    the group's own type (``except* OperationRetiredError as caught``: an OperationRetiredError)."""
+    leaf: _E | BaseExceptionGroup[_E] = group
+    while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+        leaf = leaf.exceptions[0]
+    assert not isinstance(leaf, BaseExceptionGroup)  # an exception group is never empty
+    return leaf

@@ -82,15 +82,15 @@ async def export_dataset(
     gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
     job = DatasetRun(ctx, client, site, dataset, outcome, tracker, cursor_plan, gate)
 
-    retired: BaseException | None = None
+    retired: OperationRetiredError | None = None
     try:
         async with asyncio.TaskGroup() as group:
             for window in (w for w in windows if w in failed):
                 group.create_task(job.one(window), name=f"window:{site.name}:{dataset.name}:{window}")
             for run in contiguous_runs(planned):
                 group.create_task(job.cover(run), name=f"window:{site.name}:{dataset.name}:probe")
-    except* OperationRetiredError as caught:
-        retired = first_leaf(caught)
+    except* OperationRetiredError as caught:  # the dataset's boundary: it carries site and dataset on
+        retired = first_leaf(caught).add_context(site=site.name, dataset=dataset.name)
     tracker.done()
     if retired is None:
         return
@@ -102,12 +102,12 @@ async def export_dataset(
                "site's datasets.")
     outcome.unavailable = message
     event("dataset unavailable: operation retired", level=logging.ERROR, site=site.name, dataset=dataset.name,
-          operation=getattr(retired, "operation", dataset.operation), error=message)
+          operation=retired.operation, error=message)
     await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, message)
 
 
 async def _switch_to_rest(ctx: RunContext, rest: RestClient, site: SiteSettings, dataset: Dataset, outcome: DatasetOutcome,
-                          exc: BaseException) -> None:
+                          exc: OperationRetiredError) -> None:
     """An ``auto`` site's XML operation answered retired: from now on this dataset comes from
     REST, starting where XML stopped (its cursor), said once in the log and kept in ``status``."""
     state = await asyncio.to_thread(ctx.warehouse.state, site.name, dataset.name)

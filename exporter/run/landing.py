@@ -13,6 +13,7 @@ from typing import ParamSpec, TypeVar
 import pyarrow as pa
 
 from ..config import SiteSettings
+from ..errors import ExporterError
 from ..model.dataset_spec import Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
@@ -175,9 +176,14 @@ async def record_failed_window(
     window: Window,
     outcome: DatasetOutcome,
     cursor_plan: CursorPlan,
-    exc: Exception,
+    exc: ExporterError,
 ) -> None:
-    """Record ``window`` as failed (listed again next run) and let the cursor pass it."""
+    """Record ``window`` as failed (listed again next run) and let the cursor pass it; ``exc``
+    carries the site, dataset and window from here on (the one boundary of a window's failure).
+
+    The record and the log name ``window`` itself, not ``exc.window``: one exception can fail
+    several windows whose requests were batched together, and only the first one's stays on it."""
+    exc.add_context(site=site.name, dataset=dataset.name, window=window)
     message = f"{type(exc).__name__}: {exc}"
     outcome.windows_failed += 1
     outcome.errors.append(f"{window}: {message}")

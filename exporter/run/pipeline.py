@@ -147,19 +147,25 @@ async def _export_site(ctx: RunContext, site: SiteSettings) -> None:
                     group.create_task(export_rest_dataset(ctx, rest, site, dataset, outcomes[dataset.name],
                                                           states[dataset.name], not_before=switched_at(states[dataset.name])))
     except* (FatalSiteError, SitePausedError) as caught:
-        exc = first_leaf(caught)
+        exc = _site_failure(caught, site)
         message = f"{type(exc).__name__}: {exc}"
         ctx.report.site_errors[site.name] = message
         ctx.report.site_error_types[site.name] = type(exc)
         _stop_outcomes(outcomes.values(), message, refused=isinstance(exc, AuthError))
-        event("site stopped", level=logging.ERROR, site=site.name, error=message)
+        event("site stopped", level=logging.ERROR, **exc.context, error=message)
     except* ExporterError as caught:  # anything else unexpected from our code, reported per site
-        exc = first_leaf(caught)
+        exc = _site_failure(caught, site)
         message = f"{type(exc).__name__}: {exc}"
         ctx.report.site_errors[site.name] = message
         ctx.report.site_error_types[site.name] = type(exc)
         _stop_outcomes(outcomes.values(), message, refused=False)
-        event("site failed", level=logging.ERROR, site=site.name, error=message)
+        event("site failed", level=logging.ERROR, **exc.context, error=message)
+
+
+def _site_failure(caught: ExceptionGroup[ExporterError], site: SiteSettings) -> ExporterError:
+    """The error that stopped ``site`` (the group's first), carrying the site from here on: the
+    one place a site's failure is isolated, so the one place its name is attached."""
+    return first_leaf(caught).add_context(site=site.name)
 
 
 def _stop_outcomes(outcomes: Iterable[DatasetOutcome], message: str, *, refused: bool) -> None:

@@ -146,8 +146,9 @@ async def export_rest_dataset(
         async with asyncio.TaskGroup() as group:
             for span in spans:
                 group.create_task(one(span), name=f"rest:{site.name}:{dataset.name}:{span}")
-    except* OperationRetiredError as caught:
+    except* OperationRetiredError as caught:  # the dataset's boundary: it carries site and dataset on
         exc = first_leaf(caught)
+        exc.add_context(site=site.name, dataset=dataset.name)
         message = f"{exc} ({dataset.name} through REST: {listing.path}); skipped this run"
         outcome.unavailable = message
         event("dataset unavailable: REST endpoint gone", level=logging.ERROR, site=site.name, dataset=dataset.name, error=message)

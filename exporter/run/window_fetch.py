@@ -62,7 +62,8 @@ async def export_window(
                                                                         tracker, outcome, first,
                                                                         packed=not record_failure)
     except WINDOW_ERRORS as exc:
-        if not record_failure:
+        if not record_failure:  # a pack: its caller lists the windows again, and says so
+            exc.add_context(site=site.name, dataset=dataset.name, window=window)
             raise
         await record_failed_window(ctx, site, dataset, window, outcome, cursor_plan, exc)
         return
