@@ -45,9 +45,10 @@ site's run stops (``run/pipeline.py``), where a dataset's run catches (``run/dat
 where a window's listing fails (``run/window_fetch.py``, ``run/landing.py``, ``run/rest_export.py``).
 :attr:`ExporterError.context` gives the set fields as strings (for log fields and the runs and
 failures records); the CLI prints the ones a message does not already mention.  The context holds
-names and bounds only, never credentials.  One exception object can fail several windows at once
-(requests batched together): the first boundary's window stays on it, so a window's own boundary
-logs and records its own window, not ``exc.window``.
+names and bounds only, never credentials.  The batcher gives each caller of a shared request its
+own instance, but one exception can still fail several windows (a packed listing): the first
+boundary's window stays on it, so a window's own boundary logs and records its own window, not
+``exc.window``.
 
 The exit code comes from the type alone (``app/cli.py``), never from the message.
 

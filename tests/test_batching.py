@@ -121,3 +121,22 @@ def test_any_number_of_bodies_is_answered_in_order(bodies: int) -> None:
             assert sim.stats()["requests"] == -(-bodies // 10)
 
     asyncio.run(main())
+
+
+def test_callers_of_a_request_that_stops_the_site_each_get_their_own_error() -> None:
+    """Credentials refused on a shared request stop the site for every caller in it; each gets
+    its own AuthError, so the context one caller attaches (its window) is not another's."""
+    from exporter.errors import AuthError
+
+    async def main() -> None:
+        async with simulated(bodies_per_request=10, password="wrong-password") as (sim, client, _site):
+            batcher = batcher_for(client, LIST_GROUP)
+            first, second = await asyncio.gather(batcher.call(pages(1, 2)), batcher.call(pages(3)),
+                                                 return_exceptions=True)
+            assert isinstance(first, AuthError) and isinstance(second, AuthError)
+            assert sim.stats()["requests"] == 1  # one shared request, never retried
+            assert first is not second and str(first) == str(second)
+            first.add_context(window=WINDOW)
+            assert second.window is None
+
+    asyncio.run(main())

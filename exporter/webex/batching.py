@@ -26,6 +26,7 @@ errors (auth, GSB pause) are raised to every caller, as they would be anyway.
 from __future__ import annotations
 
 import asyncio
+import copy
 import heapq
 import itertools
 from collections.abc import Sequence
@@ -179,8 +180,9 @@ class CallBatcher:
             answers = await self.client.call(bodies, self.api_group, stats=stats)
         except (FatalSiteError, SitePausedError) as exc:
             self._account(live, stats)
-            for part in live:
-                part.failed(exc)
+            # Each caller its own instance: callers attach their own context (window) to it.
+            for index, part in enumerate(live):
+                part.failed(exc if index == 0 else copy.copy(exc))
             return
         except Exception:
             self._account(live, stats)
