@@ -1,5 +1,6 @@
 """What every part of one export run shares: the settings, the warehouse, the run's report, its
-clock, its stop signal, the HTTP client pool and the commit lock (:class:`RunContext`)."""
+clock, its stop signal, the HTTP client pool and the commit lock (:class:`RunContext`); and what
+every window of one (site, dataset) shares (:class:`DatasetScope`)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
-from ..config import Settings
-from ..model.runs import RunOptions, RunReport
+from ..config import Settings, SiteSettings
+from ..model.dataset_spec import Dataset
+from ..model.runs import DatasetOutcome, RunOptions, RunReport
 from ..webex.pool import ClientPool
-from .progress import Progress
+from .planning import CursorPlan
+from .progress import DatasetProgress, Progress
 
 if TYPE_CHECKING:
     from ..store.warehouse import Warehouse
     from .landing import Ready
 
-__all__ = ["RunContext", "first_leaf"]
+__all__ = ["DatasetScope", "RunContext", "first_leaf"]
 
 
 @dataclass(slots=True)
@@ -45,6 +48,19 @@ class RunContext:
     def settle_limit(self) -> datetime:
         """The cursor never passes this: history younger than ``settle_hours`` may still change."""
         return self.now - timedelta(hours=self.settings.export.settle_hours)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetScope:
+    """One (site, dataset) being exported in this run: what listing, landing and failing any of
+    its windows needs (the run, the site and dataset, the counters, progress and cursor plan)."""
+
+    ctx: RunContext
+    site: SiteSettings
+    dataset: Dataset
+    outcome: DatasetOutcome
+    tracker: DatasetProgress
+    cursor_plan: CursorPlan
 
 
 _E = TypeVar("_E", bound=BaseException)

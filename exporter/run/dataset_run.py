@@ -29,10 +29,9 @@ from ..store.state import REST_SWITCH_NOTE
 from ..webex.client import WebexClient
 from ..webex.paging import probe_window
 from ..webex.window_fetch import Probe
-from .context import RunContext, first_leaf
+from .context import DatasetScope, RunContext, first_leaf
 from .landing import land, progress_key
 from .planning import CursorPlan, contiguous_runs, pack_windows, plan_dataset_windows
-from .progress import DatasetProgress
 from .rest_export import export_rest_dataset
 from .site_setup import zone_for
 from .window_fetch import WINDOW_ERRORS, export_window, is_recent
@@ -80,7 +79,7 @@ async def export_dataset(
     planned = [w for w in windows if w not in failed]
     cursor_plan = CursorPlan(planned, state.cursor, advances, ctx.settle_limit)
     gate = asyncio.Semaphore(WINDOWS_IN_FLIGHT)
-    job = DatasetRun(ctx, client, site, dataset, outcome, tracker, cursor_plan, gate)
+    job = DatasetRun(DatasetScope(ctx, site, dataset, outcome, tracker, cursor_plan), client, gate)
 
     retired: OperationRetiredError | None = None
     try:
@@ -158,13 +157,8 @@ class DatasetRun:
     """The windows of one (site, dataset) in one run: which listing covers which windows, and
     what happens when one fails."""
 
-    ctx: RunContext
+    scope: DatasetScope
     client: WebexClient
-    site: SiteSettings
-    dataset: Dataset
-    outcome: DatasetOutcome
-    tracker: DatasetProgress
-    cursor_plan: CursorPlan
     gate: asyncio.Semaphore
     unlanded: RowBudget = field(default_factory=lambda: RowBudget(UNLANDED_ROWS))
 
@@ -179,21 +173,20 @@ class DatasetRun:
         expected = rows if rows is not None else UNLANDED_ROWS / WINDOWS_UNLANDED
         failure: Exception | None = None
         async with self.unlanded.hold(expected):
-            if self.ctx.stop.is_set():
+            if self.scope.ctx.stop.is_set():
                 return
             try:
-                await export_window(self.ctx, self.client, self.site, self.dataset, window, self.outcome,
-                                     self.tracker, self.cursor_plan, gate=self.gate,
-                                     record_failure=not parts, first=first)
+                await export_window(self.scope, self.client, window, gate=self.gate, record_failure=not parts,
+                                    first=first)
                 return
             except WINDOW_ERRORS as exc:
                 failure = exc
                 event("packed listing failed; keeping the windows it proves, listing the others one by one",
-                      level=logging.WARNING, site=self.site.name, dataset=self.dataset.name, window=str(window),
+                      level=logging.WARNING, site=self.scope.site.name, dataset=self.scope.dataset.name, window=str(window),
                       windows=len(parts or ()), error=f"{type(exc).__name__}: {exc}")
         # Only a pack gets here (a single window records its own failure); its budget is given back,
         # and its pages and records leave the progress counts (its windows count them again).
-        self.tracker.forget(progress_key(window))
+        self.scope.tracker.forget(progress_key(window))
         parts = parts or []
         again = await self._keep_what_the_pack_proves(window, parts, failure)
         await asyncio.gather(*(self.one(part, expected / len(parts)) for part in again))
@@ -208,24 +201,24 @@ class DatasetRun:
         kept, every window is listed again.  So a pack with one bad day costs that day again,
         not the whole pack."""
         rows = failure.rows if isinstance(failure, IncompleteListingError) else None
-        recent = bool(self.site.preliminary and self.dataset.preliminary_operation and is_recent(self.ctx, pack))
-        if not isinstance(rows, pa.Table) or recent or len(parts) < 2 or self.ctx.stop.is_set():
+        recent = bool(self.scope.site.preliminary and self.scope.dataset.preliminary_operation and is_recent(self.scope.ctx, pack))
+        if not isinstance(rows, pa.Table) or recent or len(parts) < 2 or self.scope.ctx.stop.is_set():
             return parts
-        start = rows.column(self.dataset.start_column)
+        start = rows.column(self.scope.dataset.start_column)
         if start.null_count or (rows.num_rows and (pc.min(start).as_py() < pack.start or pc.max(start).as_py() >= pack.end)):
             return parts
         doubtful = failure.doubtful if isinstance(failure, IncompleteListingError) else frozenset()
-        hashes = content_hashes(rows, content_columns(self.dataset, rows)).to_pylist() if doubtful else []
+        hashes = content_hashes(rows, content_columns(self.scope.dataset, rows)).to_pylist() if doubtful else []
         stats = Counters()  # the probes' requests
-        zone = zone_for(self.ctx, self.site, self.dataset)
+        zone = zone_for(self.scope.ctx, self.scope.site, self.scope.dataset)
         try:
-            probes = await asyncio.gather(*(probe_window(self.client, self.dataset, part, site=self.site, zone=zone,
+            probes = await asyncio.gather(*(probe_window(self.client, self.scope.dataset, part, site=self.scope.site, zone=zone,
                                                          stats=stats, maximum_num=1) for part in parts))
         except WINDOW_ERRORS:
             return parts
         finally:
-            self.outcome.add(stats)
-        self.outcome.pages += len(parts)  # one (one-record) page each
+            self.scope.outcome.add(stats)
+        self.scope.outcome.pages += len(parts)  # one (one-record) page each
         again = []
         for part, probe in zip(parts, probes, strict=True):
             inside = pc.and_(pc.greater_equal(start, pa.scalar(part.start, start.type)),
@@ -235,8 +228,8 @@ class DatasetRun:
             if table.num_rows != probe.total or shaky:
                 again.append(part)
                 continue
-            await land(self.ctx, self.site, self.dataset, part, table, self.outcome, self.tracker, self.cursor_plan)
-            event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(part),
+            await land(self.scope, part, table)
+            event("window committed", site=self.scope.site.name, dataset=self.scope.dataset.name, window=str(part),
                   records=table.num_rows, total=probe.total, pages=0, requests=0, from_pack=str(pack))
         return again
 
@@ -250,7 +243,7 @@ class DatasetRun:
         preliminary history are packed apart from older ones.  When the probe fails, the windows
         are listed one by one, each failing or landing on its own.
         """
-        if self.ctx.stop.is_set():
+        if self.scope.ctx.stop.is_set():
             return
         if len(run) == 1:
             await self.one(run[0])
@@ -258,20 +251,20 @@ class DatasetRun:
         whole = Window(run[0].start, run[-1].end)
         stats = Counters()  # the probes' requests
         try:
-            probe = await probe_window(self.client, self.dataset, whole, site=self.site,
-                                       zone=zone_for(self.ctx, self.site, self.dataset), stats=stats)
+            probe = await probe_window(self.client, self.scope.dataset, whole, site=self.scope.site,
+                                       zone=zone_for(self.scope.ctx, self.scope.site, self.scope.dataset), stats=stats)
         except WINDOW_ERRORS:
             probe = None
-        self.outcome.add(stats)
+        self.scope.outcome.add(stats)
         if probe is None:
             await asyncio.gather(*(self.one(w) for w in run))
             return
         total = probe.total
         average = total / len(run)
-        wants_preliminary = bool(self.site.preliminary and self.dataset.preliminary_operation)
-        older = [w for w in run if not (wants_preliminary and is_recent(self.ctx, w))]
+        wants_preliminary = bool(self.scope.site.preliminary and self.scope.dataset.preliminary_operation)
+        older = [w for w in run if not (wants_preliminary and is_recent(self.scope.ctx, w))]
         recent = run[len(older) :]
-        target = max(1, min(PACK_ROWS, self.ctx.settings.export.max_window_records))
+        target = max(1, min(PACK_ROWS, self.scope.ctx.settings.export.max_window_records))
         listings = []
         probe_used = False
         for part in (older, recent):
@@ -287,10 +280,10 @@ class DatasetRun:
                 listings.append(self.one(span, average * len(pack), parts=pack if len(pack) > 1 else None,
                                          first=probe if reuse else None))
         if not probe_used:
-            self.outcome.pages += 1  # a page received all the same
+            self.scope.outcome.pages += 1  # a page received all the same
         await asyncio.gather(*listings)
 
     async def _land_empty(self, window: Window, probed: int, stats: Counters) -> None:
-        await land(self.ctx, self.site, self.dataset, window, None, self.outcome, self.tracker, self.cursor_plan)
-        event("window committed", site=self.site.name, dataset=self.dataset.name, window=str(window), records=0,
+        await land(self.scope, window, None)
+        event("window committed", site=self.scope.site.name, dataset=self.scope.dataset.name, window=str(window), records=0,
               total=0, pages=0, requests=stats.requests, probed=probed)

@@ -12,15 +12,10 @@ from typing import ParamSpec, TypeVar
 
 import pyarrow as pa
 
-from ..config import SiteSettings
 from ..errors import ExporterError
-from ..model.dataset_spec import Dataset
-from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event
-from .context import RunContext
-from .planning import CursorPlan
-from .progress import DatasetProgress
+from .context import DatasetScope
 
 __all__ = ["Ready", "land", "progress_key", "record_failed_window"]
 
@@ -65,17 +60,7 @@ class Ready:
     problem: str | None = None  # set: the listing could not be verified; lands alone, flagged
 
 
-async def land(
-    ctx: RunContext,
-    site: SiteSettings,
-    dataset: Dataset,
-    window: Window,
-    table: pa.Table | None,
-    outcome: DatasetOutcome,
-    tracker: DatasetProgress,
-    cursor_plan: CursorPlan,
-    problem: str | None = None,
-) -> None:
+async def land(scope: DatasetScope, window: Window, table: pa.Table | None, problem: str | None = None) -> None:
     """Commit one window's rows (None: a window known to be empty) and move the cursor;
     ``problem``: why its listing could not be verified (it lands flagged, in a commit of its own).
 
@@ -84,7 +69,8 @@ async def land(
     like any commit: all or nothing).  A commit costs tens of milliseconds whatever its size, so
     under load this removes most of them; with nothing queued it adds no delay.
     """
-    key = (site.name, dataset.name)
+    ctx = scope.ctx
+    key = (scope.site.name, scope.dataset.name)
     ready = Ready(window, table, asyncio.get_running_loop().create_future(), problem)
     ctx.ready.setdefault(key, []).append(ready)
     async with ctx.commit_lock:
@@ -92,7 +78,7 @@ async def land(
             queued, ctx.ready[key] = ctx.ready[key], []
             try:
                 for run in _contiguous_ready(queued):
-                    await _commit_run(ctx, site, dataset, run, outcome, tracker, cursor_plan)
+                    await _commit_run(scope, run)
             except BaseException as exc:
                 for item in queued:
                     if item.done.done():
@@ -130,20 +116,13 @@ def _contiguous_ready(queued: list[Ready]) -> list[list[Ready]]:
     return runs
 
 
-async def _commit_run(
-    ctx: RunContext,
-    site: SiteSettings,
-    dataset: Dataset,
-    run: list[Ready],
-    outcome: DatasetOutcome,
-    tracker: DatasetProgress,
-    cursor_plan: CursorPlan,
-) -> None:
+async def _commit_run(scope: DatasetScope, run: list[Ready]) -> None:
     """One commit for a contiguous run of ready windows (the caller holds the commit lock)."""
+    ctx, site, dataset, outcome = scope.ctx, scope.site, scope.dataset, scope.outcome
     window = run[0].window if len(run) == 1 else Window(run[0].window.start, run[-1].window.end)
     tables = [r.table for r in run if r.table is not None and r.table.num_rows]
     table = pa.concat_tables(tables) if len(tables) > 1 else (tables[0] if tables else None)
-    moves = [cursor_plan.finish(r.window) for r in run]
+    moves = [scope.cursor_plan.finish(r.window) for r in run]
     cursor_to = max((m for m in moves if m is not None), default=None)
     # Once a commit starts it finishes, even if the run is being stopped.
     await _finish_in_thread(
@@ -164,31 +143,24 @@ async def _commit_run(
         outcome.cursor = cursor_to
     for item in run:
         item_rows = item.table.num_rows if item.table is not None else 0
-        tracker.window_done(item_rows, windows=cursor_plan.covered(item.window),
-                            window_key=progress_key(item.window))
+        scope.tracker.window_done(item_rows, windows=scope.cursor_plan.covered(item.window),
+                                  window_key=progress_key(item.window))
         item.done.set_result(None)
 
 
-async def record_failed_window(
-    ctx: RunContext,
-    site: SiteSettings,
-    dataset: Dataset,
-    window: Window,
-    outcome: DatasetOutcome,
-    cursor_plan: CursorPlan,
-    exc: ExporterError,
-) -> None:
+async def record_failed_window(scope: DatasetScope, window: Window, exc: ExporterError) -> None:
     """Record ``window`` as failed (listed again next run) and let the cursor pass it; ``exc``
     carries the site, dataset and window from here on (the one boundary of a window's failure).
 
     The record and the log name ``window`` itself, not ``exc.window``: one exception can fail
-    several windows whose requests were batched together, and only the first one's stays on it."""
+    several windows (a packed listing), and only the first one's stays on it."""
+    ctx, site, dataset, outcome = scope.ctx, scope.site, scope.dataset, scope.outcome
     exc.add_context(site=site.name, dataset=dataset.name, window=window)
     message = f"{type(exc).__name__}: {exc}"
     outcome.windows_failed += 1
     outcome.errors.append(f"{window}: {message}")
     async with ctx.commit_lock:
-        cursor_to = cursor_plan.finish(window)
+        cursor_to = scope.cursor_plan.finish(window)
         await _finish_in_thread(
             ctx.warehouse.fail_window,
             site.name, dataset.name, window, message, run_id=ctx.report.run_id, cursor_to=cursor_to,

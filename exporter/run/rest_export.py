@@ -24,7 +24,7 @@ from ..model.dataset_spec import SOURCE_COLUMN, Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event
-from .context import RunContext, first_leaf
+from .context import DatasetScope, RunContext, first_leaf
 from .landing import land, record_failed_window
 from .planning import CursorPlan, plan_dataset_windows
 
@@ -95,6 +95,7 @@ async def export_rest_dataset(
     tracker = ctx.progress.dataset(site.name, dataset.name, windows=len(windows))
     cursor_plan = CursorPlan(planned, state.cursor, advances, ctx.settle_limit)
     gate = asyncio.Semaphore(SPANS_IN_FLIGHT)
+    scope = DatasetScope(ctx, site, dataset, outcome, tracker, cursor_plan)
 
     async def listed(span: Window) -> list[RestFetch]:
         """``span``'s listing; a listing that hit ``/meetings``' per-query cap is asked again
@@ -124,7 +125,7 @@ async def export_rest_dataset(
                 return
             raise
         except (WindowFailedError, ParseError, RetryableError) as exc:
-            await record_failed_window(ctx, site, dataset, span, outcome, cursor_plan, exc)
+            await record_failed_window(scope, span, exc)
             return
         for fetched in parts:
             outcome.add(fetched)
@@ -133,8 +134,7 @@ async def export_rest_dataset(
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         if SOURCE_COLUMN not in table.column_names:
             table = table.append_column(SOURCE_COLUMN, pa.repeat(pa.scalar("rest"), table.num_rows))
-        await land(ctx, site, dataset, span, table, outcome, tracker, cursor_plan,
-                   problem="; ".join(problems) if problems else None)
+        await land(scope, span, table, problem="; ".join(problems) if problems else None)
         event("window committed", site=site.name, dataset=dataset.name, window=str(span), source="rest",
               records=table.num_rows, listings=len(parts), pages=sum(f.pages for f in parts),
               requests=sum(f.requests for f in parts), retries=sum(f.retries for f in parts),

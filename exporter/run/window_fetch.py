@@ -12,20 +12,15 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from ..config import SiteSettings
 from ..errors import ParseError, RetryableError, WindowFailedError
-from ..model.dataset_spec import Dataset
-from ..model.runs import DatasetOutcome
 from ..model.windows import Window
 from ..obs.logs import event
 from ..webex.client import WebexClient
 from ..webex.gather import run_all
 from ..webex.paging import DEFAULT_MAX_RESCANS, fetch_window, new_listing_age
 from ..webex.window_fetch import Probe, WindowFetch
-from .context import RunContext
+from .context import DatasetScope, RunContext
 from .landing import land, progress_key, record_failed_window
-from .planning import CursorPlan
-from .progress import DatasetProgress
 from .site_setup import zone_for
 
 __all__ = ["WINDOW_ERRORS", "export_window", "is_recent"]
@@ -36,14 +31,10 @@ WINDOW_ERRORS = (WindowFailedError, ParseError, RetryableError)
 
 
 async def export_window(
-    ctx: RunContext,
+    scope: DatasetScope,
     client: WebexClient,
-    site: SiteSettings,
-    dataset: Dataset,
     window: Window,
-    outcome: DatasetOutcome,
-    tracker: DatasetProgress,
-    cursor_plan: CursorPlan,
+    *,
     gate: asyncio.Semaphore | None = None,
     record_failure: bool = True,
     first: Probe | None = None,
@@ -51,28 +42,26 @@ async def export_window(
     """Fetch one window (holding a slot of ``gate``) and land it (after giving the slot back, so
     fetching goes on while commits run).  A window that cannot be listed is recorded as failed,
     or with ``record_failure=False`` its error is raised to the caller."""
-
+    ctx, site, dataset, outcome = scope.ctx, scope.site, scope.dataset, scope.outcome
     zone = zone_for(ctx, site, dataset)
     started = asyncio.get_running_loop().time()
     try:
         async with gate or contextlib.nullcontext():
             if ctx.stop.is_set():
                 return
-            fetched, tables, stats = await _fetch_final_and_preliminary(ctx, client, site, dataset, window, zone,
-                                                                        tracker, outcome, first,
+            fetched, tables, stats = await _fetch_final_and_preliminary(scope, client, window, zone, first,
                                                                         packed=not record_failure)
     except WINDOW_ERRORS as exc:
         if not record_failure:  # a pack: its caller lists the windows again, and says so
             exc.add_context(site=site.name, dataset=dataset.name, window=window)
             raise
-        await record_failed_window(ctx, site, dataset, window, outcome, cursor_plan, exc)
+        await record_failed_window(scope, window, exc)
         return
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     for fetch in stats:
         outcome.add(fetch)
     problems = [f"{'preliminary ' if f.preliminary else ''}{f.problem}" for f in stats if not f.verified]
-    await land(ctx, site, dataset, window, table, outcome, tracker, cursor_plan,
-                problem="; ".join(problems) if problems else None)
+    await land(scope, window, table, problem="; ".join(problems) if problems else None)
     elapsed = asyncio.get_running_loop().time() - started
     event(
         "window committed", site=site.name, dataset=dataset.name, window=str(window), records=table.num_rows,
@@ -83,23 +72,23 @@ async def export_window(
 
 
 async def _fetch_final_and_preliminary(
-    ctx: RunContext, client: WebexClient, site: SiteSettings, dataset: Dataset, window: Window, zone: ZoneInfo,
-    tracker: DatasetProgress, outcome: DatasetOutcome, first: Probe | None = None, packed: bool = False,
+    scope: DatasetScope, client: WebexClient, window: Window, zone: ZoneInfo, first: Probe | None, *, packed: bool,
 ) -> tuple[WindowFetch, list[pa.Table], list[WindowFetch]]:
     """The window's final history, plus preliminary history where final may not be complete yet.
 
     Both are listed at once and as one listing (one age), so the preliminary pages of a recent
     window do not wait behind every listing that started after its final one.  What a failed
     listing cost goes into ``outcome`` here (a successful one's, when it lands)."""
+    ctx, site, dataset = scope.ctx, scope.site, scope.dataset
     age = new_listing_age()
-    lost = outcome.add
+    lost = scope.outcome.add
     # A packed listing that cannot be verified at once is not rescanned: its windows are listed
     # one by one (each rescanned, and landed unverified at worst), so a bad day costs one day.
     rescans = 0 if packed else DEFAULT_MAX_RESCANS
     listings = [fetch_window(
         client, dataset, window, site=site, zone=zone, age=age, on_failure=lost, first=first,
         max_window_records=ctx.settings.export.max_window_records, max_rescans=rescans, land_unverified=not packed,
-        on_page=functools.partial(tracker.page, window_key=progress_key(window)),
+        on_page=functools.partial(scope.tracker.page, window_key=progress_key(window)),
     )]
     if site.preliminary and dataset.preliminary_operation and is_recent(ctx, window):
         listings.append(fetch_window(
