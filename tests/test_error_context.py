@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from exporter.app.cli import EXIT_AUTH, EXIT_CONFIG, EXIT_PARTIAL, _boundary
+from exporter.app.cli import EXIT_AUTH, EXIT_CONFIG, EXIT_PARTIAL, error_boundary
 from exporter.errors import (
     ApiError,
     AuthError,
@@ -135,7 +135,7 @@ def test_where_names_only_what_the_message_does_not_mention():
 def _command(exc: ExporterError) -> click.Command:
     @click.command()
     @click.option("--debug", is_flag=True)
-    @_boundary
+    @error_boundary
     def fails(debug: bool) -> None:
         raise exc
 

@@ -4,7 +4,7 @@ This module is the command group and the console-script entry point (:func:`main
 live by what the user does: :mod:`.cli_export` (run, backfill, serve), :mod:`.cli_reading`
 (status, query, report, schema), :mod:`.cli_sites` (check, auth), :mod:`.cli_state` (state
 maintenance) and :mod:`.cli_simulator` (demo, simulate).  Every command takes ``--config`` and
-``--debug`` (:mod:`.cli_options`); :func:`~exporter.app.cli_boundary._boundary` turns an
+``--debug`` (:mod:`.cli_options`); :func:`~exporter.app.cli_boundary.error_boundary` turns an
 :class:`~exporter.errors.ExporterError` into one clear line on stderr and an exit code
 (:mod:`.cli_boundary` lists them).
 """

@@ -1,4 +1,4 @@
-"""The CLI's error boundary and exit codes: every command is wrapped in :func:`_boundary`, the
+"""The CLI's error boundary and exit codes: every command is wrapped in :func:`error_boundary`, the
 single place where an :class:`~exporter.errors.ExporterError` becomes one clear line on stderr and
 an exit code (full traceback only with ``--debug``).
 
@@ -25,7 +25,7 @@ EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_AUTH, EXIT_WAREHOUSE, EXIT_INTERRUPTED 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _exit_code(exc: ExporterError) -> int:
+def exit_code_for(exc: ExporterError) -> int:
     """The exit code for an error, from its type alone (never its message)."""
     if isinstance(exc, ConfigError):
         return EXIT_CONFIG
@@ -36,7 +36,7 @@ def _exit_code(exc: ExporterError) -> int:
     return EXIT_PARTIAL
 
 
-def _boundary(func: F) -> F:
+def error_boundary(func: F) -> F:
     """Turn our errors into one line + exit code; tracebacks only with --debug."""
 
     @functools.wraps(func)
@@ -52,7 +52,7 @@ def _boundary(func: F) -> F:
             where = exc.where()  # the site, dataset, window it carries that its message does not name
             message = redact(f"{where}: {exc}" if where else str(exc))
             click.echo(f"error: {message}", err=True)
-            sys.exit(_exit_code(exc))
+            sys.exit(exit_code_for(exc))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)

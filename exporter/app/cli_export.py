@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_boundary import _boundary
+from .cli_boundary import error_boundary
 from .cli_options import common_options, load_command_settings, parse_when, selection_options
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _export_and_exit(settings: Settings, options: RunOptions) -> None:
 @selection_options
 @click.option("--since", help="Start of the range (UTC, YYYY-MM-DD[THH:MM]); default: cursor minus lookback.")
 @click.option("--until", help="End of the range (UTC); default: now.")
-@_boundary
+@error_boundary
 def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[str, ...], since: str | None, until: str | None) -> None:
     """Export once now: every due window of the chosen sites and datasets.
 
@@ -59,7 +59,7 @@ def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[
 @click.command()
 @common_options
 @selection_options
-@_boundary
+@error_boundary
 def backfill(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[str, ...]) -> None:
     """Export everything the server still holds (the 90-day retention) for the chosen sites/datasets.
 
@@ -77,7 +77,7 @@ def backfill(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: t
 
 @click.command()
 @common_options
-@_boundary
+@error_boundary
 def serve(config_path: Path, debug: bool) -> None:
     """Run as a background service: one scheduled job per site and dataset.
 

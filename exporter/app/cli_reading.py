@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from .cli_boundary import _boundary
+from .cli_boundary import error_boundary
 from .cli_options import common_options, load_command_settings, parse_when, selection_options
 
 __all__ = ["status", "query", "report", "schema"]
@@ -19,7 +19,7 @@ __all__ = ["status", "query", "report", "schema"]
 @common_options
 @selection_options
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@_boundary
+@error_boundary
 def status(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[str, ...], output: str) -> None:
     """Show per site and dataset: cursor, lag, last run and outcome, failed windows, gaps, rows.
 
@@ -44,7 +44,7 @@ def status(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tup
               show_default=True)
 @click.option("--list", "list_queries", is_flag=True,
               help="List the named queries (exporter/app/queries/) and their parameters.")
-@_boundary
+@error_boundary
 def query(config_path: Path, debug: bool, sql_or_name: str | None, params: tuple[str, ...], sql_file: Path | None,
           output: str, list_queries: bool) -> None:
     """Run SQL text, or a named query (exporter/app/queries/), on the DuckDB catalog (read-only).
@@ -85,7 +85,7 @@ def query(config_path: Path, debug: bool, sql_or_name: str | None, params: tuple
 @click.option("--site", default=None, help="Only this site.")
 @click.option("--since", help="Start of the period (UTC date).")
 @click.option("--until", help="End of the period (UTC date).")
-@_boundary
+@error_boundary
 def report(config_path: Path, debug: bool, output_path: Path, site: str | None, since: str | None, until: str | None) -> None:
     """Write a self-contained HTML dashboard (no network needed to view it).
 
@@ -104,7 +104,7 @@ def report(config_path: Path, debug: bool, output_path: Path, site: str | None, 
 @common_options
 @click.option("--dataset", "datasets", multiple=True, help="Only this dataset (repeatable).")
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json", "ndjson"]), default="table", show_default=True)
-@_boundary
+@error_boundary
 def schema(config_path: Path, debug: bool, datasets: tuple[str, ...], output: str) -> None:
     """Print every table's columns: name, DuckDB type, the Webex element it comes from, and
     whether it is part of the row identity (natural key + _occurrence).  Needs no warehouse.

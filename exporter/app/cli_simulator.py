@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
-from .cli_boundary import _boundary
+from .cli_boundary import error_boundary
 from .cli_options import common_options
 
 __all__ = ["demo", "simulate"]
@@ -19,7 +19,7 @@ __all__ = ["demo", "simulate"]
 @click.command()
 @common_options
 @click.option("--keep/--fresh", default=False, help="Keep what an earlier demo landed (default: start fresh).")
-@_boundary
+@error_boundary
 def demo(config_path: Path, debug: bool, keep: bool) -> None:
     """Run the whole exporter against the built-in simulator and show what landed.
 
@@ -48,7 +48,7 @@ def demo(config_path: Path, debug: bool, keep: bool) -> None:
 @click.option("--rate-limit", "rate_limit_per_minute", type=int, default=None, help="Requests per minute per API group, then 000045.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND=RATE", help="Random fault rate, e.g. http500=0.05 (repeatable).")
 @click.option("--encoding", type=click.Choice(["UTF-8", "ISO-8859-1"]), default=None, help="Response encoding.")
-@_boundary
+@error_boundary
 def simulate(config_path: Path, debug: bool, **options: Any) -> None:
     """Run the Webex XML API simulator (a real HTTP server on loopback) until Ctrl-C.
 

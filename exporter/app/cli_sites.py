@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from .cli_boundary import EXIT_AUTH, EXIT_PARTIAL, _boundary
+from .cli_boundary import EXIT_AUTH, EXIT_PARTIAL, error_boundary
 from .cli_options import common_options, load_command_settings, selection_options
 
 __all__ = ["check", "auth"]
@@ -20,7 +20,7 @@ __all__ = ["check", "auth"]
 @common_options
 @selection_options
 @click.option("--format", "output", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@_boundary
+@error_boundary
 def check(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[str, ...], output: str) -> None:
     """Check each site: connectivity, credentials, privilege, its time zone, and which history
     operations it serves (a few requests per site; nothing is written).
@@ -53,7 +53,7 @@ def check(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tupl
 @click.option("--code", default=None, help="An OAuth authorization code (from the redirect after approving).")
 @click.option("--redirect-uri", default="", help="The redirect URI the code was issued for (with --code).")
 @click.option("--print-url", is_flag=True, help="Print the URL an admin opens to approve the integration.")
-@_boundary
+@error_boundary
 def auth(config_path: Path, debug: bool, site_name: str, code: str | None, redirect_uri: str, print_url: bool) -> None:
     """Store a site's OAuth tokens for the REST source (once; the exporter renews them itself).
 

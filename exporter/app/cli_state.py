@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from .cli_boundary import EXIT_OK, EXIT_PARTIAL, _boundary
+from .cli_boundary import EXIT_OK, EXIT_PARTIAL, error_boundary
 from .cli_options import common_options, load_command_settings
 
 __all__ = ["state"]
@@ -22,7 +22,7 @@ __all__ = ["state"]
 @click.option("--no-backups", is_flag=True, help="rebuild: ignore the backups, use the lake's commit records alone.")
 @click.option("--site", "clear_site", default=None, help="clear: the site whose dataset state is reset.")
 @click.option("--dataset", "clear_dataset", default=None, help="clear: the dataset whose state is reset.")
-@_boundary
+@error_boundary
 def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: bool, clear_site: str | None,
           clear_dataset: str | None) -> None:
     """Rebuild, back up or verify the exporter's private state DB (.webex-exporter/state.duckdb).
