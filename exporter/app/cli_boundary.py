@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -36,11 +36,15 @@ def exit_code_for(exc: ExporterError) -> int:
     return EXIT_PARTIAL
 
 
-def error_boundary(func: F) -> F:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def error_boundary(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Turn our errors into one line + exit code; tracebacks only with --debug."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         debug = bool(kwargs.get("debug"))
         try:
             return func(*args, **kwargs)
@@ -57,4 +61,4 @@ def error_boundary(func: F) -> F:
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

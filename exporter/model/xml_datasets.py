@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from .dataset_spec import Column, Dataset, TimeScope
+from typing import TypeGuard, get_args
+
+from .dataset_spec import Column, ColumnType, Dataset, TimeScope
 from .naming import column_name
 
 __all__ = ["XML_DATASETS"]
@@ -15,9 +17,14 @@ def _columns(spec: str) -> tuple[Column, ...]:
         path, _, rest = item.partition(":")
         type_, _, explicit = rest.partition("=")
         parent, _, element = path.rpartition("/")
-        # type_ is a type name written in this module's specs (a wrong one fails the registry tests).
-        columns.append(Column(explicit or column_name(element), type_, element, parent or None))  # type: ignore[arg-type]
+        if not _is_column_type(type_):
+            raise ValueError(f"{item}: {type_!r} is not a column type ({', '.join(get_args(ColumnType))})")
+        columns.append(Column(explicit or column_name(element), type_, element, parent or None))
     return tuple(columns)
+
+
+def _is_column_type(name: str) -> TypeGuard[ColumnType]:
+    return name in get_args(ColumnType)
 
 
 _TRACKING = " ".join(f"trackingCode/trackingCode{i}:str" for i in range(1, 11))

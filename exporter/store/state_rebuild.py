@@ -239,7 +239,8 @@ def _replay(store: StateStore, lake: Lake, record: dict[str, Any]) -> bool:
     site, dataset, kind = record["site"], record["dataset"], record["kind"]
     at = _when(record["committed_at"]) or datetime.now(timezone.utc)
     bounds = record.get("window")
-    window = Window(_when(bounds[0]), _when(bounds[1])) if bounds else None  # type: ignore[arg-type]
+    start, end = (_when(bounds[0]), _when(bounds[1])) if bounds else (None, None)
+    window = Window(start, end) if start is not None and end is not None else None
     verified = record.get("verified", True) is not False
     with store.transaction(f"replaying commit record {commit_id}") as con:
         store.insert_commit(

@@ -272,31 +272,32 @@ class TokenManager:
     def __repr__(self) -> str:
         return f"TokenManager(site={self.site!r}, store={self.store!r}, refreshes={self.refreshes})"
 
-    def _good(self, tokens: Tokens | None, rejected: Secret | None = None) -> bool:
+    def _good(self, tokens: Tokens | None, rejected: Secret | None = None) -> Secret | None:
+        """``tokens``' access token while it is good to use (not ``rejected``, not due for a refresh)."""
         if tokens is None or tokens.access_token is None or tokens.access_token == rejected:
-            return False
+            return None
         margin = self.margin
         if tokens is self._tokens and self._lifetime is not None:
             margin = min(margin, 0.5 * self._lifetime)  # a token living less than twice the margin: at half time
-        return tokens.access_left(self.wall()) > margin
+        return tokens.access_token if tokens.access_left(self.wall()) > margin else None
 
     async def access_token(self) -> Secret:
         """A good access token (refreshing first when it has less than ``margin`` left)."""
         self._stop.check()
-        if self._good(self._tokens):
-            return self._tokens.access_token  # type: ignore[union-attr,return-value]  # _good(): tokens with an access token
+        if (token := self._good(self._tokens)) is not None:
+            return token
         if self._tokens is None:
             self._tokens, self._lifetime = self.store.load(), None  # replaced atomically: no lock needed
-            if self._good(self._tokens):
-                return self._tokens.access_token  # type: ignore[return-value]  # _good(): it has one
+            if (token := self._good(self._tokens)) is not None:
+                return token
         return await self._refresh(rejected=None)
 
     async def renew(self, rejected: Secret) -> Secret:
         """The server refused ``rejected`` (a 401): a new access token, refreshed unless another
         task or process has refreshed since ``rejected`` was handed out."""
         self._stop.check()
-        if self._good(self._tokens, rejected):
-            return self._tokens.access_token  # type: ignore[union-attr,return-value]  # _good(): tokens with an access token
+        if (token := self._good(self._tokens, rejected)) is not None:
+            return token
         return await self._refresh(rejected=rejected)
 
     def secrets(self) -> tuple[Secret, ...]:
@@ -320,9 +321,9 @@ class TokenManager:
         async with self.store.locked():
             self._stop.check()
             disk = self.store.load()
-            if self._good(disk, rejected):
+            if (token := self._good(disk, rejected)) is not None:
                 self._tokens, self._lifetime = disk, None  # refreshed by another task or process while we waited
-                return disk.access_token  # type: ignore[return-value]  # _good(): it has one
+                return token
             now = self.wall()
             if disk.refresh_expires_at is not None and disk.refresh_expires_at <= now:
                 event("the stored refresh token expired; trying it anyway", level=logging.WARNING, site=self.site,
