@@ -75,8 +75,8 @@ class Metrics:
             for cause, count in o.throttles_by_cause.items():  # o.throttles is their sum
                 self.throttles.labels(*labels, cause).inc(count)
             self.windows_failed.labels(*labels).inc(o.windows_failed)
-            self.windows_unverified.labels(*labels).inc(getattr(o, "windows_unverified", 0))
-            self.unavailable.labels(*labels).set(1 if getattr(o, "unavailable", None) else 0)
+            self.windows_unverified.labels(*labels).inc(o.windows_unverified)
+            self.unavailable.labels(*labels).set(1 if o.unavailable else 0)
             if o.cursor is not None:
                 self.lag.labels(*labels).set((now - o.cursor).total_seconds())
             if o.outcome == "ok":

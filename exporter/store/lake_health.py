@@ -259,9 +259,8 @@ class LakeHealth:
         reported: list[str] = []
         for o in outcomes:
             found = by_pair.pop((o.site, o.dataset), None)
-            errors = getattr(o, "errors", None)
-            if found and isinstance(errors, list):
-                errors.append(_damage_message(found))
+            if found:
+                o.errors.append(_damage_message(found))
                 reported += [r["path"] for r in found]
         if reported:
             self.store.execute("UPDATE damaged_files SET reported_in = coalesce(reported_in, ?) "

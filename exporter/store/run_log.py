@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 from duckdb import DuckDBPyConnection
 
@@ -36,18 +35,16 @@ def record_finish(
     """Write the ``runs`` rows of a finished run and each (site, dataset)'s last outcome, in one
     transaction; returns the run's id.
 
-    ``report`` is a :class:`exporter.model.runs.RunReport` (read by attribute: ``run_id``,
-    ``started_at``, ``finished_at``, ``interrupted``, ``site_errors`` and ``outcomes`` of
-    ``DatasetOutcome``).  Windows committed by a run that was *not* interrupted stop counting
+    Windows committed by a run that was *not* interrupted stop counting
     as resumable (``DatasetState.resume_done``).  ``report_damage(outcomes, run_id)`` is called
     first (the damaged files the run's outcomes name); ``now`` stands in for missing times.
     """
-    run_id = str(report.run_id)
-    finished = getattr(report, "finished_at", None) or now
-    started = getattr(report, "started_at", None) or finished
-    interrupted = bool(getattr(report, "interrupted", False))
-    site_errors = dict(getattr(report, "site_errors", None) or {})
-    outcomes = list(getattr(report, "outcomes", ()) or ())
+    run_id = report.run_id
+    finished = report.finished_at or now
+    started = report.started_at
+    interrupted = report.interrupted
+    site_errors = dict(report.site_errors)
+    outcomes = list(report.outcomes)
     report_damage(outcomes, run_id)
     max_commit = store.max_commit()
     labels = []
@@ -80,7 +77,7 @@ def record_finish(
 
 
 def _outcome_label(outcome: DatasetOutcome, interrupted: bool, site_stopped: bool) -> str:
-    label = str(getattr(outcome, "outcome", "ok") or "ok")
+    label = outcome.outcome
     if label == "ok" and site_stopped:
         return "site_stopped"
     if label == "ok" and interrupted:
@@ -98,26 +95,15 @@ def _run_label(labels: Sequence[str], interrupted: bool, site_errors: bool) -> s
     return "partial"
 
 
-def _count(value: Any) -> int:
-    """A counter field as a number (a Counter/dict sums its values, a list counts)."""
-    if value is None:
-        return 0
-    if isinstance(value, dict):
-        return int(sum(value.values()))
-    if isinstance(value, (list, tuple, set)):
-        return len(value)
-    return int(value)
-
-
 def _insert_run_row(
     con: DuckDBPyConnection, run_id: str, o: DatasetOutcome, label: str, started: datetime, finished: datetime, site_error: str | None
 ) -> None:
-    errors = [str(e) for e in (getattr(o, "errors", None) or [])]
+    errors = list(o.errors)
     if site_error:
         errors.append(site_error)
     details = {
-        "unknown_elements": dict(getattr(o, "unknown_elements", None) or {}),
-        "bad_values": dict(getattr(o, "bad_values", None) or {}),
+        "unknown_elements": dict(o.unknown_elements),
+        "bad_values": dict(o.bad_values),
     }
     con.execute(
         """
@@ -135,12 +121,8 @@ def _insert_run_row(
         """,
         [
             run_id, o.site, o.dataset, ts(started), ts(finished), label,
-            _count(getattr(o, "windows_committed", 0)), _count(getattr(o, "windows_failed", 0)),
-            _count(getattr(o, "pages", 0)), _count(getattr(o, "records", 0)), _count(getattr(o, "requests", 0)),
-            _count(getattr(o, "retries", 0)), _count(getattr(o, "throttles", 0)),
-            float(getattr(o, "throttle_wait_seconds", 0.0) or 0.0),
-            _count(getattr(o, "unknown_elements", 0)), _count(getattr(o, "bad_values", 0)), len(errors),
-            json.dumps(errors[:20]) if errors else None, json.dumps(details, default=str),
-            _count(getattr(o, "windows_unverified", 0)),
+            o.windows_committed, o.windows_failed, o.pages, o.records, o.requests, o.retries, o.throttles,
+            o.throttle_wait_seconds, sum(o.unknown_elements.values()), sum(o.bad_values.values()), len(errors),
+            json.dumps(errors[:20]) if errors else None, json.dumps(details, default=str), o.windows_unverified,
         ],
     )
