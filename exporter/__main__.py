@@ -1,3 +1,3 @@
-from exporter.app.cli import main
+from exporter.app.cli.main import main
 
 main()

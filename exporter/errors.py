@@ -50,7 +50,7 @@ own instance, but one exception can still fail several windows (a packed listing
 boundary's window stays on it, so a window's own boundary logs and records its own window, not
 ``exc.window``.
 
-The exit code comes from the type alone (``app/cli.py``), never from the message.
+The exit code comes from the type alone (``app/cli/boundary.py``), never from the message.
 
 Foreign exceptions (aiohttp, asyncio, lxml, duckdb, pyarrow) are translated into these at one
 boundary per layer: ``client.py`` for the network, ``xmlsafe.py`` for XML, ``lake.py`` and

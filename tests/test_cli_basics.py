@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from exporter.app.cli import cli
+from exporter.app.cli.main import cli
 from exporter.obs.logs import configure_logging, event, logger, register_secret
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from cli_helpers import cli, write_config
 
-from exporter.app.dashboard import write_report
-from exporter.app.dashboard_charts import CHART_WIDTH, bar_chart_svg, line_chart_svg, text_width
-from exporter.app.dashboard_page import render_page
+from exporter.app.dashboard.charts import CHART_WIDTH, bar_chart_svg, line_chart_svg, text_width
+from exporter.app.dashboard.page import render_page
+from exporter.app.dashboard.report import write_report
 from exporter.app.queries import run_query
 from exporter.errors import ConfigError
 from exporter.model.runs import RunOptions

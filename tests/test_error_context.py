@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from exporter.app.cli_boundary import EXIT_AUTH, EXIT_CONFIG, EXIT_PARTIAL, error_boundary
+from exporter.app.cli.boundary import EXIT_AUTH, EXIT_CONFIG, EXIT_PARTIAL, error_boundary
 from exporter.errors import (
     ApiError,
     AuthError,

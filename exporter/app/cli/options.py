@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import ConfigError
-from .cli_boundary import F
+from ...errors import ConfigError
+from .boundary import F
 
 if TYPE_CHECKING:
-    from ..config import Settings
+    from ...config import Settings
 
 __all__ = ["common_options", "selection_options", "load_command_settings", "parse_when"]
 
@@ -43,8 +43,8 @@ def selection_options(func: F) -> F:
 
 def load_command_settings(config_path: Path, debug: bool) -> Settings:
     """The settings of ``config_path``, with their secrets registered for redaction and logging configured."""
-    from ..config import load_settings
-    from ..obs.logs import configure_logging, register_secret
+    from ...config import load_settings
+    from ...obs.logs import configure_logging, register_secret
 
     settings = load_settings(config_path)
     for site in settings.sites:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
-from .cli_boundary import error_boundary
-from .cli_options import common_options, load_command_settings, parse_when, selection_options
+from ...errors import ConfigError
+from .boundary import error_boundary
+from .options import common_options, load_command_settings, parse_when, selection_options
 
 __all__ = ["status", "query", "report", "schema"]
 
@@ -27,7 +27,7 @@ def status(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tup
     Example:
       webex-exporter status --format json
     """
-    from .reporting import print_rows, status_rows
+    from ..reporting import print_rows, status_rows
 
     settings = load_command_settings(config_path, debug)
     columns, rows = status_rows(settings, sites=sites or None, datasets=datasets or None)
@@ -57,8 +57,8 @@ def query(config_path: Path, debug: bool, sql_or_name: str | None, params: tuple
       echo "select 1" | webex-exporter query --file -
       webex-exporter query --list
     """
-    from .queries import describe_queries, run_query
-    from .reporting import print_rows
+    from ..queries import describe_queries, run_query
+    from ..reporting import print_rows
 
     settings = load_command_settings(config_path, debug)
     if list_queries:
@@ -93,7 +93,7 @@ def report(config_path: Path, debug: bool, output_path: Path, site: str | None, 
     Example:
       webex-exporter report --site demo --since 2026-10-01 --output usage.html
     """
-    from .dashboard import write_report
+    from ..dashboard.report import write_report
 
     settings = load_command_settings(config_path, debug)
     path = write_report(settings, output_path, site=site, since=parse_when(since, "--since"), until=parse_when(until, "--until"))
@@ -113,9 +113,9 @@ def schema(config_path: Path, debug: bool, datasets: tuple[str, ...], output: st
     Example:
       webex-exporter schema --dataset meeting_attendees --format json
     """
-    from ..model.datasets import ALL_DATASETS
-    from ..store.catalog import declared_columns
-    from .reporting import print_rows
+    from ...model.datasets import ALL_DATASETS
+    from ...store.catalog import declared_columns
+    from ..reporting import print_rows
 
     known = {d.name for d in ALL_DATASETS}
     unknown = [d for d in datasets if d not in known]

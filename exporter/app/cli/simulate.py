@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
-from .cli_boundary import error_boundary
-from .cli_options import common_options
+from ...errors import ConfigError
+from .boundary import error_boundary
+from .options import common_options
 
 __all__ = ["demo", "simulate"]
 
@@ -30,7 +30,7 @@ def demo(config_path: Path, debug: bool, keep: bool) -> None:
     Example:
       webex-exporter demo
     """
-    from .demo import run_demo
+    from ..demo import run_demo
 
     sys.exit(run_demo(config_path, fresh=not keep, debug=debug))
 
@@ -58,7 +58,7 @@ def simulate(config_path: Path, debug: bool, **options: Any) -> None:
     Example:
       webex-exporter simulate --port 8765 --latency-ms 300 --rate-limit 600 --fault http500=0.02
     """
-    from ..simulator import cli_main
+    from ...simulator import cli_main
 
     simulator_table: dict[str, Any] = {}
     if config_path.exists():

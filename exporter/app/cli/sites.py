@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
-from .cli_boundary import EXIT_AUTH, EXIT_PARTIAL, error_boundary
-from .cli_options import common_options, load_command_settings, selection_options
+from ...errors import ConfigError
+from .boundary import EXIT_AUTH, EXIT_PARTIAL, error_boundary
+from .options import common_options, load_command_settings, selection_options
 
 __all__ = ["check", "auth"]
 
@@ -32,8 +32,8 @@ def check(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tupl
     Example:
       webex-exporter check --site acme
     """
-    from ..webex.site_check import run_checks
-    from .reporting import print_rows
+    from ...webex.site_check import run_checks
+    from ..reporting import print_rows
 
     settings = load_command_settings(config_path, debug)
     names = sites or tuple(s.name for s in settings.sites)
@@ -70,11 +70,11 @@ def auth(config_path: Path, debug: bool, site_name: str, code: str | None, redir
     import asyncio
     import secrets as stdlib_secrets
 
-    from ..config import Secret
-    from ..model.datasets import by_name
-    from ..obs.logs import register_secret
-    from ..webex.rest.client import seed_tokens
-    from ..webex.rest.scopes import authorize_url, required_scopes
+    from ...config import Secret
+    from ...model.datasets import by_name
+    from ...obs.logs import register_secret
+    from ...webex.rest.client import seed_tokens
+    from ...webex.rest.scopes import authorize_url, required_scopes
 
     settings = load_command_settings(config_path, debug)
     site = settings.site(site_name)

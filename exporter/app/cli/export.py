@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli_boundary import error_boundary
-from .cli_options import common_options, load_command_settings, parse_when, selection_options
+from .boundary import error_boundary
+from .options import common_options, load_command_settings, parse_when, selection_options
 
 if TYPE_CHECKING:
-    from ..config import Settings
-    from ..model.runs import RunOptions
+    from ...config import Settings
+    from ...model.runs import RunOptions
 
 __all__ = ["run", "backfill", "serve"]
 
 
 def _export_and_exit(settings: Settings, options: RunOptions) -> None:
     """Check the selection, run one export, print its summary, exit with its code."""
-    from ..run.pipeline import run_once
-    from ..run.planning import validate_options
+    from ...run.pipeline import run_once
+    from ...run.planning import validate_options
 
     validate_options(settings, options)
     report = run_once(settings, options)
@@ -47,7 +47,7 @@ def run(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: tuple[
     Example:
       webex-exporter run --site demo --dataset meeting_usage --since 2026-11-01 --until 2026-11-08
     """
-    from ..model.runs import RunOptions
+    from ...model.runs import RunOptions
 
     settings = load_command_settings(config_path, debug)
     _export_and_exit(settings, RunOptions(
@@ -69,7 +69,7 @@ def backfill(config_path: Path, debug: bool, sites: tuple[str, ...], datasets: t
     Example:
       webex-exporter backfill --site demo
     """
-    from ..model.runs import RunOptions
+    from ...model.runs import RunOptions
 
     settings = load_command_settings(config_path, debug)
     _export_and_exit(settings, RunOptions(sites=sites or None, datasets=datasets or None, backfill=True))
@@ -88,7 +88,7 @@ def serve(config_path: Path, debug: bool) -> None:
     Example:
       webex-exporter serve --config /etc/webex-exporter/config.toml
     """
-    from .scheduler import serve as serve_forever
+    from ..scheduler import serve as serve_forever
 
     settings = load_command_settings(config_path, debug)
     sys.exit(asyncio.run(serve_forever(settings)))

@@ -1,8 +1,8 @@
 """``report``: one self-contained HTML file with charts of the main reports and data freshness.
 
 Data comes from the named queries (:mod:`exporter.app.queries`), run read-only on the catalog, for
-a chosen period and site; the charts are drawn by :mod:`.dashboard_charts` and laid out on the
-page by :mod:`.dashboard_page`.
+a chosen period and site; the charts are drawn by :mod:`.charts` and laid out on the
+page by :mod:`.page`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import Settings
-from ..errors import ConfigError
-from .dashboard_charts import bar_chart_svg, line_chart_svg
-from .dashboard_page import data_table, render_page
-from .queries import QUERIES_DIR, load_queries, open_catalog
+from ...config import Settings
+from ...errors import ConfigError
+from ..queries import QUERIES_DIR, load_queries, open_catalog
+from .charts import bar_chart_svg, line_chart_svg
+from .page import data_table, render_page
 
 if TYPE_CHECKING:
     import duckdb

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from ..errors import AuthError, ConfigError, ExporterError, FatalSiteError, WarehouseError
+from ...errors import AuthError, ConfigError, ExporterError, FatalSiteError, WarehouseError
 
 __all__ = ["EXIT_OK", "EXIT_PARTIAL", "EXIT_CONFIG", "EXIT_AUTH", "EXIT_WAREHOUSE", "EXIT_INTERRUPTED"]
 
@@ -49,7 +49,7 @@ def error_boundary(func: Callable[_P, _R]) -> Callable[_P, _R]:
         try:
             return func(*args, **kwargs)
         except ExporterError as exc:
-            from ..obs.logs import redact
+            from ...obs.logs import redact
 
             if debug:
                 raise

@@ -1,23 +1,23 @@
 """The ``webex-exporter`` command line: a thin shell over the library.
 
 This module is the command group and the console-script entry point (:func:`main`); the commands
-live by what the user does: :mod:`.cli_export` (run, backfill, serve), :mod:`.cli_reading`
-(status, query, report, schema), :mod:`.cli_sites` (check, auth), :mod:`.cli_state` (state
-maintenance) and :mod:`.cli_simulator` (demo, simulate).  Every command takes ``--config`` and
-``--debug`` (:mod:`.cli_options`); :func:`~exporter.app.cli_boundary.error_boundary` turns an
+live by what the user does: :mod:`.export` (run, backfill, serve), :mod:`.reading`
+(status, query, report, schema), :mod:`.sites` (check, auth), :mod:`.state` (state
+maintenance) and :mod:`.simulate` (demo, simulate).  Every command takes ``--config`` and
+``--debug`` (:mod:`.options`); :func:`~exporter.app.cli.boundary.error_boundary` turns an
 :class:`~exporter.errors.ExporterError` into one clear line on stderr and an exit code
-(:mod:`.cli_boundary` lists them).
+(:mod:`.boundary` lists them).
 """
 
 from __future__ import annotations
 
 import click
 
-from .cli_export import backfill, run, serve
-from .cli_reading import query, report, schema, status
-from .cli_simulator import demo, simulate
-from .cli_sites import auth, check
-from .cli_state import state
+from .export import backfill, run, serve
+from .reading import query, report, schema, status
+from .simulate import demo, simulate
+from .sites import auth, check
+from .state import state
 
 __all__ = ["main", "cli"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
-from .cli_boundary import EXIT_OK, EXIT_PARTIAL, error_boundary
-from .cli_options import common_options, load_command_settings
+from ...errors import ConfigError
+from .boundary import EXIT_OK, EXIT_PARTIAL, error_boundary
+from .options import common_options, load_command_settings
 
 __all__ = ["state"]
 
@@ -48,13 +48,13 @@ def state(config_path: Path, debug: bool, action: str, force: bool, no_backups: 
       webex-exporter state verify
       webex-exporter state clear --site acme --dataset recording_access
     """
-    from ..store.state_rebuild import rebuild_state
-    from ..store.warehouse import Warehouse
+    from ...store.state_rebuild import rebuild_state
+    from ...store.warehouse import Warehouse
 
     settings = load_command_settings(config_path, debug)
     if action == "clear":
-        from ..config import ALL_DATASETS
-        from ..store.state_reset import clear_dataset_state
+        from ...config import ALL_DATASETS
+        from ...store.state_reset import clear_dataset_state
 
         if not clear_site or not clear_dataset:
             raise ConfigError("state clear needs --site and --dataset (one dataset's state at a time)")

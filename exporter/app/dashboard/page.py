@@ -1,5 +1,5 @@
 """The HTML report's page: its grid of cards, its stylesheet and its data tables (the charts
-come from :mod:`.dashboard_charts`)."""
+come from :mod:`.charts`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from .dashboard_charts import CHART_WIDTH, FONT_SIZE, esc, short
+from .charts import CHART_WIDTH, FONT_SIZE, esc, short
 
 __all__ = ["data_table", "render_page"]
 
