@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from .tables import build_table
 
 __all__ = ["FAULT_KINDS", "ENCODINGS", "RATE_LIMIT_UNITS", "QueuedFault", "FaultSettings", "frozen_pairs"]
 
@@ -96,21 +97,10 @@ class FaultSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, key: str = "faults") -> FaultSettings:
         """Build from a TOML table: ``rates`` and ``rate_limits`` are tables, ``queue`` an array of tables."""
-        problems: list[str] = []
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        for name in sorted(set(data) - allowed):
-            problems.append(f"{key}.{name}: unknown key")
-        if problems:
-            raise ConfigError(problems)
-        values = dict(data)
-        if "queue" in values:
-            values["queue"] = tuple(QueuedFault(**q) if isinstance(q, Mapping) else q for q in values["queue"])
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-        except ConfigError as exc:
-            raise ConfigError([f"{key}.{p}" for p in exc.problems]) from None
+        def queue(entries: Any) -> tuple[Any, ...]:
+            return tuple(QueuedFault(**q) if isinstance(q, Mapping) else q for q in entries)
+
+        return build_table(cls, data, key, convert={"queue": queue})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict that ``from_dict`` reads back."""

@@ -6,9 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from ..errors import ConfigError
 from .fault_settings import frozen_pairs
 from .rest.config import SiteRest
+from .tables import build_table
 
 __all__ = ["SiteConfig", "DEFAULT_USERS"]
 
@@ -76,16 +76,7 @@ class SiteConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, key: str = "sites[0]") -> SiteConfig:
         """Build from a ``[[sites]]`` table; unknown keys are errors."""
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ConfigError([f"{key}.{name}: unknown key" for name in unknown])
-        if "rest" in data:
-            data = {**data, "rest": SiteRest.from_dict(data["rest"], key=f"{key}.rest")}
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
+        return build_table(cls, data, key, convert={"rest": lambda table: SiteRest.from_dict(table, key=f"{key}.rest")})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping
 
 from ...errors import ConfigError
+from ..tables import build_table
 
 __all__ = ["RestConfig", "SiteRest", "DEFAULT_SCOPES", "NEXT_LINK_PARAMS", "DEFAULT_CLIENT_ID",
            "DEFAULT_CLIENT_SECRET"]
@@ -69,7 +70,7 @@ class SiteRest:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, key: str = "rest") -> SiteRest:
         """Build from a ``[sites.rest]`` table; unknown keys are errors."""
-        return _build(cls, data, key)
+        return build_table(cls, data, key)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict."""
@@ -154,30 +155,10 @@ class RestConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, key: str = "rest") -> RestConfig:
         """Build from a ``[rest]`` table; unknown keys are errors."""
-        return _build(cls, data, key)
+        return build_table(cls, data, key)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/TOML-friendly dict that ``from_dict`` reads back."""
         out = dataclasses.asdict(self)
         out["next_link_drops"] = list(self.next_link_drops)
         return out
-
-
-_Table = TypeVar("_Table", "RestConfig", "SiteRest")
-
-
-def _build(cls: type[_Table], data: Mapping[str, Any], key: str) -> _Table:
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{key}: must be a table, got {data!r}")
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ConfigError([f"{key}.{name}: unknown key" for name in unknown])
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ConfigError(f"{key}: {exc}") from None
-    except ConfigError as exc:
-        raise ConfigError([f"{key}.{p}" for p in exc.problems]) from None
