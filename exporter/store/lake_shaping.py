@@ -14,25 +14,15 @@ import pyarrow.compute as pc
 
 from ..errors import WarehouseError
 from ..model.dataset_spec import Dataset
+from ..records.arrow_schema import ARROW_TYPES
 from ..records.identity import OCCURRENCE_COLUMN, VERIFIED_COLUMN
 from .lake import COMMIT_COLUMN, LANDED_COLUMN, PRELIMINARY_COLUMN, UNKNOWN_DATE
 
 __all__ = ["arrow_type", "conform", "dedupe_latest", "split_partitions", "with_lineage"]
 
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "bool": pa.bool_(),
-    "str": pa.string(),
-    "timestamp": _TIMESTAMP,
-    "json": pa.string(),
-}
-
-
 def arrow_type(column_type: str) -> pa.DataType:
     """The Arrow type a registry column type lands as (json is kept as its JSON text)."""
-    return _ARROW_TYPES[column_type]
+    return ARROW_TYPES[column_type]
 
 
 def conform(table: pa.Table, dataset: Dataset, site: str) -> pa.Table:
@@ -90,7 +80,8 @@ def with_lineage(table: pa.Table, commit_id: int, landed_at: datetime) -> pa.Tab
         if name in table.column_names:
             table = table.drop_columns([name])
     table = table.append_column(pa.field(COMMIT_COLUMN, pa.int64()), pa.repeat(pa.scalar(commit_id, pa.int64()), n))
-    return table.append_column(pa.field(LANDED_COLUMN, _TIMESTAMP), pa.repeat(pa.scalar(landed_at, _TIMESTAMP), n))
+    stamp = ARROW_TYPES["timestamp"]
+    return table.append_column(pa.field(LANDED_COLUMN, stamp), pa.repeat(pa.scalar(landed_at, stamp), n))
 
 
 def dedupe_latest(table: pa.Table, key: Sequence[str]) -> pa.Table:
