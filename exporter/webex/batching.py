@@ -117,6 +117,19 @@ class CallBatcher:
             self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
         return await waiter.future
 
+    async def close(self) -> None:
+        """Stop sending: cancel the dispatcher and the requests in flight, and every caller still
+        waiting (a run closes its clients once its windows are done or dropped, and a request
+        left running would only fail on its closed session and be retried)."""
+        tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _, _, waiter in self._queue:
+            if not waiter.future.done():
+                waiter.future.cancel()
+        self._queue.clear()
+
     async def _dispatch(self) -> None:
         """Send queued bodies, one batch each time the budget and a concurrency slot allow."""
         loop = asyncio.get_running_loop()

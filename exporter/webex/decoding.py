@@ -83,9 +83,14 @@ MAX_BROKEN_POOLS = 3
 PARENT_CHECK_SECONDS = 0.5
 
 
+#: What stops a run: the parent's to handle (it drops the windows in flight and shuts the pool
+#: down in order); a terminal's Ctrl-C and systemd's stop reach every process of the group.
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _worker_started(parent: int) -> None:
-    # Ctrl-C is the parent's to handle: it cancels the run and shuts the pool down in order.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
     # A parent killed outright (SIGKILL, OOM) cannot shut the pool down, and every worker holds
     # the task queue's write end too, so no worker ever sees EOF: each watches its parent instead.
     threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
@@ -175,11 +180,11 @@ class ResponseDecoder:
             context = multiprocessing.get_context("spawn")
             executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_started,
                                            initargs=(os.getpid(),))
-            # Workers start with Ctrl-C blocked (a child inherits the mask): a terminal's Ctrl-C goes to
-            # every process of the group, and a worker still importing (before _worker_started ignores
-            # it) would print a KeyboardInterrupt traceback.  Blocked, not ignored, here: the parent's
-            # own Ctrl-C meanwhile waits, and arrives as soon as the mask is restored.
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            # Workers start with the stop signals blocked (a child inherits the mask): one still
+            # importing, before _worker_started ignores them, would die of a group's SIGTERM or print a
+            # KeyboardInterrupt traceback.  Blocked, not ignored, here: the parent's own stop signal
+            # meanwhile waits, and arrives as soon as the mask is restored.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
             try:
                 starting = [executor.submit(_warm_up) for _ in range(self.workers)]  # starts the processes
             except BaseException:

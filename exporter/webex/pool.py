@@ -64,7 +64,10 @@ class ClientPool:
         return client.stats.throttle_wait_seconds if client is not None else 0.0
 
     async def close(self) -> None:
-        """Close every session and stop the parse workers."""
+        """Stop every client's batched requests, close every session and stop the parse workers."""
+        for client in list(self._clients.values()):
+            for batcher in list(client.batchers.values()):
+                await batcher.close()
         for rest in list(self._rest_clients.values()):
             await rest.close()
         for session in self._sessions:

@@ -103,7 +103,8 @@ class Resender(SessionKeeper):
                 pause = backoff_delay(attempts.failures, base=settings.backoff_base_seconds,
                                       cap=settings.backoff_max_seconds, rng=self._rng)
             event("request failed; retrying", site=self.site.name, request=what, reason=verdict.code,
-                  retry=attempts.failures, retries=settings.max_attempts - 1, seconds=round(pause, 2))
+                  retry=attempts.failures, retries=settings.max_attempts - 1, seconds=round(pause, 2),
+                  error=self._scrub(verdict.reason) or None)
             await asyncio.sleep(pause)
 
     async def _shrink_batches(
