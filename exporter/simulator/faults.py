@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .fault_settings import FAULT_KINDS, FaultSettings, QueuedFault
 
-__all__ = ["FaultState", "api_group", "reset_connection"]
+__all__ = ["FaultState", "api_group", "damage_body", "reset_connection"]
 
 _GENERAL_OPERATIONS = {"getsite", "getapiversion", "lsttimezone"}
 
@@ -43,6 +43,16 @@ def reset_connection(request: Any) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     if request.transport is not None:
         request.transport.abort()
+
+
+def damage_body(payload: bytes, fault: str | None, *, keep_at_least: int, after: bytes, junk: bytes) -> bytes:
+    """``payload`` as fault ``fault`` serves it: ``truncate`` cuts it to three fifths (at least
+    ``keep_at_least`` bytes), ``malformed`` puts ``junk`` after the first ``after``; else as is."""
+    if fault == "truncate":
+        return payload[: max(keep_at_least, len(payload) * 3 // 5)]
+    if fault == "malformed":
+        return payload.replace(after, after + junk, 1)
+    return payload
 
 
 @dataclasses.dataclass(slots=True)

@@ -26,7 +26,7 @@ from .controls import Controls
 from .data.records import Record, coerce
 from .data.store import Store
 from .fault_settings import FaultSettings
-from .faults import FaultState, api_group, reset_connection
+from .faults import FaultState, api_group, damage_body, reset_connection
 from .rest.api import RestApi
 from .rest.gate import REST_PREFIX
 from .rest.ids import instance_id, recording_id
@@ -335,12 +335,9 @@ class Simulator:
         else:
             payload = text.encode("utf-8")
         payload = f'<?xml version="1.0" encoding="{encoding}"?>\n'.encode("ascii") + payload
-        if fault == "truncate":
+        if fault in ("truncate", "malformed"):
             self.counters.fault(fault)
-            payload = payload[: max(40, len(payload) * 3 // 5)]
-        elif fault == "malformed":
-            self.counters.fault(fault)
-            payload = payload.replace(b"</serv:header>", b"</serv:header><<broken & ", 1)
+            payload = damage_body(payload, fault, keep_at_least=40, after=b"</serv:header>", junk=b"<<broken & ")
         self.counters.http(200)
         return web.Response(body=payload, content_type="text/xml", charset=encoding)
 

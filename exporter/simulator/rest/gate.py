@@ -16,7 +16,7 @@ from ..clock import SimClock
 from ..config import SimulatorConfig
 from ..data.records import mix
 from ..data.world import DAY
-from ..faults import FaultState, reset_connection
+from ..faults import FaultState, damage_body, reset_connection
 from ..site_config import SiteConfig
 from ..stats import Stats
 from .items import RestWorld
@@ -153,12 +153,9 @@ class RestGate:
             self.counters.rest_response(reply.status)
             return web.Response(status=reply.status, headers=headers)
         payload = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
-        if fault == "truncate":
+        if fault in ("truncate", "malformed"):
             self.counters.fault(fault)
-            payload = payload[: max(1, len(payload) * 3 // 5)]
-        elif fault == "malformed":
-            self.counters.fault(fault)
-            payload = payload.replace(b"{", b"{<<broken ", 1)
+            payload = damage_body(payload, fault, keep_at_least=1, after=b"{", junk=b"<<broken ")
         self.counters.rest_response(reply.status, reply.items)
         return web.Response(body=payload, status=reply.status, headers=headers, content_type="application/json",
                             charset="utf-8")
