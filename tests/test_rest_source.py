@@ -168,6 +168,36 @@ def test_an_auto_site_switches_a_retired_operation_to_rest_once_and_says_so(sim_
     assert_rest_catalog_equals_truth(catalog, sim, "demo", "meeting_usage")
 
 
+def test_an_auto_sites_unusable_rest_side_fails_only_the_switched_dataset(sim_factory, tmp_path):
+    """An auto site whose REST side is not authorized yet (no token file) and one retired XML
+    operation: that dataset fails (refused: exit 3, run ``auth``), the site's XML datasets land in
+    full; the switch is noted, and once ``auth`` has run, the next run lands it through REST."""
+    base = SimulatorConfig.small(now=datetime.now(timezone.utc).replace(microsecond=0))
+    sim = sim_factory(dataclasses.replace(base, sites=tuple(
+        dataclasses.replace(s, retired_operations=("LstmeetingusageHistory",)) for s in base.sites)))
+    xml_datasets = ("event_sessions", "meeting_attendees")
+    config = rest_config(tmp_path / "config.toml", sim, source="auto", datasets=("meeting_usage", *xml_datasets))
+    report = run_in_process(config, sim, backfill=True)
+    outcomes = {o.dataset: o for o in report.outcomes}
+    assert report.exit_code == 3 and not report.site_errors, report.summary()
+    assert outcomes["meeting_usage"].outcome == "refused", report.summary()
+    assert "ReauthorizeError" in outcomes["meeting_usage"].errors[0]
+    catalog = tmp_path / "warehouse" / "webex.duckdb"
+    con = duckdb.connect(str(catalog), read_only=True)
+    try:
+        for dataset in xml_datasets:
+            assert outcomes[dataset].outcome == "ok", report.summary()
+            landed = con.execute(f"SELECT count(*) FROM {dataset} WHERE source = 'xml'").fetchall()[0][0]
+            assert landed == len(sim.ground_truth("demo", dataset)) > 0, dataset
+    finally:
+        con.close()
+    assert _switch_state(catalog)[0].startswith("XML operation retired")
+    seed(sim, config)
+    again = run_in_process(config, sim)
+    assert again.exit_code == 0, again.summary()
+    assert assert_rest_catalog_equals_truth(catalog, sim, "demo", "meeting_usage") > 0
+
+
 def _switch_state(catalog: Path) -> tuple[str, Any]:
     con = duckdb.connect(str(catalog), read_only=True)
     try:

@@ -39,7 +39,9 @@ class DatasetOutcome(Counters):
     unavailable: str | None = None  # the site does not serve this dataset (its operation is retired)
     #: Why the whole site stopped in this run (credentials refused, backup mode, ...), if it did.
     site_stopped: str | None = None
-    refused: bool = False  # the site refused our credentials (or they lack the admin privilege)
+    #: The site refused our credentials (or they lack the admin privilege); without ``site_stopped``:
+    #: only this dataset's (an ``auto`` site's REST tokens or scopes), the site's others went on.
+    refused: bool = False
     records: int = 0
     errors: list[str] = field(default_factory=list)
     cursor: datetime | None = None
@@ -52,6 +54,8 @@ class DatasetOutcome(Counters):
         monitoring must never read a stopped site as ok."""
         if self.site_stopped is not None:
             return "refused" if self.refused else "site_stopped"
+        if self.refused:
+            return "refused"
         if self.unavailable is not None:
             return "unavailable"
         if self.windows_failed == 0 and self.windows_unverified == 0 and not self.errors:
@@ -82,7 +86,9 @@ class RunReport:
         anything else failed; 130 interrupted."""
         if self.interrupted:
             return 130
-        if any(issubclass(kind, AuthError) for kind in self.site_error_types.values()):
+        if any(issubclass(kind, AuthError) for kind in self.site_error_types.values()) or any(
+            o.refused for o in self.outcomes
+        ):
             return 3
         if self.site_errors or any(o.outcome != "ok" for o in self.outcomes):
             return 1

@@ -32,7 +32,7 @@ from ..webex.window_fetch import Probe
 from .context import DatasetScope, RunContext, first_leaf
 from .landing import land, progress_key
 from .planning import CursorPlan, contiguous_runs, pack_windows, plan_dataset_windows
-from .rest_export import export_rest_dataset
+from .rest_export import REST_SIDE_ERRORS, export_rest_dataset, rest_side_failed
 from .site_setup import zone_for
 from .window_fetch import WINDOW_ERRORS, export_window, is_recent
 
@@ -114,8 +114,12 @@ async def _switch_to_rest(ctx: RunContext, rest: RestClient, site: SiteSettings,
     event("XML operation retired: switching to the REST APIs", level=logging.WARNING, site=site.name, dataset=dataset.name,
           operation=dataset.operation, endpoint=dataset.rest.path if dataset.rest else None,
           from_=since.isoformat() if since else None, error=str(exc))
-    await rest.check_scopes([dataset])
-    await export_rest_dataset(ctx, rest, site, dataset, outcome, state, not_before=since)
+    try:
+        await rest.check_scopes([dataset])
+        await export_rest_dataset(ctx, rest, site, dataset, outcome, state, not_before=since)
+    except REST_SIDE_ERRORS as failed:  # only this dataset: the site's XML datasets go on
+        rest_side_failed(site, outcome, failed)
+    # The switch is noted either way (the XML operation is retired): the next run goes to REST.
     note = f"{REST_SWITCH_NOTE} ({dataset.rest.path if dataset.rest else ''})"
     if since is not None:
         note += f" from {since.isoformat()}"

@@ -17,9 +17,9 @@ import asyncio
 import logging
 import signal
 import uuid
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, SiteSettings
 from ..errors import AuthError, ConfigError, ExporterError, FatalSiteError, SitePausedError
@@ -34,7 +34,7 @@ from .context import RunContext, first_leaf
 from .dataset_run import export_dataset
 from .planning import validate_options
 from .progress import Progress
-from .rest_export import export_rest_dataset
+from .rest_export import REST_SIDE_ERRORS, export_rest_dataset, rest_side_failed
 from .site_setup import settle_site, switched_at, uses_rest
 
 if TYPE_CHECKING:
@@ -129,7 +129,14 @@ async def _export_site(ctx: RunContext, site: SiteSettings) -> None:
             wall = (lambda: ctx.now.timestamp()) if ctx.options.now is not None else None
             rest = await ctx.clients.rest_client(site, wall=wall)
             if by_rest:
-                await rest.check_scopes(by_rest)
+                try:
+                    await rest.check_scopes(by_rest)
+                except REST_SIDE_ERRORS as failed:
+                    if site.source != "auto":
+                        raise
+                    for dataset in by_rest:  # an auto site's REST side only: its XML datasets go on
+                        rest_side_failed(site, outcomes[dataset.name], failed)
+                    by_rest = []
         client: WebexClient | None = None
         if by_xml:
             client = await ctx.clients.client(site)
@@ -144,8 +151,9 @@ async def _export_site(ctx: RunContext, site: SiteSettings) -> None:
                                                      states[dataset.name], rest=rest))
             if rest is not None:
                 for dataset in by_rest:
-                    group.create_task(export_rest_dataset(ctx, rest, site, dataset, outcomes[dataset.name],
-                                                          states[dataset.name], not_before=switched_at(states[dataset.name])))
+                    job = export_rest_dataset(ctx, rest, site, dataset, outcomes[dataset.name], states[dataset.name],
+                                              not_before=switched_at(states[dataset.name]))
+                    group.create_task(_rest_side(site, outcomes[dataset.name], job) if site.source == "auto" else job)
     except* (FatalSiteError, SitePausedError) as caught:
         exc = _site_failure(caught, site)
         message = f"{type(exc).__name__}: {exc}"
@@ -160,6 +168,14 @@ async def _export_site(ctx: RunContext, site: SiteSettings) -> None:
         ctx.report.site_error_types[site.name] = type(exc)
         _stop_outcomes(outcomes.values(), message, refused=False)
         event("site failed", level=logging.ERROR, **exc.context, error=message)
+
+
+async def _rest_side(site: SiteSettings, outcome: DatasetOutcome, job: Coroutine[Any, Any, None]) -> None:
+    """An ``auto`` site's REST dataset: what stops the REST client fails this dataset, not the site."""
+    try:
+        await job
+    except REST_SIDE_ERRORS as failed:
+        rest_side_failed(site, outcome, failed)
 
 
 def _site_failure(caught: ExceptionGroup[ExporterError], site: SiteSettings) -> ExporterError:

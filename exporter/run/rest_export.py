@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from ..config import RestSettings, SiteSettings
-from ..errors import OperationRetiredError, ParseError, RetryableError, WindowFailedError
+from ..errors import (
+    AuthError,
+    FatalSiteError,
+    OperationRetiredError,
+    ParseError,
+    RetryableError,
+    SitePausedError,
+    WindowFailedError,
+)
 from ..model.dataset_spec import SOURCE_COLUMN, Dataset
 from ..model.runs import DatasetOutcome
 from ..model.windows import Window
@@ -33,7 +41,22 @@ if TYPE_CHECKING:
     from ..webex.rest.client import RestClient
     from ..webex.rest.results import RestFetch
 
-__all__ = ["export_rest_dataset", "rest_spans"]
+__all__ = ["REST_SIDE_ERRORS", "export_rest_dataset", "rest_side_failed", "rest_spans"]
+
+#: What stops a site's REST client (tokens, scopes, endpoint, a Retry-After hold).  On an ``auto``
+#: site that is the REST side only: its XML datasets go on (see :func:`rest_side_failed`).
+REST_SIDE_ERRORS = (FatalSiteError, SitePausedError)
+
+
+def rest_side_failed(site: SiteSettings, outcome: DatasetOutcome, exc: FatalSiteError | SitePausedError) -> None:
+    """An ``auto`` site's REST side cannot export ``outcome``'s dataset this run (no tokens yet,
+    missing scopes, ...): that dataset fails (``refused`` for credentials: exit 3, so someone runs
+    ``auth``), and the site's XML datasets go on rather than stop with it."""
+    message = f"{type(exc).__name__}: {exc.add_context(site=site.name, dataset=outcome.dataset)}"
+    outcome.errors.append(message)
+    outcome.refused = outcome.refused or isinstance(exc, AuthError)
+    event("REST side unusable: this dataset fails, the site's XML datasets go on", level=logging.ERROR,
+          site=site.name, dataset=outcome.dataset, error=message)
 
 #: Margin kept from the REST reach limit ("from cannot be earlier than 90 days ago"), so a
 #: request sent a little after planning is not refused.
