@@ -198,6 +198,35 @@ def test_an_auto_sites_unusable_rest_side_fails_only_the_switched_dataset(sim_fa
     assert assert_rest_catalog_equals_truth(catalog, sim, "demo", "meeting_usage") > 0
 
 
+def test_a_pool_kept_across_runs_picks_up_tokens_stored_by_auth(sim_factory, tmp_path):
+    """``serve`` keeps one client pool: a REST site stopped because no tokens were stored yet
+    exports on the next run once ``auth`` has stored them, without a restart."""
+    from exporter.webex.pool import ClientPool
+
+    sim = sim_factory(now=datetime.now(timezone.utc).replace(microsecond=0))
+    config = rest_config(tmp_path / "config.toml", sim, datasets=("meeting_usage",))
+    settings = parse_settings(tomllib.loads(config.read_text()), env={**os.environ, **SECRET_ENV})
+
+    async def two_runs() -> list[Any]:
+        pool = ClientPool(0)
+        reports = []
+        try:
+            with Warehouse(settings.warehouse, export=settings.export) as warehouse:
+                for _ in range(2):
+                    reports.append(await export(settings, RunOptions(now=sim.clock.now(), backfill=True),
+                                                warehouse=warehouse, clients=pool))
+                    if len(reports) == 1:
+                        await asyncio.to_thread(seed, sim, config)
+        finally:
+            await pool.close()
+        return reports
+
+    first, second = asyncio.run(two_runs())
+    assert first.exit_code == 3 and "ReauthorizeError" in first.site_errors["demo"], first.summary()
+    assert second.exit_code == 0, second.summary()
+    assert assert_rest_catalog_equals_truth(tmp_path / "warehouse" / "webex.duckdb", sim, "demo", "meeting_usage") > 0
+
+
 def _switch_state(catalog: Path) -> tuple[str, Any]:
     con = duckdb.connect(str(catalog), read_only=True)
     try:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import aiohttp
 
 from ..config import SiteSettings
+from ..errors import AuthError
 from .classify import DEFAULT_CODES
 from .client import WebexClient
 from .decoding import ResponseDecoder, auto_workers
@@ -38,22 +39,34 @@ class ClientPool:
         self.site_facts: dict[str, tuple[float, SiteFacts]] = {}
 
     async def client(self, site: SiteSettings) -> WebexClient:
-        """The client for ``site`` (created once)."""
+        """The client for ``site`` (created once).  One a fatal error stopped is replaced (each run
+        asks again: a certificate or a redirect may be fixed by now), keeping its request budget,
+        unless the site refused our credentials: those stay refused, retries can lock the account."""
         async with self._lock:
+            old = self._clients.get(site.name)
+            if old is not None and old.stopped_by is not None and not isinstance(old.stopped_by, AuthError):
+                del self._clients[site.name]
             if site.name not in self._clients:
                 timeout = aiohttp.ClientTimeout(total=site.throttle.request_timeout_seconds)
                 connector = aiohttp.TCPConnector(limit=max(site.throttle.max_concurrency, 1))
                 session = aiohttp.ClientSession(timeout=timeout, connector=connector)
                 self._sessions.append(session)
                 codes = DEFAULT_CODES.with_retired(site.retired_exception_ids)
-                self._clients[site.name] = WebexClient(site, session, throttle=SiteThrottle(site.name, site.throttle),
-                                                       decoder=self.decoder, codes=codes)
+                throttle = old.throttle if old is not None else SiteThrottle(site.name, site.throttle)
+                self._clients[site.name] = WebexClient(site, session, throttle=throttle, decoder=self.decoder,
+                                                       codes=codes)
             return self._clients[site.name]
 
     async def rest_client(self, site: SiteSettings, *, wall: Callable[[], float] | None = None) -> RestClient:
         """The REST client for ``site`` (created once; its own HTTP session).  ``wall``: the clock
-        token expiries and the APIs' reach are judged by (a run given ``now`` passes it)."""
+        token expiries and the APIs' reach are judged by (a run given ``now`` passes it).  One a
+        fatal error stopped is replaced: the next run reads the token file again (``auth`` may
+        have stored new tokens meanwhile, which ``serve`` must pick up without a restart)."""
         async with self._lock:
+            old = self._rest_clients.get(site.name)
+            if old is not None and old.stopped_by is not None:
+                del self._rest_clients[site.name]
+                await old.close()
             if site.name not in self._rest_clients:
                 self._rest_clients[site.name] = RestClient(site, wall=wall)
             return self._rest_clients[site.name]

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from ..config import Secret, SiteSettings
-from ..errors import AuthError
+from ..errors import AuthError, FatalSiteError
 from ..model.counters import Counters
 from ..obs.logs import event
 from .protocol import Body, BodyResponse, authenticate_body
@@ -78,6 +78,11 @@ class SessionKeeper(ABC):
         self._renew_at = started + max(ttl, 0.0) * RENEW_FRACTION
         event("session ticket obtained", site=self.site.name, auth=self.site.auth,
               renew_in_seconds=round(self._renew_at - started))
+
+    @property
+    def stopped_by(self) -> FatalSiteError | None:
+        """The fatal error that stopped this client (nothing more is sent), if one did."""
+        return self._stop.fatal
 
     def _scrub(self, text: str) -> str:
         """``text`` with every secret we hold masked (servers sometimes echo what they got)."""

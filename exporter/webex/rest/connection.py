@@ -69,6 +69,11 @@ class RestConnection:
                                   "(another region?): fix [sites.rest] base_url")
         return self._stop.die(error)
 
+    @property
+    def stopped_by(self) -> FatalSiteError | None:
+        """The fatal error that stopped this client (nothing more is sent), if one did."""
+        return self._stop.fatal
+
     def _scrub(self, text: str) -> str:
         """``text`` with every secret we hold masked (servers sometimes echo what they got)."""
         for secret in (*self.tokens.secrets(), self.rest.client_secret):
