@@ -1,10 +1,12 @@
 """A stopped export logs clean lines: Ctrl-C (SIGINT to the whole process group, parse workers
-included) or SIGTERM in the middle of a run leaves only JSON log lines on stderr, no traceback."""
+included) or SIGTERM in the middle of a run leaves only JSON log lines on stderr, no traceback.
+A killed one is told truthfully: running, then crashed, never the previous run's ok."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from cli_helpers import write_config
+from cli_helpers import cli, run_and_kill, write_config
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -49,3 +51,30 @@ def test_a_run_stopped_midway_logs_only_json(sim_factory, tmp_path, sig):
     stopping = next(i for i, e in enumerate(events) if e.startswith("stopping: no new windows start"))
     after = events[stopping:]
     assert not [e for e in after if e.startswith(("request failed", "a parse worker process died"))], after
+
+
+def test_a_killed_run_reads_as_running_then_crashed_never_as_the_last_ok(sim_factory, tmp_path):
+    """A run SIGKILLed midway (the OOM killer, a kill -9) cannot say how it ended.  ``status``
+    shows its pairs as running from its start (not the previous run's ok), and the next run
+    records it as crashed, in the run log and as those pairs' outcome until it finishes itself."""
+    sim = sim_factory(now=datetime.now(timezone.utc).replace(microsecond=0), days=20, meetings_per_day=200)
+    config = write_config(tmp_path / "config.toml", sim.url, datasets=("meeting_usage", "meeting_attendees"),
+                          extra="[export]\nwindow_hours = 6\n[observability]\nlog_format = \"json\"\n")
+    assert cli("run", config=config).returncode == 0
+
+    def outcomes() -> set[str]:
+        done = cli("status", "--format", "json", config=config)
+        assert done.returncode == 0, done.stderr
+        return {row["outcome"] for row in json.loads(done.stdout)}
+
+    assert outcomes() == {"ok"}
+    sim.set_faults(latency_ms=300)  # room to be killed in the middle of the backfill
+    assert run_and_kill("backfill", config, random.Random(7), commits=(1, 2), extra_seconds=0.0)
+    assert outcomes() == {"running"}
+    killed = cli("query", "--format", "json", "SELECT run_id FROM run_log WHERE outcome = 'running'", config=config)
+    assert killed.returncode == 0, killed.stderr
+    (run_id,) = [row["run_id"] for row in json.loads(killed.stdout)]
+    assert cli("run", config=config).returncode == 0
+    assert outcomes() == {"ok"}
+    ended = cli("query", "--format", "json", f"SELECT outcome FROM run_log WHERE run_id = '{run_id}'", config=config)
+    assert [row["outcome"] for row in json.loads(ended.stdout)] == ["crashed"], ended.stdout + ended.stderr

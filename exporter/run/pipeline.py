@@ -75,7 +75,9 @@ async def export(
     validate_options(settings, options)
     sites = [settings.site(name) for name in options.sites] if options.sites else list(settings.sites)
     settings.require_secrets(s.name for s in sites)  # only the sites this run signs in to
-    warehouse.start_run(report.run_id, report.started_at)
+    warehouse.start_run(report.run_id, report.started_at,
+                        [(site.name, dataset.name) for site in sites for dataset in _datasets_for(site, options)])
+    ctx.dirty = True  # published at once: readers see the pairs running (and a killed run never reads as ok)
     publisher = asyncio.create_task(_publish_periodically(ctx))
     try:
         await asyncio.gather(*(_export_site(ctx, site) for site in sites))
@@ -100,13 +102,13 @@ async def _publish_periodically(ctx: RunContext) -> None:
     loop = asyncio.get_running_loop()
     wait = PUBLISH_INTERVAL_SECONDS
     while True:
-        await asyncio.sleep(wait)
-        if ctx.dirty:
+        if ctx.dirty:  # at once the first time: the run's pairs show as running from its start
             ctx.dirty = False
             async with ctx.commit_lock:
                 started = loop.time()
                 await asyncio.to_thread(ctx.warehouse.publish)
                 wait = max(PUBLISH_INTERVAL_SECONDS, PUBLISH_COST_FACTOR * (loop.time() - started))
+        await asyncio.sleep(wait)
 
 
 def _datasets_for(site: SiteSettings, options: RunOptions) -> list[Dataset]:

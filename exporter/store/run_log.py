@@ -8,7 +8,7 @@ delegate here (under the warehouse's lock); a run that starts and never finishes
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from duckdb import DuckDBPyConnection
@@ -16,16 +16,40 @@ from duckdb import DuckDBPyConnection
 from ..model.runs import DatasetOutcome, RunReport
 from .state_db import StateStore, ts
 
-__all__ = ["record_finish", "record_start"]
+__all__ = ["record_crashed", "record_finish", "record_start"]
 
 
-def record_start(store: StateStore, run_id: str, started_at: datetime) -> None:
-    """Note that run ``run_id`` started (a run that never finishes shows as ``crashed``)."""
-    store.execute(
-        "INSERT INTO run_log VALUES (?, CAST(? AS TIMESTAMPTZ), NULL, 'running', NULL) "
-        "ON CONFLICT (run_id) DO NOTHING",
-        [run_id, ts(started_at)],
-    )
+def record_start(
+    store: StateStore, run_id: str, started_at: datetime, pairs: Iterable[tuple[str, str]] = ()
+) -> None:
+    """Note that run ``run_id`` started, and that it is the last run of each (site, dataset) in
+    ``pairs`` (``status`` shows ``running``; a run that never finishes becomes ``crashed``: a run
+    killed every time must never read as the previous run's ``ok``)."""
+    with store.transaction(f"recording the start of run {run_id}") as con:
+        con.execute(
+            "INSERT INTO run_log VALUES (?, CAST(? AS TIMESTAMPTZ), NULL, 'running', NULL) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            [run_id, ts(started_at)],
+        )
+        for site, dataset in pairs:
+            con.execute(
+                """
+                INSERT INTO sync_state (site, dataset, last_run_id, last_run_at, last_outcome)
+                VALUES (?, ?, ?, CAST(? AS TIMESTAMPTZ), 'running')
+                ON CONFLICT (site, dataset) DO UPDATE SET last_run_id = excluded.last_run_id,
+                    last_run_at = excluded.last_run_at, last_outcome = excluded.last_outcome
+                """,
+                [site, dataset, run_id, ts(started_at)],
+            )
+
+
+def record_crashed(store: StateStore) -> None:
+    """Runs that started and never finished (the process was killed) are ``crashed``, in the
+    run log and as the last outcome of the pairs they were running."""
+    with store.transaction("recording crashed runs") as con:
+        con.execute("UPDATE run_log SET outcome = 'crashed' WHERE outcome = 'running' AND finished_at IS NULL")
+        con.execute("UPDATE sync_state SET last_outcome = 'crashed' WHERE last_outcome = 'running' AND last_run_id IN "
+                    "(SELECT run_id FROM run_log WHERE outcome = 'crashed')")
 
 
 def record_finish(

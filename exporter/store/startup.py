@@ -14,6 +14,7 @@ from ..errors import WarehouseError
 from .catalog_readers import pointer_path
 from .commit_records import drop_uncommitted_records
 from .lake import STAGING_DIR, Lake, storage_errors
+from .run_log import record_crashed
 from .state_db import StateStore
 
 __all__ = ["check_lake_root", "recover", "remove_fresh_state", "settle"]
@@ -50,7 +51,7 @@ def recover(
     store: StateStore, lake: Lake, *, state_path: Path, catalog_path: Path, generations_dir: Path, backups_dir: Path
 ) -> None:
     """Finish or discard what a crash left behind."""
-    store.execute("UPDATE run_log SET outcome = 'crashed' WHERE outcome = 'running' AND finished_at IS NULL")
+    record_crashed(store)
     settle(store, lake)
     pending = {staged for staged, _ in store.pending_moves()}
     for rel in lake.list_files(STAGING_DIR):

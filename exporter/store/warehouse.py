@@ -174,10 +174,13 @@ class Warehouse(WarehouseHandle):
 
     # ------------------------------------------------------------------ runs
 
-    def start_run(self, run_id: str, started_at: datetime | None = None) -> None:
-        """Note that run ``run_id`` started (a run that never finishes shows as ``crashed``)."""
+    def start_run(
+        self, run_id: str, started_at: datetime | None = None, pairs: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Note that run ``run_id`` started, for the (site, dataset) ``pairs`` it exports (they show
+        as ``running``; a run that never finishes shows as ``crashed``)."""
         with self._mutex:
-            run_log.record_start(self.store, run_id, started_at or self._now())
+            run_log.record_start(self.store, run_id, started_at or self._now(), pairs)
             self._dirty = True
 
     def finish_run(self, report: RunReport) -> None:
