@@ -29,8 +29,9 @@ Typing rules (decisions, tested in ``tests/test_parse.py``):
 * ``timestamp``: ``MM/DD/YYYY HH:MM:SS`` 24-hour, fields may be unpadded (``9/29/2019 2:4:3``), calendar
   checked (no Feb 30, no second 60).  It is wall time in the request's ``zone`` and becomes UTC with
   that zone's rules for that date.  An ambiguous wall time (the repeated hour when clocks fall back)
-  means its *first* occurrence, i.e. the earlier instant (Python's ``fold=0``); it is a valid value and
-  only counted in ``ParsedPage.ambiguous_times``.  A nonexistent wall time (inside the spring-forward
+  takes the occurrence the row's start, end and ``duration`` agree on (``fall_back.py``); when they
+  cannot tell (both inside that hour, or no duration) it means its *first* occurrence, i.e. the
+  earlier instant (Python's ``fold=0``), a valid value counted in ``ParsedPage.ambiguous_times``.  A nonexistent wall time (inside the spring-forward
   gap) cannot come from a correct clock: it is shifted forward by the gap (read with the offset in
   force before the gap, ``02:30`` -> ``03:30`` daylight time, again ``fold=0``), counted in
   ``bad_values`` and, because the column cannot give the text back, also kept raw in ``extra``.
@@ -76,8 +77,8 @@ class ParsedPage:
 
     ``unknown_elements``: element local name (``parent/child`` inside a declared container) ->
     occurrences.  ``bad_values``: column name -> values that did not fit its type (kept raw in
-    ``extra``).  ``ambiguous_times``: column name -> fall-back-hour wall times read as their first
-    occurrence (valid values, reported for visibility only).
+    ``extra``).  ``ambiguous_times``: column name -> fall-back-hour wall times that no duration
+    settled, read as their first occurrence (valid values, reported for visibility only).
     """
 
     table: pa.Table

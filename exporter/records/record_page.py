@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from ..model.naming import column_name
 from .arrow_schema import ARROW_TYPES
 from .converters import CONVERTERS
 from .element_json import add_value, element_json
+from .fall_back import resolve_fall_back
 from .tag_plan import KIND_CONTAINER, KIND_JSON, KIND_UNKNOWN, Container, Signature, TagPlan
 from .value_rules import BAD
 from .webex_time import local_to_utc_checked, parse_webex_time
@@ -55,6 +57,8 @@ class RecordPage:
         self.unknown: Counter[str] = Counter()
         self.bad: Counter[str] = Counter()
         self.ambiguous: Counter[str] = Counter()
+        #: Ambiguous wall times (fall-back hour): column -> row -> their second occurrence.
+        self.second: dict[int, dict[int, datetime]] = {}
         self.side: dict[int, list[Any]] = {}  # container and json columns, filled per row in Python
         self.names: dict[tuple[int, int], str] = {}  # (column, row) -> container child spelling, if unusual
         self.is_str = [c.type == "str" for c in plan.columns]
@@ -303,11 +307,12 @@ class RecordPage:
     def time_value(self, index: int, row: int, text: str) -> Any:
         """One timestamp by the exact rules (see module docstring), or ``BAD``."""
         try:
-            utc, kind = local_to_utc_checked(parse_webex_time(text), self.zone)
+            naive = parse_webex_time(text)
+            utc, kind = local_to_utc_checked(naive, self.zone)
         except (ValueError, OverflowError):
             return BAD
-        if kind == "ambiguous":
-            self.ambiguous[self.plan.columns[index].name] += 1
+        if kind == "ambiguous":  # read as the first occurrence unless the row says otherwise (build)
+            self.second.setdefault(index, {})[row] = naive.replace(tzinfo=self.zone, fold=1).astimezone(timezone.utc)
         elif kind == "nonexistent":
             # Kept (shifted forward) so the record keeps its time, but reported and kept raw.
             self.reject(index, row, text)
@@ -330,6 +335,8 @@ class RecordPage:
                 arrays.append(pa.nulls(self.n, arrow_type))
             else:
                 arrays.append(self.typed(index, column_texts))
+        for index, rows in resolve_fall_back(arrays, self.plan.span, self.second).items():
+            self.ambiguous[self.plan.columns[index].name] += len(rows)
         arrays.append(pa.repeat(pa.scalar(site, pa.string()), self.n))
         arrays.append(self.extra_column())
         arrays.append(pa.repeat(pa.scalar(preliminary, pa.bool_()), self.n))

@@ -13,6 +13,7 @@ from typing import Any
 from ..model.dataset_spec import Column, Dataset
 from ..model.naming import column_name
 from .arrow_schema import arrow_schema
+from .fall_back import span_columns
 from .xmlsafe import local_name
 
 KIND_LEAF, KIND_CONTAINER, KIND_JSON, KIND_UNKNOWN, KIND_DUPLICATE, KIND_IGNORE = range(6)
@@ -34,6 +35,8 @@ class TagPlan:
         self.dataset = dataset
         self.schema = arrow_schema(dataset)
         self.columns: tuple[Column, ...] = dataset.columns
+        #: (start, end, duration) column indexes, to tell fall-back-hour times apart (fall_back.py).
+        self.span = span_columns(dataset)
         self.leaves: dict[str, int] = {}
         self.jsons: dict[str, int] = {}
         self.containers: dict[str, Container] = {}
