@@ -122,7 +122,12 @@ async def _switch_to_rest(ctx: RunContext, rest: RestClient, site: SiteSettings,
     # The switch is noted either way (the XML operation is retired): the next run goes to REST.
     note = f"{REST_SWITCH_NOTE} ({dataset.rest.path if dataset.rest else ''})"
     if since is not None:
-        note += f" from {since.isoformat()}"
+        # REST never lists before the switch: its rows do not match XML's (another identity), so
+        # the same meeting would land twice.  What that costs is said, not hidden: late changes to
+        # the XML lookback, and XML windows still failed, are no longer picked up.
+        note += (f" from {since.isoformat()}; late changes before it (the XML lookback, "
+                 f"{state.lookback_days} days) and {len(state.failed_windows)} failed XML window(s) are no "
+                 "longer listed")
     await asyncio.to_thread(ctx.warehouse.mark_unavailable, site.name, dataset.name, note, rest_switched_at=since)
 
 
