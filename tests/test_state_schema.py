@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from exporter.errors import WarehouseError
 from exporter.run.site_setup import switched_at
 from exporter.store.state_db import StateStore
 from exporter.store.state_schema import MIGRATIONS, SCHEMA_VERSION, applied_version, migrate
@@ -218,3 +220,17 @@ def test_the_switch_time_is_read_from_its_column_not_the_note(tmp_path: Path) ->
         assert switched_at(_state(store, "a", "meeting_usage")) == SWITCHED
     finally:
         store.close()
+
+
+def test_a_state_db_from_a_newer_exporter_is_refused_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "state.duckdb"
+    store = StateStore(path)
+    store.execute("INSERT INTO schema_version VALUES (?, 'from a newer exporter', now())", [SCHEMA_VERSION + 1])
+    store.close()
+    with pytest.raises(WarehouseError, match=f"schema version {SCHEMA_VERSION + 1}, written by a newer webex-exporter"):
+        StateStore(path)
+    con = duckdb.connect(str(path), read_only=True)
+    try:  # nothing was applied or changed
+        assert con.execute("SELECT max(version) FROM schema_version").fetchall() == [(SCHEMA_VERSION + 1,)]
+    finally:
+        con.close()

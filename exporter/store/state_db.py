@@ -101,11 +101,15 @@ class StateStore:
                 f"cannot open the state DB {path}: {first_line(exc)}; if it is damaged, rebuild it with "
                 "`webex-exporter state rebuild` (from its newest backup and the lake's commit records)"
             ) from exc
-        with duckdb_errors(f"opening state DB {path}"):
-            self.con.execute("SET TimeZone = 'UTC'")
-            # Never reach for the network from the exporter: extensions load only if installed.
-            self.con.execute("SET autoinstall_known_extensions = false")
-            migrate(self.con)
+        try:
+            with duckdb_errors(f"opening state DB {path}"):
+                self.con.execute("SET TimeZone = 'UTC'")
+                # Never reach for the network from the exporter: extensions load only if installed.
+                self.con.execute("SET autoinstall_known_extensions = false")
+                migrate(self.con)
+        except BaseException:
+            self.con.close()  # refused (a newer schema) or failed: no handle left on the file
+            raise
 
     def backup_to(self, target: Path) -> None:
         """Write a consistent copy of the whole state DB to ``target`` atomically (a temporary

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from duckdb import DuckDBPyConnection
 
+from ..errors import WarehouseError
+
 __all__ = ["MIGRATIONS", "Migration", "REGISTRY_INTRODUCED", "SCHEMA_VERSION", "applied_version",
            "backfill_restored", "migrate"]
 
@@ -234,6 +236,11 @@ def migrate(con: DuckDBPyConnection) -> list[int]:
     its ``schema_version`` row; returns the versions applied."""
     con.execute(_VERSION_TABLE)
     done = applied_version(con)
+    if done > SCHEMA_VERSION:  # an older exporter would write rows the newer schema reads wrongly
+        raise WarehouseError(
+            f"the state DB is at schema version {done}, written by a newer webex-exporter (this one knows up to "
+            f"{SCHEMA_VERSION}); upgrade webex-exporter rather than run an older one on it"
+        )
     applied = []
     for migration in MIGRATIONS:
         if migration.version <= done:
