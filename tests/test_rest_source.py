@@ -249,6 +249,43 @@ def test_a_switch_after_xml_history_says_what_it_no_longer_lists(sim_factory, tm
     assert "late changes before it (the XML lookback, 7 days) and 0 failed XML window(s) are no longer listed" in note
 
 
+def test_a_too_long_retry_after_from_the_token_endpoint_is_held_across_runs(sim_factory, tmp_path):
+    """The token endpoint answers 429 with a Retry-After above max_retry_after_seconds: the site
+    stops for the run, and a pool kept across runs (``serve``) asks the endpoint nothing more
+    before that time."""
+    from exporter.webex.pool import ClientPool
+
+    sim = sim_factory(now=datetime.now(timezone.utc).replace(microsecond=0))
+    config = rest_config(tmp_path / "config.toml", sim, datasets=("meeting_usage",))
+    seed(sim, config)
+    settings = parse_settings(tomllib.loads(config.read_text()), env={**os.environ, **SECRET_ENV})
+    sim.set_faults(retry_after_seconds=7200)
+    sim.queue_fault("http429", 1, "rest:/access_token")
+    sim.expire_rest_tokens()  # the stored access token is refused: the run asks the token endpoint
+
+    def asked() -> int:
+        return int(sim.stats()["rest_requests_by_endpoint"].get("rest:/access_token", 0))
+
+    async def two_runs() -> list[tuple[Any, int]]:
+        pool = ClientPool(0)
+        out = []
+        try:
+            with Warehouse(settings.warehouse, export=settings.export) as warehouse:
+                for _ in range(2):
+                    report = await export(settings, RunOptions(now=sim.clock.now()), warehouse=warehouse, clients=pool)
+                    out.append((report, asked()))
+        finally:
+            await pool.close()
+        return out
+
+    before = asked()
+    (first, after_first), (second, after_second) = asyncio.run(two_runs())
+    assert "RetryAfterTooLongError" in first.site_errors["demo"] and "7200 s" in first.site_errors["demo"]
+    assert after_first == before + 1
+    assert "RetryAfterTooLongError" in second.site_errors.get("demo", ""), second.summary()
+    assert after_second == after_first  # held: not asked again before the time it named
+
+
 def _switch_state(catalog: Path) -> tuple[str, Any]:
     con = duckdb.connect(str(catalog), read_only=True)
     try:

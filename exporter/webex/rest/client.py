@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ...config import Secret, SiteSettings
-from ...errors import ConfigError, FatalSiteError
+from ...errors import ConfigError
 from ...model.counters import Counters
 from ...model.dataset_spec import Dataset
 from ...obs.logs import event
@@ -130,10 +130,7 @@ class RestClient(RestListings):
 
     async def scopes(self) -> set[str]:
         """The scopes granted to the stored token (as its last grant said; empty if it did not)."""
-        try:
-            return await self.tokens.scopes()
-        except FatalSiteError as exc:
-            raise self._stop.die(exc) from None
+        return await self._from_tokens(self.tokens.scopes())
 
     async def check_scopes(self, datasets: Iterable[Dataset]) -> None:
         """Raise :class:`MissingScopeError` naming the datasets whose scopes the token lacks (a

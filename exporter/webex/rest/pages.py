@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from ...config import Secret
@@ -17,6 +17,7 @@ from ...errors import (
     MissingScopeError,
     ParseError,
     RestRequestError,
+    RetryAfterTooLongError,
     ThrottledError,
     TransportError,
 )
@@ -28,6 +29,8 @@ from ..throttle import SiteThrottle
 from .classify import RestOutcome, classify_rest
 from .connection import ACCEPT, RestConnection
 from .tokens import reauthorize_hint
+
+_T = TypeVar("_T")
 
 __all__ = ["RestPages", "REST_GROUP"]
 
@@ -85,10 +88,7 @@ class RestPages(RestConnection):
                 renewed = True
                 sink.add(Counters(retries=1, auth_requests=1))
                 event("access token refused; refreshing it once", site=self.site.name, request=what, reason=said)
-                try:
-                    await self.tokens.renew(token)
-                except FatalSiteError as exc:
-                    raise self._stop.die(exc) from None
+                await self._from_tokens(self.tokens.renew(token))
                 continue
             if outcome is RestOutcome.THROTTLED:
                 throttles += 1
@@ -138,7 +138,16 @@ class RestPages(RestConnection):
                              "answer)")
 
     async def _access_token(self) -> Secret:
+        return await self._from_tokens(self.tokens.access_token())
+
+    async def _from_tokens(self, call: Awaitable[_T]) -> _T:
+        """What the token manager answers.  What stops it stops this client: a fatal error is kept,
+        and a Retry-After above our limit from the token endpoint is held like any other (a
+        ``serve`` that keeps this client asks it nothing before then)."""
         try:
-            return await self.tokens.access_token()
+            return await call
         except FatalSiteError as exc:
             raise self._stop.die(exc) from None
+        except RetryAfterTooLongError as exc:
+            raise self._stop.hold(exc.delay or 0.0, "Retry-After", self.site.throttle.max_retry_after_seconds,
+                                  what=f"the token endpoint {self.rest.token_url}") from None
