@@ -52,11 +52,13 @@ def rest_side_failed(site: SiteSettings, outcome: DatasetOutcome, exc: FatalSite
     """An ``auto`` site's REST side cannot export ``outcome``'s dataset this run (no tokens yet,
     missing scopes, ...): that dataset fails (``refused`` for credentials: exit 3, so someone runs
     ``auth``), and the site's XML datasets go on rather than stop with it."""
-    message = f"{type(exc).__name__}: {exc.add_context(site=site.name, dataset=outcome.dataset)}"
+    exc.add_context(site=site.name, dataset=outcome.dataset)
+    message = f"{type(exc).__name__}: {exc}"
     outcome.errors.append(message)
     outcome.refused = outcome.refused or isinstance(exc, AuthError)
     event("REST side unusable: this dataset fails, the site's XML datasets go on", level=logging.ERROR,
           site=site.name, dataset=outcome.dataset, error=message)
+
 
 #: Margin kept from the REST reach limit ("from cannot be earlier than 90 days ago"), so a
 #: request sent a little after planning is not refused.

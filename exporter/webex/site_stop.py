@@ -41,12 +41,14 @@ class SiteStop:
         if left > 0:
             raise RetryAfterTooLongError(self._held_message, delay=left)
 
-    def die(self, error: FatalT, *, message: str = "stopping the site") -> FatalT:
+    def die(self, error: FatalT, *, message: str | None = "stopping the site") -> FatalT:
         """Remember ``error`` (unless an earlier fatal error is kept) and return it to raise:
-        every later :meth:`check` raises the kept one without sending anything."""
+        every later :meth:`check` raises the kept one without sending anything.  ``message``:
+        what to log the first time (None: the caller's own stop logs it)."""
         if self.fatal is None:
             self.fatal = error
-            event(message, level=logging.ERROR, site=self.site, error=str(error))
+            if message is not None:
+                event(message, level=logging.ERROR, site=self.site, error=str(error))
         return error
 
     def hold(self, wait: float, code: str, limit: float, *, what: str | None = None) -> RetryAfterTooLongError:

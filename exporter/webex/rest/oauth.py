@@ -331,7 +331,7 @@ class TokenManager:
             try:
                 grant = await self.endpoint.refresh(disk.refresh_token)
             except ReauthorizeError as exc:
-                self._stop.die(exc, message="refresh token refused; stopping the site")
+                self._stop.die(exc, message=None)  # the REST client's own stop logs it, once
                 raise
             tokens = grant.tokens(self.wall(), disk)
             self.store.save(tokens)  # on disk before the new access token is used anywhere
