@@ -45,7 +45,7 @@ class Counters:
         """Add ``other``'s counters to these: numbers are added, by-name counts updated.  Only
         the fields declared here are summed, never a subclass's own (a fetch's rows, an
         outcome's windows)."""
-        for f in fields(Counters):
+        for f in _FIELDS:
             mine = getattr(self, f.name)
             if isinstance(mine, Counter):
                 mine.update(getattr(other, f.name))
@@ -56,5 +56,8 @@ class Counters:
         """Every counter back to zero, each by-name count a new object (so a copy made with
         ``dataclasses.replace`` no longer shares them with its original)."""
         blank = Counters()
-        for f in fields(Counters):
+        for f in _FIELDS:
             setattr(self, f.name, getattr(blank, f.name))
+
+
+_FIELDS = fields(Counters)  # what add() and reset() walk: the counters declared above, not a subclass's
